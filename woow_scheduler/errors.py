@@ -1,0 +1,65 @@
+"""The package's exception tree.
+
+Every error a user can cause derives from :class:`WoowError`.  The CLI maps each family to an
+exit code (input errors → 2, runtime failures → 1) and prints the message as one line.
+"""
+
+from __future__ import annotations
+
+
+class WoowError(Exception):
+    """Root of every error raised on purpose by woow-scheduler."""
+
+    exit_code = 1
+
+
+class ConfigError(WoowError):
+    """A setting is missing or invalid (raised at start-up)."""
+
+    exit_code = 2
+
+
+class InvalidInput(WoowError, ValueError):
+    """User input was rejected; the message names the field and the reason."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidCronExpression(InvalidInput):
+    """A cron expression could not be parsed."""
+
+
+class InvalidTriggerSpec(InvalidInput):
+    """A trigger specification is invalid (interval, one-time, window, misfire policy ...)."""
+
+
+class InvalidWorkflow(InvalidInput):
+    """A workflow definition (steps, policies) is invalid."""
+
+
+class NotFound(WoowError, LookupError):
+    """A workflow, trigger or execution does not exist."""
+
+    exit_code = 2
+
+
+class Ambiguous(InvalidInput):
+    """A name matches more than one object."""
+
+
+class Conflict(InvalidInput):
+    """The change conflicts with existing data (e.g. a duplicate workflow name)."""
+
+
+class LockError(WoowError):
+    """A per-workflow lock could not be taken, renewed or released."""
+
+
+class StoreUnavailable(WoowError):
+    """PostgreSQL (or the configured database) or Redis could not be reached."""
+
+    exit_code = 1
