@@ -1,0 +1,58 @@
+"""The Celery app factory.  Nothing here runs on import; ``create_app(settings)`` builds an app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from .keys import Keys
+from .settings import Settings
+
+TASK_EXECUTE = "woow.execute_workflow"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    keys = Keys(settings.key_prefix)
+    broker = settings.effective_broker_url
+    conf: dict[str, Any] = {
+        "broker_url": broker,
+        "result_backend": settings.effective_result_backend,
+        "result_expires": 24 * 3600,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "enable_utc": True,
+        "timezone": "UTC",
+        # reliability: a fire is acknowledged only when it has been recorded; a killed worker's
+        # message goes back to the queue
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": settings.queue,
+        "task_routes": {TASK_EXECUTE: {"queue": settings.queue}},
+        # Flower and `woow status` need events
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "broker_connection_retry_on_startup": True,
+        # RedBeat, under our prefix
+        "redbeat_redis_url": settings.redis_url,
+        "redbeat_key_prefix": Keys(settings.key_prefix).redbeat_prefix,
+        "redbeat_lock_key": keys.redbeat_lock,
+        "redbeat_lock_timeout": int(max(2, settings.beat_lock_timeout)),
+        "beat_max_loop_interval": settings.beat_max_loop_interval,
+    }
+    if broker.startswith(("redis://", "rediss://")):
+        conf["broker_transport_options"] = {
+            "visibility_timeout": settings.visibility_timeout,
+            "global_keyprefix": f"{settings.key_prefix}broker:",
+        }
+        conf["result_backend_transport_options"] = {"global_keyprefix": f"{settings.key_prefix}results:"}
+    return conf
+
+
+def create_app(settings: Settings, *, main: str = "woow") -> Celery:
+    app = Celery(main, set_as_current=False)
+    app.conf.update(celery_config(settings))
+    app.conf.woow_settings = settings
+    return app

@@ -1,0 +1,1 @@
+"""The workflow engine: runs a workflow's steps through pluggable task strategies."""

@@ -1,0 +1,52 @@
+"""Every Redis key name the project writes, in one place.
+
+All keys live under ``settings.key_prefix`` (default ``woow:``), RedBeat's included, so two
+deployments (or two test runs) can share one Redis server.  Ids are validated UUIDs before they
+reach a key: names given by users never become part of a key.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    # -- RedBeat --------------------------------------------------------------------------
+    @property
+    def redbeat_prefix(self) -> str:
+        """``redbeat_key_prefix``: RedBeat's schedule zset, entry hashes, statics and beat lock."""
+        return f"{self.prefix}redbeat:"
+
+    @property
+    def redbeat_schedule(self) -> str:
+        return f"{self.redbeat_prefix}:schedule"
+
+    @property
+    def redbeat_lock(self) -> str:
+        return f"{self.redbeat_prefix}:lock"
+
+    def redbeat_entry(self, trigger_id: uuid.UUID | str) -> str:
+        """The entry hash of one trigger (the entry's name is the trigger id)."""
+        return f"{self.redbeat_prefix}{uuid.UUID(str(trigger_id))}"
+
+    # -- execution ------------------------------------------------------------------------
+    def workflow_lock(self, workflow_id: uuid.UUID | str) -> str:
+        return f"{self.prefix}lock:workflow:{uuid.UUID(str(workflow_id))}"
+
+    @property
+    def workflow_lock_pattern(self) -> str:
+        return f"{self.prefix}lock:workflow:*"
+
+    # -- beat bookkeeping -------------------------------------------------------------------
+    @property
+    def beat_state(self) -> str:
+        """Hash written by the active beat: instance id, host, pid, last tick."""
+        return f"{self.prefix}beat:active"
+
+    @property
+    def fired(self) -> str:
+        """Stream of fires published by beat, drained into PostgreSQL bookkeeping in batches."""
+        return f"{self.prefix}beat:fired"
