@@ -101,6 +101,9 @@ class Trigger(Base):
     fire_count: Mapped[int] = mapped_column(Integer, default=0)
     previous_fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     next_fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Fires at or before this instant are never dispatched: set at creation and on resume, so a new
+    # or resumed trigger never catches up on fires from before it existed or while it was paused.
+    anchor_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

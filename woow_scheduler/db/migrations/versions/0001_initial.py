@@ -71,6 +71,7 @@ def upgrade() -> None:
     sa.Column('fire_count', sa.Integer(), nullable=False),
     sa.Column('previous_fire_time', woow_scheduler.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('next_fire_time', woow_scheduler.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('anchor_at', woow_scheduler.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_by', sa.String(length=200), nullable=True),
     sa.Column('created_at', woow_scheduler.db.types.UTCDateTime(timezone=True), nullable=False),

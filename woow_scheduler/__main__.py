@@ -1,0 +1,3 @@
+from woow_scheduler.cli import main
+
+main()

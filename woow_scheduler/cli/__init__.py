@@ -1,0 +1,78 @@
+"""The ``woow`` command line.  Every option can also come from a ``WOOW_<COMMAND>_<OPTION>`` variable.
+
+Exit codes: 0 success, 2 bad input (one line ``error: <what> — <why>`` on stderr, nothing written),
+1 runtime failure (a store unreachable, a process failed).  ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from ..errors import WoowError
+from .context import AppContext
+
+
+def format_error(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    what, sep, why = msg.partition(": ")
+    if sep and " " not in what.strip():
+        return f"error: {what} — {why}"
+    return f"error: {msg}"
+
+
+class WoowGroup(click.Group):
+    """Maps the package's errors to one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WoowError as exc:
+            app = ctx.find_object(AppContext)
+            if app is not None and app.debug:
+                raise
+            click.echo(format_error(exc), err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=WoowGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "WOOW"})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="woow-scheduler", prog_name="woow")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """woow-scheduler: Quartz-style workflow scheduling on Celery.
+
+    \b
+    Settings come from WOOW_* variables (WOOW_DATABASE_URL, WOOW_REDIS_URL,
+    WOOW_BROKER_URL, WOOW_KEY_PREFIX, ...) or the TOML file named by WOOW_CONFIG.
+    """
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app = AppContext(debug=debug)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def _register() -> None:
+    from . import cron_cmd, db_cmd, history, trigger, workflow
+
+    cli.add_command(db_cmd.db)
+    cli.add_command(workflow.workflow)
+    cli.add_command(trigger.trigger)
+    cli.add_command(cron_cmd.cron)
+    cli.add_command(history.history)
+    cli.add_command(history.execution)
+    cli.add_command(workflow.strategies)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="woow")
+    except KeyboardInterrupt:  # pragma: no cover
+        click.echo("interrupted", err=True)
+        sys.exit(130)

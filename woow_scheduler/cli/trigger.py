@@ -1,0 +1,248 @@
+"""``woow trigger``: add, list, show, pause, resume, delete and preview triggers."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from ..errors import InvalidTriggerSpec
+from ..views import TriggerView
+from .context import AppContext, pass_app
+from .output import emit_json, fmt_time, kv, table
+
+JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+_RELATIVE = re.compile(r"^\+\s*(.+)$")
+
+
+def parse_when(value: str | None, field: str, *, now: datetime | None = None) -> str | None:
+    """ISO 8601 (naive = the trigger's time zone), 'now', or '+DURATION' relative to now ('+10m')."""
+    if value is None:
+        return None
+    from ..triggers import parse_duration
+
+    text = value.strip()
+    now = now or datetime.now(UTC)
+    if text.lower() == "now":
+        return now.isoformat()
+    m = _RELATIVE.match(text)
+    if m:
+        try:
+            seconds = parse_duration(m.group(1))
+        except ValueError as exc:
+            raise InvalidTriggerSpec(f"{field}: '{value}' is not a relative time like +30s or +1h ({exc})") from None
+        return (now + timedelta(seconds=seconds)).isoformat()
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidTriggerSpec(
+            f"{field}: '{value}' is not a date-time; use ISO 8601 like 2026-12-24T18:00:00+01:00, "
+            "'now' or '+10m' (no offset = the trigger's --tz)"
+        ) from None
+    return text
+
+
+@click.group()
+def trigger() -> None:
+    """Add, list, pause, resume, delete and preview triggers."""
+
+
+@trigger.command()
+@click.argument("workflow_ref", metavar="WORKFLOW")
+@click.option("--cron", "cron_expr", metavar="EXPR",
+              help="Quartz cron 'sec min hour dom month dow [year]' (or Unix 5-field).")
+@click.option("--every", metavar="DURATION", help="Fixed interval: 30, 45s, 5m, 1h30m, 1d.")
+@click.option("--at", "at", metavar="DATETIME", help="One-time fire: ISO 8601, or +10m from now.")
+@click.option("--tz", default=None, help="IANA time zone for the cron and for times without offset "
+              "[default: WOOW_TIMEZONE or UTC].")
+@click.option("--dst-policy", type=click.Choice(["wall_clock", "quartz"]), default="wall_clock", show_default=True,
+              help="How cron handles DST changes.")
+@click.option("--name", default=None, help="Trigger name, unique within the workflow [default: TYPE-N].")
+@click.option("--start", default=None, metavar="DATETIME", help="No fire before this instant (interval anchor).")
+@click.option("--end", default=None, metavar="DATETIME", help="No fire after this instant.")
+@click.option("--repeat", type=int, default=None, help="Interval only: repeats after the first fire (Quartz).")
+@click.option("--misfire", type=click.Choice(["fire_once_now", "skip", "fire_all"]), default="fire_once_now",
+              show_default=True, help="What to do with fires missed while beat was down or late.")
+@click.option("--misfire-threshold", type=float, default=60.0, show_default=True,
+              help="Seconds late before a fire counts as missed.")
+@click.option("--max-catchup", type=int, default=100, show_default=True, help="Bound of fire_all catch-up.")
+@click.option("--allow-past", is_flag=True, help="Accept an --at in the past (it fires at once).")
+@click.option("--user", default=None, help="User id recorded as the trigger's creator and in its fires.")
+@JSON_OPT
+@pass_app
+def add(
+    app: AppContext,
+    workflow_ref: str,
+    cron_expr: str | None,
+    every: str | None,
+    at: str | None,
+    tz: str | None,
+    dst_policy: str,
+    name: str | None,
+    start: str | None,
+    end: str | None,
+    repeat: int | None,
+    misfire: str,
+    misfire_threshold: float,
+    max_catchup: int,
+    allow_past: bool,
+    user: str | None,
+    as_json: bool,
+) -> None:
+    """Add a trigger to WORKFLOW: exactly one of --cron, --every, --at."""
+    chosen = [n for n, v in (("--cron", cron_expr), ("--every", every), ("--at", at)) if v is not None]
+    if len(chosen) != 1:
+        raise InvalidTriggerSpec(
+            "type: give exactly one of --cron, --every or --at" + (f" (got {', '.join(chosen)})" if chosen else "")
+        )
+    if repeat is not None and every is None:
+        raise InvalidTriggerSpec("repeat_count: --repeat applies to --every triggers only")
+    spec: dict[str, Any] = {
+        "timezone": tz or app.settings.timezone,
+        "misfire_policy": misfire,
+        "misfire_threshold": misfire_threshold,
+        "max_catchup": max_catchup,
+        "start_at": parse_when(start, "start_at"),
+        "end_at": parse_when(end, "end_at"),
+    }
+    if cron_expr is not None:
+        spec.update(type="cron", expression=cron_expr, dst_policy=dst_policy)
+    elif every is not None:
+        spec.update(type="interval", every=every, repeat_count=repeat)
+    else:
+        spec.update(type="once", run_at=parse_when(at, "run_at"))
+    spec = {k: v for k, v in spec.items() if v is not None}
+    view = app.service.add_trigger(workflow_ref, spec, name=name, user_id=user, allow_past=allow_past)
+    if as_json:
+        emit_json(view.to_json())
+        return
+    nxt = fmt_time(view.next_fire_time, view.timezone) if view.next_fire_time else "never"
+    click.echo(f"added trigger {view.name} ({view.id}) to {view.workflow}; next fire {nxt}")
+
+
+def _spec_text(v: TriggerView) -> str:
+    s = v.spec
+    if v.type == "cron":
+        return str(s.get("expression"))
+    if v.type == "interval":
+        rep = f" x{s['repeat_count'] + 1}" if s.get("repeat_count") is not None else ""
+        return f"every {s.get('every')}s{rep}"
+    return f"at {fmt_time(s.get('run_at'), v.timezone)}"
+
+
+@trigger.command("list")
+@click.option("--workflow", "workflow_ref", default=None, help="Only this workflow's triggers.")
+@click.option("--state", default=None, help="NORMAL, PAUSED, COMPLETE, ERROR or BLOCKED.")
+@JSON_OPT
+@pass_app
+def list_(app: AppContext, workflow_ref: str | None, state: str | None, as_json: bool) -> None:
+    """List triggers with their state and next / previous fire times."""
+    views = app.service.list_triggers(workflow=workflow_ref, state=state)
+    if as_json:
+        emit_json([v.to_json() for v in views])
+        return
+    table(
+        None,
+        ["id", "workflow", "name", "type", "spec", "tz", "state", "next fire", "previous fire", "fires"],
+        [
+            (str(v.id)[:8], v.workflow, v.name, v.type, _spec_text(v), v.timezone, v.state,
+             fmt_time(v.next_fire_time, v.timezone), fmt_time(v.previous_fire_time, v.timezone), v.fire_count)
+            for v in views
+        ],
+    )
+
+
+def _show(view: TriggerView, as_json: bool, verb: str | None = None) -> None:
+    if as_json:
+        emit_json(view.to_json())
+        return
+    if verb:
+        click.echo(f"{verb} trigger {view.name} ({view.id}) of {view.workflow}: {view.state}")
+        return
+    kv(
+        [
+            ("id", view.id),
+            ("workflow", f"{view.workflow} ({view.workflow_id})"),
+            ("name", view.name),
+            ("type", view.type),
+            ("spec", _spec_text(view)),
+            ("timezone", view.timezone),
+            ("dst_policy", view.dst_policy if view.type == "cron" else None),
+            ("state", view.state),
+            ("misfire_policy", view.misfire_policy),
+            ("window", f"{fmt_time(view.start_at)} .. {fmt_time(view.end_at)}"),
+            ("repeat_count", view.repeat_count),
+            ("fire_count", view.fire_count),
+            ("previous_fire_time", fmt_time(view.previous_fire_time, view.timezone)),
+            ("next_fire_time", fmt_time(view.next_fire_time, view.timezone)),
+            ("created_by", view.created_by),
+            ("version", view.version),
+        ]
+    )
+
+
+TRIGGER_ARG = click.argument("trigger_ref", metavar="TRIGGER_ID")
+
+
+@trigger.command()
+@TRIGGER_ARG
+@JSON_OPT
+@pass_app
+def show(app: AppContext, trigger_ref: str, as_json: bool) -> None:
+    """Show one trigger (id, id prefix, unique name, or WORKFLOW/NAME)."""
+    _show(app.service.get_trigger(trigger_ref), as_json)
+
+
+@trigger.command()
+@TRIGGER_ARG
+@JSON_OPT
+@pass_app
+def pause(app: AppContext, trigger_ref: str, as_json: bool) -> None:
+    """Pause a trigger: it stops firing until resumed."""
+    _show(app.service.pause_trigger(trigger_ref), as_json, "paused")
+
+
+@trigger.command()
+@TRIGGER_ARG
+@JSON_OPT
+@pass_app
+def resume(app: AppContext, trigger_ref: str, as_json: bool) -> None:
+    """Resume a paused trigger; fires missed while paused are not caught up."""
+    _show(app.service.resume_trigger(trigger_ref), as_json, "resumed")
+
+
+@trigger.command()
+@TRIGGER_ARG
+@JSON_OPT
+@pass_app
+def delete(app: AppContext, trigger_ref: str, as_json: bool) -> None:
+    """Delete a trigger (its execution history is kept)."""
+    _show(app.service.delete_trigger(trigger_ref), as_json, "deleted")
+
+
+@trigger.command("next")
+@TRIGGER_ARG
+@click.option("-n", "count", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many.")
+@JSON_OPT
+@pass_app
+def next_(app: AppContext, trigger_ref: str, count: int, as_json: bool) -> None:
+    """The trigger's next N fire times, local and UTC."""
+    view = app.service.get_trigger(trigger_ref)
+    times = app.service.next_fire_times(str(view.id), count)
+    print_times(times, view.timezone, as_json)
+
+
+def print_times(times: list[datetime], tz: str, as_json: bool) -> None:
+    zone = ZoneInfo(tz)
+    if as_json:
+        emit_json([{"local": t.astimezone(zone).isoformat(), "utc": t.astimezone(UTC).isoformat(), "timezone": tz}
+                   for t in times])
+        return
+    if not times:
+        click.echo("no fire times: the schedule never fires again")
+        return
+    table(None, ["#", f"local ({tz})", "UTC"],
+          [(i + 1, t.astimezone(zone).isoformat(), t.astimezone(UTC).isoformat()) for i, t in enumerate(times)])
