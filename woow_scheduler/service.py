@@ -364,6 +364,120 @@ class Service:
             log.warning("cannot read workflow locks from Redis (%s); BLOCKED not shown", exc)
             return set()
 
+    # -- declarative files --------------------------------------------------------------------
+    def apply(
+        self,
+        docs: Sequence[Mapping[str, Any]],
+        *,
+        dry_run: bool = False,
+        prune: bool = False,
+        user_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Create or update workflows and their triggers by name, in ONE transaction.
+
+        Returns the changes (``action`` create/update/delete, ``kind``, ``name``, ``fields``);
+        unchanged objects are not listed, so applying the same file twice returns ``[]``.
+        """
+        now = self.clock()
+        plan: list[dict[str, Any]] = []
+        changed_triggers: list[uuid.UUID] = []
+        try:
+            self._apply_in_session(docs, plan, changed_triggers, now=now, dry_run=dry_run, prune=prune,
+                                   user_id=user_id)
+        except _DryRunDone:
+            return plan
+        self._mirror(changed_triggers)
+        return plan
+
+    def _apply_in_session(
+        self,
+        docs: Sequence[Mapping[str, Any]],
+        plan: list[dict[str, Any]],
+        changed_triggers: list[uuid.UUID],
+        *,
+        now: datetime,
+        dry_run: bool,
+        prune: bool,
+        user_id: str | None,
+    ) -> None:
+        from .apply import trigger_entry_to_spec
+
+        names_seen: set[str] = set()
+        with self._session() as s:
+            for i, raw in enumerate(docs):
+                doc = dict(raw)
+                entries = doc.pop("triggers", []) or []
+                if not isinstance(entries, list):
+                    raise InvalidInput(f"workflows[{i}].triggers: must be a list", field="triggers")
+                doc.setdefault("owner_user_id", user_id)
+                wf_in = self._validate_workflow(doc)
+                if wf_in.name in names_seen:
+                    raise Conflict(f"workflows[{i}].name: '{wf_in.name}' appears twice in the file", field="name")
+                names_seen.add(wf_in.name)
+                wf = s.scalar(select(Workflow).where(Workflow.name == wf_in.name))
+                if wf is None:
+                    wf = Workflow(**wf_in.model_dump())
+                    s.add(wf)
+                    s.flush()
+                    plan.append({"action": "create", "kind": "workflow", "name": wf.name, "fields": []})
+                else:
+                    new = wf_in.model_dump()
+                    if "owner_user_id" not in raw and user_id is None:
+                        new["owner_user_id"] = wf.owner_user_id
+                    fields = sorted(k for k, v in new.items() if getattr(wf, k) != v)
+                    for k in fields:
+                        setattr(wf, k, new[k])
+                    if fields:
+                        plan.append({"action": "update", "kind": "workflow", "name": wf.name, "fields": fields})
+                existing = {t.name: t for t in s.scalars(select(Trigger).where(Trigger.workflow_id == wf.id))}
+                listed: set[str] = set()
+                for j, entry in enumerate(entries):
+                    where = f"workflows[{i}].triggers[{j}]"
+                    name, spec_data = trigger_entry_to_spec(entry, where)
+                    name = name or f"{spec_data['type']}-{j + 1}"
+                    try:
+                        _check_name(name, "trigger")
+                    except ValueError as exc:
+                        raise InvalidInput(f"{where}.name: {exc}", field="name") from None
+                    if name in listed:
+                        raise Conflict(f"{where}.name: '{name}' appears twice in workflow '{wf.name}'")
+                    listed.add(name)
+                    old = existing.get(name)
+                    if old is not None and old.type == "interval" and "start_at" not in spec_data:
+                        spec_data["start_at"] = old.spec.get("start_at")  # keep the anchor
+                    try:
+                        parsed = parse_trigger_spec(spec_data, now=now, allow_past=old is not None)
+                    except InvalidInput as exc:
+                        raise type(exc)(f"{where}.{exc}", field=exc.field) from None
+                    full = f"{wf.name}/{name}"
+                    if old is None:
+                        tr = Trigger(workflow_id=wf.id, name=name, created_by=user_id or wf.owner_user_id)
+                        self._apply_spec(tr, parsed, now)
+                        tr.anchor_at = now
+                        tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
+                        s.add(tr)
+                        s.flush()
+                        changed_triggers.append(tr.id)
+                        plan.append({"action": "create", "kind": "trigger", "name": full, "fields": []})
+                    elif parsed.model_dump(mode="json") != old.spec:
+                        fields = sorted(
+                            k for k, v in parsed.model_dump(mode="json").items() if old.spec.get(k) != v
+                        )
+                        self._apply_spec(old, parsed, now)
+                        old.anchor_at = max(now, old.anchor_at)
+                        old.version += 1
+                        changed_triggers.append(old.id)
+                        plan.append({"action": "update", "kind": "trigger", "name": full, "fields": fields})
+                if prune:
+                    for name, old in existing.items():
+                        if name not in listed:
+                            changed_triggers.append(old.id)
+                            s.delete(old)
+                            plan.append({"action": "delete", "kind": "trigger", "name": f"{wf.name}/{name}",
+                                         "fields": []})
+            if dry_run:
+                raise _DryRunDone  # rolls the transaction back
+
     # -- history ------------------------------------------------------------------------------
     def history(
         self,
@@ -480,6 +594,10 @@ def _text_type() -> Any:
     from sqlalchemy import String
 
     return String()
+
+
+class _DryRunDone(Exception):
+    """Raised inside the apply transaction to roll a dry run back."""
 
 
 class _GuardedSession:

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from sqlalchemy import inspect
+
+from woow_scheduler.db import Base, Database
+from woow_scheduler.db.migrate import current_revision, downgrade, head_revision, upgrade
+
+TABLES = {"workflows", "triggers", "executions", "scheduler_instances"}
+
+
+def _roundtrip(url: str) -> None:
+    db = Database(url)
+    try:
+        assert current_revision(db) is None
+        upgrade(db)
+        assert current_revision(db) == head_revision(db)
+        insp = inspect(db.engine)
+        assert TABLES <= set(insp.get_table_names())
+        # the migrations build exactly the models' columns
+        for table in Base.metadata.sorted_tables:
+            migrated = {c["name"] for c in insp.get_columns(table.name)}
+            assert migrated == set(table.columns.keys()), table.name
+        uniques = {u["name"] for u in insp.get_unique_constraints("executions")}
+        assert "uq_executions_fire" in uniques
+        downgrade(db, "base")
+        assert TABLES.isdisjoint(inspect(db.engine).get_table_names())
+        upgrade(db)
+        assert current_revision(db) == head_revision(db)
+    finally:
+        db.dispose()
+
+
+def test_upgrade_downgrade_postgresql(empty_pg_url: str) -> None:
+    _roundtrip(empty_pg_url)
+
+
+def test_upgrade_downgrade_sqlite(sqlite_url: str) -> None:
+    _roundtrip(sqlite_url)
+
+
+def test_no_model_change_without_a_migration(empty_pg_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    db = Database(empty_pg_url)
+    try:
+        upgrade(db)
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == [], f"models and migrations differ: {diff}"
+    finally:
+        db.dispose()
