@@ -5,7 +5,7 @@ from sqlalchemy import inspect
 from woow_scheduler.db import Base, Database
 from woow_scheduler.db.migrate import current_revision, downgrade, head_revision, upgrade
 
-TABLES = {"workflows", "triggers", "executions", "scheduler_instances"}
+TABLES = {"workflows", "triggers", "executions", "scheduler_instances", "api_tokens"}
 
 
 def _roundtrip(url: str) -> None:

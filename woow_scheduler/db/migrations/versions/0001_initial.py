@@ -1,4 +1,4 @@
-"""Initial schema: workflows, triggers, executions, scheduler_instances.
+"""Initial schema: workflows, triggers, executions, scheduler_instances, api_tokens.
 
 Revision ID: 0001
 Revises:
@@ -21,6 +21,21 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('api_tokens',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('user_id', sa.String(length=200), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('is_admin', sa.Boolean(), nullable=False),
+    sa.Column('created_at', woow_scheduler.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', woow_scheduler.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', woow_scheduler.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
+    )
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_tokens_user_id'), ['user_id'], unique=False)
+
     op.create_table('scheduler_instances',
     sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('kind', sa.Enum('beat', 'worker', name='instance_kind', native_enum=False, create_constraint=True, length=20), nullable=False),
@@ -139,3 +154,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_scheduler_instances_last_heartbeat'))
 
     op.drop_table('scheduler_instances')
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_tokens_user_id'))
+
+    op.drop_table('api_tokens')

@@ -1,0 +1,157 @@
+"""The CLI through click's runner, against a real PostgreSQL database and Redis prefix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import func, select
+
+from woow_scheduler.cli import cli
+from woow_scheduler.db import Database, Trigger, Workflow
+from woow_scheduler.settings import Settings
+
+LOG_STEP = '{"name": "hello", "type": "log", "config": {"message": "hi"}}'
+
+
+@pytest.fixture
+def run(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("WOOW_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("WOOW_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("WOOW_KEY_PREFIX", settings.key_prefix)
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> Result:
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+        assert result.exit_code == code, f"exit {result.exit_code}: {result.output}{result.stderr}"
+        return result
+
+    return invoke
+
+
+def row_counts(db: Database) -> tuple[int, int]:
+    with db.session() as s:
+        return (s.scalar(select(func.count()).select_from(Workflow)) or 0,
+                s.scalar(select(func.count()).select_from(Trigger)) or 0)
+
+
+def test_help_lists_the_command_groups(run: Any) -> None:
+    out = run("--help").output
+    for group in ("db", "workflow", "trigger", "cron", "history", "execution", "strategies", "beat", "worker",
+                  "flower", "dev"):
+        assert f"  {group}" in out
+
+
+def test_workflow_and_trigger_lifecycle(run: Any, db: Database) -> None:
+    created = json.loads(run("workflow", "create", "report", "--step", LOG_STEP, "--json").stdout)
+    assert set(created) >= {"id", "name", "description", "steps", "concurrency", "max_retries", "retry_delay",
+                            "timeout"}
+    assert created["name"] == "report" and created["steps"][0]["type"] == "log"
+
+    cron = json.loads(run("trigger", "add", "report", "--cron", "0 0 9 ? * MON-FRI", "--tz", "Europe/Berlin",
+                          "--name", "weekdays", "--user", "alice", "--json").stdout)
+    assert set(cron) >= {"id", "workflow_id", "workflow", "name", "type", "spec", "timezone", "dst_policy", "state",
+                         "misfire_policy", "start_at", "end_at", "repeat_count", "fire_count", "previous_fire_time",
+                         "next_fire_time"}
+    assert cron["timezone"] == "Europe/Berlin" and cron["state"] == "NORMAL"
+    assert cron["next_fire_time"].endswith("+00:00")
+    run("trigger", "add", "report", "--every", "5m", "--name", "tick")
+    run("trigger", "add", "report", "--at", "+1h", "--name", "soon")
+
+    listed = json.loads(run("trigger", "list", "--json").stdout)
+    assert sorted(t["name"] for t in listed) == ["soon", "tick", "weekdays"]
+    assert "weekdays" in run("trigger", "list").output
+
+    paused = json.loads(run("trigger", "pause", "report/tick", "--json").stdout)
+    assert paused["state"] == "PAUSED"
+    assert [t["name"] for t in json.loads(run("trigger", "list", "--state", "PAUSED", "--json").stdout)] == ["tick"]
+    assert json.loads(run("trigger", "resume", paused["id"], "--json").stdout)["state"] == "NORMAL"
+
+    nxt = json.loads(run("trigger", "next", cron["id"], "-n", "3", "--json").stdout)
+    assert len(nxt) == 3 and all(t["local"].endswith(("+01:00", "+02:00")) for t in nxt)
+    assert all(t["local"][11:19] == "09:00:00" for t in nxt)
+
+    shown = json.loads(run("workflow", "show", "report", "--json").stdout)
+    assert len(shown["triggers"]) == 3
+    assert json.loads(run("workflow", "list", "--json").stdout)[0]["name"] == "report"
+    run("trigger", "delete", "report/soon")
+    assert row_counts(db) == (1, 2)
+    run("workflow", "delete", "report", "--yes")
+    assert row_counts(db) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("trigger", "add", "ghost", "--every", "5m"), "error: workflow — 'ghost' not found"),
+        (("trigger", "add", "wf", "--cron", "0 0 9 ? * MON-FRX"), "day-of-week"),
+        (("trigger", "add", "wf", "--cron", "0 0 9 * * ?", "--tz", "Mars/Base"), "Mars/Base"),
+        (("trigger", "add", "wf", "--every", "0s"), "every"),
+        (("trigger", "add", "wf", "--every", "-5m"), "every"),
+        (("trigger", "add", "wf", "--at", "2020-01-01T00:00:00Z"), "run_at"),
+        (("trigger", "add", "wf", "--every", "5m", "--start", "2031-01-02T00:00:00Z", "--end",
+          "2031-01-01T00:00:00Z"), "end_at"),
+        (("trigger", "add", "wf", "--every", "5m", "--cron", "* * * * * ?"), "exactly one of"),
+        (("workflow", "create", "w2", "--step", "{not json"), "steps[0]"),
+        (("workflow", "create", "w2", "--step", '{"name": "a", "type": "teleport"}'), "unknown strategy 'teleport'"),
+        (("workflow", "create", "w2", "--step", '{"name": "a", "type": "sleep", "config": {"seconds": -1}}'),
+         "steps[0].config.seconds"),
+        (("history", "--status", "weird"), "status"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(run: Any, db: Database, args: tuple[str, ...],
+                                                         needle: str) -> None:
+    run("workflow", "create", "wf")
+    before = row_counts(db)
+    result = run(*args, code=2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert needle in lines[0]
+    assert row_counts(db) == before
+
+
+def test_unreachable_database_is_a_runtime_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WOOW_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nothing")
+    result = CliRunner().invoke(cli, ["workflow", "list"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: database")
+
+
+def test_bad_setting_is_reported_as_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WOOW_LOCK_TTL", "soon")
+    result = CliRunner().invoke(cli, ["workflow", "list"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: setting WOOW_LOCK_TTL")
+
+
+def test_cron_next_needs_no_store() -> None:
+    result = CliRunner().invoke(cli, ["cron", "next", "0 0 9 ? * MON-FRI", "--tz", "Europe/Berlin",
+                                      "--after", "2026-03-27T00:00:00", "-n", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    times = json.loads(result.stdout)
+    assert [t["local"] for t in times] == ["2026-03-27T09:00:00+01:00", "2026-03-30T09:00:00+02:00",
+                                           "2026-03-31T09:00:00+02:00"]
+    assert times[1]["utc"] == "2026-03-30T07:00:00+00:00"
+    bad = CliRunner().invoke(cli, ["cron", "next", "0 0 9 ? * 8"])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: ") and "day-of-week" in bad.stderr
+
+
+def test_apply_file(run: Any, tmp_path: Path) -> None:
+    f = tmp_path / "wf.yaml"
+    f.write_text(
+        "name: nightly\nsteps:\n  - {name: hello, type: log, config: {message: hi}}\n"
+        "triggers:\n  - {name: weekdays, cron: '0 0 9 ? * MON-FRI', tz: Europe/Berlin}\n  - {name: tick, every: 5m}\n"
+    )
+    first = json.loads(run("workflow", "apply", "-f", str(f), "--json").stdout)
+    assert len(first["changes"]) == 3
+    assert run("workflow", "apply", "-f", str(f)).output.strip() == "no changes"
+    f.write_text(f.read_text().replace("5m", "10m"))
+    assert "would update trigger nightly/tick" in run("workflow", "apply", "-f", str(f), "--dry-run").output
+
+
+def test_strategies_lists_builtins(run: Any) -> None:
+    names = {s["name"] for s in json.loads(run("strategies", "--json").stdout)}
+    assert {"log", "sleep"} <= names
