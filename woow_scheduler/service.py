@@ -614,11 +614,14 @@ class _GuardedSession:
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> bool | None:
         try:
-            return self._cm.__exit__(et, ev, tb)
+            handled = self._cm.__exit__(et, ev, tb)
         except IntegrityError as exc:
             raise Conflict(f"conflict: {_first_line(exc)}") from exc
         except SAOperationalError as exc:
             raise StoreUnavailable(f"database: {_first_line(exc)}") from exc
+        if isinstance(ev, SAOperationalError):  # raised inside the block, e.g. on first connect
+            raise StoreUnavailable(f"database: cannot connect ({_first_line(ev)})") from ev
+        return handled
 
 
 def _first_line(exc: BaseException) -> str:
