@@ -25,16 +25,16 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import PG_SERVER_URL, REDIS_URL, create_test_database, drop_test_database, pg_url_for  # noqa: E402
-from tests.procs import CeleryProcess, worker_args  # noqa: E402
-from woow_scheduler.celery_app import TASK_EXECUTE  # noqa: E402
-from woow_scheduler.db import Database  # noqa: E402
-from woow_scheduler.db.migrate import upgrade  # noqa: E402
-from woow_scheduler.db.models import Execution, Trigger, Workflow  # noqa: E402
-from woow_scheduler.enums import ExecutionStatus  # noqa: E402
-from woow_scheduler.settings import Settings, load_settings  # noqa: E402
-from woow_scheduler.worker import get_app  # noqa: E402
-from woow_scheduler.worker.payload import FirePayload  # noqa: E402
+from tests.conftest import PG_SERVER_URL, REDIS_URL, create_test_database, drop_test_database, pg_url_for
+from tests.procs import CeleryProcess, worker_args
+from woow_scheduler.celery_app import TASK_EXECUTE
+from woow_scheduler.db import Database
+from woow_scheduler.db.migrate import upgrade
+from woow_scheduler.db.models import Execution, Trigger, Workflow
+from woow_scheduler.enums import ExecutionStatus
+from woow_scheduler.settings import Settings, load_settings
+from woow_scheduler.worker import get_app
+from woow_scheduler.worker.payload import FirePayload
 
 WORKFLOWS = 200  # fires rotate over these, so two processes rarely meet the same workflow's lock
 
@@ -98,7 +98,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         app = get_app(settings)
         base = datetime(2030, 1, 1, tzinfo=UTC)
         with app.producer_or_acquire() as producer:
-            for i in range(n):
+            for _ in range(n):
                 app.send_task("bench.noop", queue=settings.queue, producer=producer)
         bare = _drain_rate(client, settings, n, log_dir, "bare")
         with app.producer_or_acquire() as producer:
