@@ -13,12 +13,23 @@ from ..errors import InvalidWorkflow
 from ..settings import Settings
 from .base import TaskStrategy
 from .strategies.basic import LogStrategy, SleepStrategy
+from .strategies.celery_task import CeleryTaskStrategy
+from .strategies.http import HttpStrategy
+from .strategies.python import PythonStrategy
+from .strategies.shell import ShellStrategy
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "woow_scheduler.strategies"
 
-BUILTINS: tuple[type[TaskStrategy], ...] = (LogStrategy, SleepStrategy)
+BUILTINS: tuple[type[TaskStrategy], ...] = (
+    LogStrategy,
+    SleepStrategy,
+    HttpStrategy,
+    PythonStrategy,
+    ShellStrategy,
+    CeleryTaskStrategy,
+)
 
 
 class StepSpec(BaseModel):
@@ -105,7 +116,8 @@ def validate_steps(steps: Any, settings: Settings) -> list[dict[str, Any]]:
         except InvalidWorkflow as exc:
             raise InvalidWorkflow(f"{prefix}.type: {exc}", field=f"{prefix}.type") from None
         try:
-            config = cls.Config.model_validate(step.config)
+            # the settings are in the validation context: a config can check them (python allow-list)
+            config = cls.Config.model_validate(step.config, context={"settings": settings})
         except ValidationError as exc:
             raise InvalidWorkflow(_pydantic_message(exc, f"{prefix}.config"), field=f"{prefix}.config") from None
         data = step.model_dump()
