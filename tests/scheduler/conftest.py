@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -10,6 +12,8 @@ from typing import Any
 import pytest
 import redis
 
+from woow_scheduler.beat import WoowScheduler
+from woow_scheduler.celery_app import create_app
 from woow_scheduler.db import Database, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.settings import Settings
@@ -70,3 +74,34 @@ def update_trigger(db: Database, trigger_id: uuid.UUID, **values: Any) -> None:
         for k, v in values.items():
             setattr(t, k, v)
         t.version = t.version + 1
+
+
+def published(client: redis.Redis, settings: Settings) -> list[dict[str, Any]]:
+    """Every execute_workflow message waiting in the broker queue, oldest first (kwargs + shadow)."""
+    out = []
+    for raw in reversed(client.lrange(f"{settings.key_prefix}broker:{settings.queue}", 0, -1)):
+        msg = json.loads(raw)
+        kwargs = json.loads(base64.b64decode(msg["body"]))[1]
+        out.append({**kwargs, "shadow": msg["headers"].get("shadow"), "task": msg["headers"]["task"]})
+    return out
+
+
+class QuietScheduler(WoowScheduler):
+    """The beat scheduler without its PostgreSQL thread: tests drive bookkeeping themselves."""
+
+    run_maintenance = False
+
+
+@pytest.fixture
+def make_scheduler(settings: Settings) -> Iterator[Callable[..., WoowScheduler]]:
+    made: list[WoowScheduler] = []
+
+    def make(cls: type[WoowScheduler] = QuietScheduler, **overrides: Any) -> WoowScheduler:
+        s = settings.model_copy(update=overrides) if overrides else settings
+        sch = cls(create_app(s))
+        made.append(sch)
+        return sch
+
+    yield make
+    for sch in made:
+        sch.close()

@@ -239,6 +239,9 @@ def test_mirror_raises_store_unavailable_when_redis_is_down(
     settings: Settings, db: Database, make_trigger: MakeTrigger
 ) -> None:
     t = make_trigger(every(60))
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, decode_responses=True)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     with pytest.raises(StoreUnavailable):
         RedBeatMirror(settings, db, dead).triggers_changed([t.id])
