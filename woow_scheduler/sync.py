@@ -33,8 +33,8 @@ from .errors import StoreUnavailable
 from .keys import Keys
 from .redis_store import make_redis
 from .schedule import WoowTriggerSchedule
-from .worker.dispatch import publish_options
 from .settings import Settings
+from .worker.dispatch import publish_options
 
 log = logging.getLogger("woow.sync")
 
