@@ -542,7 +542,8 @@ class Service:
         wf = s.scalar(select(Workflow).where(Workflow.name == ref))
         if wf is not None:
             return wf
-        return _by_id_or_prefix(s, Workflow, ref, "workflow")
+        found: Workflow = _by_id_or_prefix(s, Workflow, ref, "workflow")
+        return found
 
     def _trigger(self, s: Session, ref: str) -> Trigger:
         if "/" in ref:  # WORKFLOW/TRIGGER_NAME
@@ -553,7 +554,8 @@ class Service:
                 raise NotFound(f"trigger: workflow '{wf.name}' has no trigger named '{tr_name}'")
             return tr
         try:
-            return _by_id_or_prefix(s, Trigger, ref, "trigger")
+            found: Trigger = _by_id_or_prefix(s, Trigger, ref, "trigger")
+            return found
         except NotFound:
             named = list(s.scalars(select(Trigger).where(Trigger.name == ref).limit(2)))
             if len(named) == 1:
