@@ -45,6 +45,9 @@ class Size:
     window: float  # seconds of load, fault included
     outage: float = 0.0  # seconds a store stays down
     faults: int = 1  # how many times the fault is injected
+    min_period: int = 1  # trigger periods (seconds), where a scenario draws them per size
+    max_period: int = 5
+    warmup: float = 0.0  # seconds before the first memory sample (soak)
 
 
 def utcnow() -> datetime:
