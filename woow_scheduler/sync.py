@@ -27,7 +27,7 @@ import redis
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 
 from .codec import decode_meta, encode_meta, entry_definition
-from .db import Database, Trigger, Workflow
+from .db import Database, Execution, Trigger, Workflow
 from .enums import TriggerState
 from .errors import StoreUnavailable
 from .keys import Keys
@@ -224,6 +224,15 @@ class Reconciler:
         else:
             in_zset = [k in existing for k in keys]
 
+        # entries to rebuild (Redis lost them): their fires that beat published but no worker started
+        # died with Redis' broker queue, so they resume after the last fire that has an execution row
+        rebuild = [
+            r.id
+            for r, (_, cur_meta) in zip(rows, current, strict=True)
+            if cur_meta is None and r.previous_fire_time is not None and r.state in ACTIVE_STATES
+        ]
+        executed = self._last_executed(rebuild) if rebuild else {}
+
         exhausted: list[dict[str, Any]] = []
         forward: list[tuple[str, datetime, int]] = []
         with self.redis.pipeline(transaction=False) as pipe:
@@ -262,6 +271,10 @@ class Reconciler:
                     report.error_messages.append(f"trigger {row.id}: {exc}")
                     log.error("sync: trigger %s has an unreadable spec: %s", row.id, exc)
                     continue
+                if cur_meta is None and pg_prev is not None:
+                    ran = executed.get(row.id)
+                    if ran is not None and ran < pg_prev:
+                        pg_prev = ran
                 known = [t for t in (last, pg_prev) if t is not None]
                 position = max(known) if known else None
                 nxt = sched.next_fire_time(position)
@@ -288,6 +301,18 @@ class Reconciler:
         if exhausted:
             report.completed += self._complete(exhausted)
         return keys
+
+    def _last_executed(self, trigger_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+        """The latest ``scheduled_for`` with an execution row, per trigger (one index probe each)."""
+        latest = (
+            select(func.max(Execution.scheduled_for))
+            .where(Execution.trigger_id == Trigger.id)
+            .correlate(Trigger)
+            .scalar_subquery()
+        )
+        with self.db.session() as session:
+            rows = session.execute(select(Trigger.id, latest).where(Trigger.id.in_(list(trigger_ids)))).all()
+        return {tid: when for tid, when in rows if when is not None}
 
     def _move_meta_forward(self, key: str, prev: datetime, count: int) -> None:
         """Redis lags PostgreSQL (restored from an old snapshot): move ``last_run_at`` forward only."""
