@@ -147,7 +147,7 @@ class ChaosEnv:
         kinds: Sequence[str] = ("cron", "interval"),
         step_seconds: float | tuple[float, float] = 0.0,
         allow_share: float = 0.0,
-        misfire: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
         mixed_misfire: bool = False,
         horizon: float = 60.0,
     ) -> list[uuid.UUID]:
@@ -156,7 +156,7 @@ class ChaosEnv:
         Periods are drawn from [min_period, max_period] seconds; cron triggers use Quartz second/minute
         steps in assorted time zones, interval triggers start a few seconds from now, once triggers
         fire within ``horizon`` seconds.  ``mixed_misfire`` cycles every trigger through the three
-        misfire policies with a 2 s threshold for half of them.
+        misfire policies with a 2 s threshold for half of them; ``overrides`` go into every spec.
         """
         rng = self.rng
         svc = Service(self.db, self.settings)
@@ -196,13 +196,14 @@ class ChaosEnv:
                 start = (now + timedelta(seconds=rng.randint(2, max(2, period)))).astimezone(_zone(zone))
                 spec["start_at"] = start.isoformat()
             else:
-                spec["run_at"] = (now + timedelta(seconds=rng.uniform(5, horizon))).replace(microsecond=0).isoformat()
+                at = second(utcnow()) + timedelta(seconds=rng.uniform(5, horizon))  # creating many takes time
+                spec["run_at"] = at.replace(microsecond=0).isoformat()
             if mixed_misfire:
                 policy = ("fire_once_now", "skip", "fire_all")[i % 3]
                 spec["misfire_policy"] = policy
                 spec["misfire_threshold"] = 2 if (i // 3) % 2 == 0 else 60
-            if misfire:
-                spec.update(misfire)
+            if overrides:
+                spec.update(overrides)
             view = svc.add_trigger(str(wf_ids[i % n_wf]), spec, name=f"t{i:05d}")
             ids.append(view.id)
         self.trigger_ids.extend(ids)

@@ -16,8 +16,8 @@ from woow_scheduler.db import Execution
 from woow_scheduler.enums import ExecutionStatus
 
 SIZES = sizes(
-    Size("full", triggers=30, window=75, faults=3),
-    Size("reduced", triggers=10, window=25, faults=1),
+    Size("full", triggers=20, window=75, faults=3),
+    Size("reduced", triggers=8, window=25, faults=1),
 )
 
 
@@ -39,7 +39,7 @@ def _final(env: ChaosEnv, ids: list[str]) -> bool:
 @pytest.mark.parametrize("size", SIZES)
 def test_worker_kill9_mid_run(chaos_env: ChaosEnv, size: Size) -> None:
     env = chaos_env
-    env.load(size.triggers, min_period=3, max_period=6, step_seconds=(1.0, 2.0))
+    env.load(size.triggers, min_period=5, max_period=10, step_seconds=(0.5, 1.5))
     beat = env.beat("a")
     workers = [env.worker("w1"), env.worker("w2")]
     time.sleep(3)
