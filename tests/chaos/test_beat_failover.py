@@ -16,7 +16,7 @@ from tests.chaos.harness import ChaosEnv, Size, sizes, utcnow
 
 SIZES = sizes(
     Size("full", triggers=40, window=75, faults=2),
-    Size("reduced", triggers=15, window=25, faults=1),
+    Size("reduced", triggers=15, window=20, faults=1),
 )
 
 

@@ -24,7 +24,7 @@ from woow_scheduler.codec import decode_meta
 BURST = 24
 SIZES = sizes(
     Size("full", triggers=60, window=60, outage=5, faults=2),
-    Size("reduced", triggers=15, window=25, outage=3, faults=1),
+    Size("reduced", triggers=15, window=20, outage=3, faults=1),
 )
 
 
