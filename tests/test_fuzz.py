@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from woow_scheduler.cli import cli

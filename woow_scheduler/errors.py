@@ -6,7 +6,6 @@ exit code (input errors → 2, runtime failures → 1) and prints the message as
 
 from __future__ import annotations
 
-
 _CONTROL = {ord(c): repr(c)[1:-1] for c in "\n\r\t\v\f\x00"}
 
 
