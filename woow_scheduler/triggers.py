@@ -1,0 +1,419 @@
+"""Trigger specifications (cron, interval, once) and their pure fire-time math.
+
+Pure: nothing here reads a clock; callers pass ``now``.  All datetimes stored on a spec are
+aware UTC.  External input goes through :func:`parse_trigger_spec`, which resolves defaults
+that need a clock, interprets naive datetimes in the spec's ``timezone`` and turns every
+rejection into a one-line :class:`~woow_scheduler.errors.InvalidTriggerSpec` (or
+:class:`~woow_scheduler.errors.InvalidCronExpression` for the expression itself).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from woow_scheduler.cron import CronExpression
+from woow_scheduler.cron.fields import DstPolicy
+from woow_scheduler.cron.parser import parse as parse_cron
+from woow_scheduler.cron.zones import get_zone
+from woow_scheduler.errors import InvalidCronExpression, InvalidInput, InvalidTriggerSpec
+
+__all__ = [
+    "CronSpec",
+    "DstPolicy",
+    "IntervalSpec",
+    "MisfirePolicy",
+    "OnceSpec",
+    "TriggerSpec",
+    "TriggerType",
+    "format_duration",
+    "parse_duration",
+    "parse_trigger_spec",
+]
+
+_US = timedelta(microseconds=1)
+_NAIVE_HELP = "naive datetimes are read in the trigger's timezone"
+
+
+class TriggerType(StrEnum):
+    CRON = "cron"
+    INTERVAL = "interval"
+    ONCE = "once"
+
+
+class MisfirePolicy(StrEnum):
+    FIRE_ONCE_NOW = "fire_once_now"
+    SKIP = "skip"
+    FIRE_ALL = "fire_all"
+
+
+# -- durations -------------------------------------------------------------------------------
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(
+    r"^(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?$"
+)
+_DURATION_HELP = "must be a positive duration like 30, '5m', '1h30m', '1d'"
+
+
+def parse_duration(text: str | int | float, *, field: str = "every") -> int:
+    """Seconds in 300, "300", "5m", "1h30m", "1d", "2w" (whole seconds, > 0)."""
+    seconds: int | None = None
+    if isinstance(text, bool):
+        seconds = None
+    elif isinstance(text, int):
+        seconds = text
+    elif isinstance(text, float):
+        seconds = int(text) if text.is_integer() else None
+    elif isinstance(text, str):
+        s = text.strip().lower()
+        if s.isdigit():
+            seconds = int(s)
+        elif s:
+            m = _DURATION.match(s)
+            if m is not None and any(m.groups()):
+                seconds = sum(int(v) * u for v, u in zip(m.groups(), _UNITS.values(), strict=True) if v)
+    if seconds is None or seconds <= 0:
+        raise InvalidTriggerSpec(f"{field}: {text!r} {_DURATION_HELP}", field=field)
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """300 -> '5m', 5400 -> '1h30m', 86400 -> '1d' (inverse of parse_duration)."""
+    out = []
+    for unit, size in _UNITS.items():
+        n, seconds = divmod(seconds, size)
+        if n:
+            out.append(f"{n}{unit}")
+    return "".join(out) or "0s"
+
+
+def _iso(moment: datetime) -> str:
+    text = moment.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def _to_utc(value: Any, zone_name: str, field: str) -> Any:
+    """Interpret a datetime (or ISO string); naive ones in the spec's time zone."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidTriggerSpec(
+                f"{field}: {value!r} is not an ISO 8601 datetime "
+                f"(e.g. 2026-01-01T09:00:00+01:00; {_NAIVE_HELP})",
+                field=field,
+            ) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            value = value.replace(tzinfo=get_zone(zone_name))
+        return value.astimezone(UTC)
+    return value
+
+
+# -- the specs -------------------------------------------------------------------------------
+class _SpecBase(BaseModel):
+    """Fields and behaviour common to every trigger type."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str = "UTC"
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    misfire_policy: MisfirePolicy = MisfirePolicy.FIRE_ONCE_NOW
+    misfire_threshold: float = Field(default=60.0, gt=0)
+    max_catchup: int = Field(default=100, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _localise(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        zone_name = data.get("timezone", "UTC")
+        if not isinstance(zone_name, str):
+            raise InvalidTriggerSpec(
+                f"timezone: {zone_name!r} must be an IANA time zone name", field="timezone"
+            )
+        try:
+            get_zone(zone_name)
+        except InvalidInput:
+            raise InvalidTriggerSpec(
+                f"timezone: {zone_name!r} is not a known IANA time zone name (e.g. 'UTC', 'Europe/Berlin')",
+                field="timezone",
+            ) from None
+        out = dict(data)
+        for key in ("start_at", "end_at", "run_at"):
+            if out.get(key) is not None:
+                out[key] = _to_utc(out[key], zone_name, key)
+        return out
+
+    @model_validator(mode="after")
+    def _window(self) -> _SpecBase:
+        if self.start_at is not None and self.end_at is not None and self.end_at <= self.start_at:
+            raise InvalidTriggerSpec(
+                f"end_at: {_iso(self.end_at)} is not after start_at {_iso(self.start_at)}", field="end_at"
+            )
+        return self
+
+    # -- overridden per type ---------------------------------------------------------------
+    def _next(self, after: datetime) -> datetime | None:
+        raise NotImplementedError
+
+    # -- common fire math ------------------------------------------------------------------
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        """The first fire strictly after `after`, within start_at/end_at (both inclusive), in UTC."""
+        if after.tzinfo is None or after.utcoffset() is None:
+            raise InvalidInput(f"after: {after.isoformat()} is naive; pass an aware datetime", field="after")
+        if self.start_at is not None and after < self.start_at:
+            after = self.start_at - _US
+        fire = self._next(after)
+        if fire is None or (self.end_at is not None and fire > self.end_at):
+            return None
+        return fire
+
+    def iter_fire_times(self, after: datetime) -> Iterator[datetime]:
+        """Successive fire times strictly after `after`."""
+        fire = self.next_fire_time(after)
+        while fire is not None:
+            yield fire
+            fire = self.next_fire_time(fire)
+
+    def _fires_between(self, lower: datetime, upper: datetime, limit: int) -> list[datetime]:
+        """Up to `limit` fires in (lower, upper], oldest first."""
+        out: list[datetime] = []
+        for fire in self.iter_fire_times(lower):
+            if fire > upper or len(out) >= limit:
+                break
+            out.append(fire)
+        return out
+
+    def _last_fires(self, lower: datetime, upper: datetime, n: int) -> list[datetime]:
+        """The latest n fires in (lower, upper], oldest first.
+
+        Only forward search exists, so probe windows ending at `upper` that double in width
+        until one holds n fires (or reaches `lower`); if a window overshoots by more than a
+        margin, bisect its start (fires are at least a second apart, so this converges).
+        """
+        cap = n + 64
+        width = timedelta(seconds=1)
+        good = upper  # a window start known to hold fewer than n fires
+        while True:
+            lo = max(lower, upper - width)
+            found = self._fires_between(lo, upper, cap + 1)
+            if len(found) <= cap and (len(found) >= n or lo == lower):
+                return found[-n:]
+            if len(found) > cap:
+                break
+            good, width = lo, width * 2
+        bad = lo  # holds more than cap fires
+        for _ in range(80):
+            mid = bad + (good - bad) / 2
+            found = self._fires_between(mid, upper, cap + 1)
+            if len(found) > cap:
+                bad = mid
+            elif len(found) >= n:
+                return found[-n:]
+            else:
+                good = mid
+        return self._fires_between(good, upper, cap)[-n:]  # pragma: no cover - unreachable in practice
+
+    def missed_fires(
+        self, last_fire: datetime | None, now: datetime, since: datetime | None = None
+    ) -> list[datetime]:
+        """The nominal fire times to dispatch now, oldest first.
+
+        Due fires are those in (last_fire, now].  With no `last_fire` (never fired) they start
+        after `since` (e.g. the trigger's creation time) or else at `start_at` (inclusive), or
+        else only fires within the misfire threshold count.  A due fire is on time when
+        ``now - fire <= misfire_threshold``.  Without misfires every due fire is returned;
+        with misfires: ``fire_once_now`` returns exactly one fire, the most recent due one
+        (deterministic, so two beats agree on ``scheduled_for``); ``skip`` returns only the
+        on-time ones; ``fire_all`` returns the most recent ``max_catchup`` due fires.
+        """
+        threshold = timedelta(seconds=self.misfire_threshold)
+        on_time_from = now - threshold
+        if last_fire is not None:
+            lower = last_fire
+        elif since is not None:
+            lower = since
+        elif self.start_at is not None:
+            lower = self.start_at - _US
+        else:
+            lower = on_time_from - _US
+        if lower >= now:
+            return []
+        first = self.next_fire_time(lower)
+        if first is None or first > now:
+            return []
+        if first >= on_time_from or self.misfire_policy is MisfirePolicy.SKIP:
+            return self._last_fires(max(lower, on_time_from - _US), now, self.max_catchup)
+        if self.misfire_policy is MisfirePolicy.FIRE_ONCE_NOW:
+            return self._last_fires(lower, now, 1)
+        return self._last_fires(lower, now, self.max_catchup)
+
+    def _window_text(self) -> str:
+        parts = []
+        if self.start_at is not None and not isinstance(self, IntervalSpec):
+            parts.append(f"from {_iso(self.start_at)}")
+        if self.end_at is not None:
+            parts.append(f"until {_iso(self.end_at)}")
+        return (", " + " ".join(parts)) if parts else ""
+
+
+class CronSpec(_SpecBase):
+    """Fires on a Quartz (or Unix) cron expression in a time zone."""
+
+    type: Literal["cron"] = "cron"
+    expression: str
+    dst_policy: DstPolicy = DstPolicy.WALL_CLOCK
+
+    @field_validator("expression", mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_cron(value).text
+        return value
+
+    @property
+    def cron(self) -> CronExpression:
+        """The compiled expression (shared, cached)."""
+        return CronExpression.cached(self.expression, self.timezone, self.dst_policy)
+
+    def _next(self, after: datetime) -> datetime | None:
+        return self.cron.next_after(after)
+
+    def describe(self) -> str:
+        policy = " [quartz DST]" if self.dst_policy is DstPolicy.QUARTZ else ""
+        head = f"cron {str(self.cron)!r} ({self.timezone})"
+        return f"{head}: {self.cron.describe()}{policy}{self._window_text()}"
+
+
+class IntervalSpec(_SpecBase):
+    """Fires at start_at + k * every (k = 0, 1, ...), never drifting; repeat_count as Quartz."""
+
+    type: Literal["interval"] = "interval"
+    every: int
+    repeat_count: int | None = Field(default=None, ge=0)
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> int:
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _anchored(self) -> IntervalSpec:
+        if self.start_at is None:
+            raise InvalidTriggerSpec(
+                "start_at: is required for an interval trigger (parse_trigger_spec defaults it to now)",
+                field="start_at",
+            )
+        return self
+
+    def _next(self, after: datetime) -> datetime | None:
+        start = self.start_at
+        assert start is not None  # enforced by _anchored
+        step = timedelta(seconds=self.every)
+        k = 0 if after < start else (after - start) // step + 1
+        if self.repeat_count is not None and k > self.repeat_count:
+            return None
+        return start + k * step
+
+    def describe(self) -> str:
+        assert self.start_at is not None
+        text = f"every {format_duration(self.every)} from {_iso(self.start_at)}"
+        if self.repeat_count is not None:
+            text += f", {self.repeat_count} repeat{'s' if self.repeat_count != 1 else ''}"
+        return text + self._window_text()
+
+
+class OnceSpec(_SpecBase):
+    """Fires once, at run_at."""
+
+    type: Literal["once"] = "once"
+    run_at: datetime
+
+    def _next(self, after: datetime) -> datetime | None:
+        return self.run_at if self.run_at > after else None
+
+    def describe(self) -> str:
+        return f"once at {_iso(self.run_at)}" + self._window_text()
+
+
+TriggerSpec = Annotated[CronSpec | IntervalSpec | OnceSpec, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[CronSpec | IntervalSpec | OnceSpec] = TypeAdapter(TriggerSpec)
+_TYPES = ", ".join(t.value for t in TriggerType)
+
+
+def _one_line(exc: ValidationError) -> InvalidInput:
+    """The first error of a pydantic ValidationError as one 'field: reason' line."""
+    err = exc.errors(include_url=False)[0]
+    cause = (err.get("ctx") or {}).get("error")
+    loc = [str(p) for p in err["loc"] if p not in _TYPES.split(", ")]
+    field = ".".join(loc) or "spec"
+    if isinstance(cause, InvalidCronExpression) and field == "expression":
+        return InvalidCronExpression(f"expression: {cause}", field="expression")
+    if isinstance(cause, InvalidInput):
+        return cause
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "union_tag_not_found":
+        return InvalidTriggerSpec(f"type: missing; expected one of {_TYPES}", field="type")
+    if kind == "union_tag_invalid":
+        tag = (err.get("ctx") or {}).get("tag")
+        return InvalidTriggerSpec(f"type: {tag!r} is not one of {_TYPES}", field="type")
+    if kind == "missing":
+        return InvalidTriggerSpec(f"{field}: is required", field=field)
+    if kind == "extra_forbidden":
+        return InvalidTriggerSpec(f"{field}: is not a known field", field=field)
+    msg = str(err["msg"]).replace("\n", " ")
+    if isinstance(cause, Exception):
+        msg = str(cause)
+    hint = f" ({_NAIVE_HELP})" if field in ("start_at", "end_at", "run_at") else ""
+    return InvalidTriggerSpec(f"{field}: {value!r} is invalid: {msg[:1].lower()}{msg[1:]}{hint}", field=field)
+
+
+def parse_trigger_spec(
+    data: Mapping[str, Any], *, now: datetime, allow_past: bool = False
+) -> CronSpec | IntervalSpec | OnceSpec:
+    """Validate external input into a spec: the one entry point for CLI, API and service.
+
+    Resolves the interval default ``start_at = now`` (floored to the second), reads naive
+    datetimes in the spec's ``timezone``, stores datetimes as aware UTC, rejects
+    ``end_at <= start_at`` and (unless ``allow_past``) a once ``run_at`` or an ``end_at`` that
+    is not after ``now``.  Raises a one-line InvalidTriggerSpec / InvalidCronExpression.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidInput(f"now: {now.isoformat()} is naive; pass an aware datetime", field="now")
+    if not isinstance(data, Mapping):
+        raise InvalidTriggerSpec(f"spec: {data!r} must be a mapping with a 'type' of {_TYPES}", field="spec")
+    raw = dict(data)
+    if raw.get("type") == TriggerType.INTERVAL and raw.get("start_at") is None:
+        raw["start_at"] = now.astimezone(UTC).replace(microsecond=0)
+    try:
+        spec = _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise _one_line(exc) from None
+    if not allow_past:
+        if isinstance(spec, OnceSpec) and spec.run_at <= now:
+            raise InvalidTriggerSpec(
+                f"run_at: {_iso(spec.run_at)} is not after now ({_iso(now)}); "
+                "allow past times explicitly to accept it",
+                field="run_at",
+            )
+        if spec.end_at is not None and spec.end_at <= now:
+            raise InvalidTriggerSpec(
+                f"end_at: {_iso(spec.end_at)} is not after now ({_iso(now)})", field="end_at"
+            )
+    return spec
