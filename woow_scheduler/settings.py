@@ -56,8 +56,7 @@ class _TomlFileSource(PydanticBaseSettingsSource):
         unknown = sorted(k for k in table if k not in known)
         if unknown:
             raise ConfigError(
-                f"WOOW_CONFIG: '{path}': unknown setting '{unknown[0]}' "
-                f"(known: {', '.join(sorted(known))})"
+                f"WOOW_CONFIG: '{path}': unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})"
             )
         return dict(table)
 
@@ -65,9 +64,7 @@ class _TomlFileSource(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     """Every knob of woow-scheduler.  Environment variable = ``WOOW_`` + upper-case name."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True)
 
     # -- stores ---------------------------------------------------------------------------
     database_url: str = Field(
@@ -81,9 +78,7 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None, description="Celery broker URL; defaults to redis_url (amqp:// works too)."
     )
-    result_backend: str | None = Field(
-        default=None, description="Celery result backend; defaults to redis_url."
-    )
+    result_backend: str | None = Field(default=None, description="Celery result backend; defaults to redis_url.")
     key_prefix: str = Field(
         default="woow:",
         description="Prefix of every Redis key the project writes (RedBeat's included).",
@@ -106,10 +101,20 @@ class Settings(BaseSettings):
     beat_max_loop_interval: float = Field(
         default=1.0, gt=0, le=60, description="Longest sleep of beat between ticks (seconds)."
     )
-    heartbeat_interval: float = Field(
-        default=10.0, gt=0, description="Seconds between scheduler_instances heartbeats."
-    )
+    heartbeat_interval: float = Field(default=10.0, gt=0, description="Seconds between scheduler_instances heartbeats.")
     sync_batch_size: int = Field(default=2000, ge=1, description="Entries per Redis pipeline in a full sync.")
+    beat_dispatch_chunk: int = Field(
+        default=500,
+        ge=1,
+        description="Due entries beat loads and publishes per batch; the beat lock is checked (and extended "
+        "when due) between batches, so a burst of any size never outlives the lock.",
+    )
+    bookkeeping_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between drains of beat's fire records into triggers.previous_fire_time, "
+        "next_fire_time and fire_count (one transaction per drain, off beat's hot path).",
+    )
 
     # -- execution ------------------------------------------------------------------------
     queue: str = Field(default="woow", description="Celery queue that execute_workflow tasks go to.")

@@ -1,0 +1,107 @@
+"""Fixtures of the scheduling-core tests: triggers in PostgreSQL, a reconciler, a beat app."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+
+from woow_scheduler.beat import WoowScheduler
+from woow_scheduler.celery_app import create_app
+from woow_scheduler.db import Database, Trigger, Workflow
+from woow_scheduler.enums import TriggerState
+from woow_scheduler.settings import Settings
+from woow_scheduler.sync import Reconciler
+
+MakeTrigger = Callable[..., Trigger]
+
+
+@pytest.fixture
+def workflow(db: Database) -> Workflow:
+    with db.session() as s:
+        wf = Workflow(name=f"wf-{uuid.uuid4().hex[:6]}", steps=[], owner_user_id="owner-1")
+        s.add(wf)
+    return wf
+
+
+@pytest.fixture
+def make_trigger(db: Database, workflow: Workflow) -> MakeTrigger:
+    def make(
+        spec: dict[str, Any],
+        *,
+        state: TriggerState = TriggerState.NORMAL,
+        previous_fire_time: datetime | None = None,
+        updated_at: datetime | None = None,
+        created_by: str | None = "user-1",
+        workflow_id: uuid.UUID | None = None,
+        name: str | None = None,
+    ) -> Trigger:
+        now = datetime.now(UTC)
+        with db.session() as s:
+            t = Trigger(
+                workflow_id=workflow_id or workflow.id,
+                name=name or f"t-{uuid.uuid4().hex[:8]}",
+                type=spec["type"],
+                spec=spec,
+                state=state,
+                previous_fire_time=previous_fire_time,
+                created_by=created_by,
+                created_at=updated_at or now,
+                updated_at=updated_at or now,
+            )
+            s.add(t)
+        return t
+
+    return make
+
+
+@pytest.fixture
+def reconciler(settings: Settings, db: Database, redis_client: redis.Redis) -> Iterator[Reconciler]:
+    yield Reconciler(settings, db, redis_client)
+
+
+def update_trigger(db: Database, trigger_id: uuid.UUID, **values: Any) -> None:
+    """What the service does on a change: new values, version + 1 (updated_at moves by itself)."""
+    with db.session() as s:
+        t = s.get(Trigger, trigger_id)
+        assert t is not None
+        for k, v in values.items():
+            setattr(t, k, v)
+        t.version = t.version + 1
+
+
+def published(client: redis.Redis, settings: Settings) -> list[dict[str, Any]]:
+    """Every execute_workflow message waiting in the broker queue, oldest first (kwargs + shadow)."""
+    out = []
+    for raw in reversed(client.lrange(f"{settings.key_prefix}broker:{settings.queue}", 0, -1)):
+        msg = json.loads(raw)
+        kwargs = json.loads(base64.b64decode(msg["body"]))[1]
+        out.append({**kwargs, "shadow": msg["headers"].get("shadow"), "task": msg["headers"]["task"]})
+    return out
+
+
+class QuietScheduler(WoowScheduler):
+    """The beat scheduler without its PostgreSQL thread: tests drive bookkeeping themselves."""
+
+    run_maintenance = False
+
+
+@pytest.fixture
+def make_scheduler(settings: Settings) -> Iterator[Callable[..., WoowScheduler]]:
+    made: list[WoowScheduler] = []
+
+    def make(cls: type[WoowScheduler] = QuietScheduler, **overrides: Any) -> WoowScheduler:
+        s = settings.model_copy(update=overrides) if overrides else settings
+        sch = cls(create_app(s))
+        made.append(sch)
+        return sch
+
+    yield make
+    for sch in made:
+        sch.close()

@@ -1,0 +1,538 @@
+"""Our Celery beat scheduler on RedBeat: nominal fire times, misfires, HA lock, bookkeeping.
+
+Registered in one visible place: :class:`WoowScheduler` (``celery beat -S
+woow_scheduler.beat:WoowScheduler``, also the app's ``beat_scheduler``) sets ``Entry`` to
+:class:`WoowSchedulerEntry`, whose codec knows our schedule type.  Nothing of RedBeat or Celery is
+patched.
+
+How a pass (``tick``) works, when this process holds the beat lock:
+
+1. fetch the keys of every entry due by now (one ``ZRANGEBYSCORE``);
+2. per chunk of ``beat_dispatch_chunk`` keys: make sure the lock is still ours (extending it when
+   a quarter of its lifetime has passed, so a long burst never loses it), load the chunk's
+   definitions and metas in one pipeline, let each schedule plan its fires at ``now`` (nominal
+   times, misfire policy), publish one ``execute_workflow`` per fire with its ``scheduled_for``,
+   then record every entry's new position, score and fire record with one pipelined script call
+   per entry (:file:`lua/entry_fired.lua`);
+3. sleep until the earliest score (whole epoch seconds), at most ``beat_max_loop_interval``.
+
+A fire is published before its entry advances: a crash in between re-publishes the same
+``(trigger_id, scheduled_for)``, which the worker refuses to run twice.
+
+A background thread does everything that touches PostgreSQL, so the hot path never waits for it:
+heartbeats (``scheduler_instances``), and, while leader, draining fire bookkeeping, incremental
+reconciles every ``reconcile_interval`` and full ones on becoming leader and every
+``full_reconcile_interval``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, cast
+
+import redis
+from celery import Celery
+from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
+from redis.exceptions import LockError as RedisLockError
+
+from .bookkeeping import drain_fired, fired_record
+from .celery_app import create_app
+from .codec import decode_meta, dumps, encode_meta, loads, task_kwargs
+from .db import Database, SchedulerInstance
+from .enums import InstanceKind
+from .keys import Keys
+from .schedule import WoowTriggerSchedule, iso_utc
+from .settings import Settings, load_settings
+from .sync import Reconciler, incremental_since
+
+log = logging.getLogger("woow.beat")
+
+SCHEDULER_PATH = "woow_scheduler.beat:WoowScheduler"
+FIRED_STREAM_MAXLEN = 1_000_000
+_DECODE_CACHE_MAX = 200_000
+
+
+class WoowSchedulerEntry(RedBeatSchedulerEntry):  # type: ignore[misc]
+    """RedBeat's entry with our codec; for our schedules ``last_run_at`` is the last NOMINAL fire."""
+
+    @staticmethod
+    def decode_definition(definition: str) -> Any:
+        return loads(definition)
+
+    @property
+    def due_at(self) -> datetime | None:
+        if isinstance(self.schedule, WoowTriggerSchedule):
+            return self.schedule.next_fire_time(self.last_run_at)  # nominal; may lie in the past
+        due: datetime | None = super().due_at
+        return due
+
+    def save(self) -> WoowSchedulerEntry:
+        """As RedBeat's ``save`` (meta only if missing), with our encoder and a nominal score."""
+        definition = {
+            "name": self.name,
+            "task": self.task,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "options": self.options,
+            "schedule": self.schedule,
+            "enabled": self.enabled,
+        }
+        client = get_redis(self.app)
+        with client.pipeline() as pipe:
+            pipe.hset(self.key, "definition", dumps(definition))
+            pipe.hsetnx(self.key, "meta", encode_meta(self.last_run_at, self.total_run_count or 0))
+            pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
+            pipe.execute()
+        return self
+
+    def _next_instance(self, last_run_at: datetime | None = None, only_update_last_run_at: bool = False) -> Any:
+        if isinstance(self.schedule, WoowTriggerSchedule) and last_run_at is None:
+            last_run_at = self.schedule.next_fire_time(self.last_run_at) or self.last_run_at
+        return super()._next_instance(last_run_at=last_run_at, only_update_last_run_at=only_update_last_run_at)
+
+    __next__ = next = _next_instance
+
+
+class BeatLock:
+    """The beat lock (RedBeat's key under our prefix), held by at most one beat.
+
+    ``keep()`` extends it once a quarter of its lifetime has passed since the last extension and
+    answers whether this process may still fire.  A standby acquires it only after the holder
+    stopped extending it for a whole lifetime, and the holder stops firing well before that.
+    """
+
+    def __init__(self, client: redis.Redis, name: str, timeout: float) -> None:
+        self.name = name
+        self.timeout = timeout
+        self._lock = client.lock(name, timeout=timeout, blocking=False, thread_local=False)
+        self.held = False
+        self._last_ok = 0.0
+
+    def try_acquire(self) -> bool:
+        if self._lock.acquire(blocking=False):
+            self.held = True
+            self._last_ok = time.monotonic()
+        return self.held
+
+    def keep(self, *, every: float | None = None) -> bool:
+        if not self.held:
+            return False
+        since = time.monotonic() - self._last_ok
+        if since < (self.timeout / 4 if every is None else every):
+            return True
+        try:
+            self._lock.reacquire()
+        except RedisLockError:
+            log.warning("beat: lost the beat lock (held by another beat now); standing by")
+            self.held = False
+            return False
+        except redis.RedisError as exc:
+            if since > self.timeout * 0.75:
+                log.warning("beat: cannot extend the beat lock (%s); standing by", exc)
+                self.held = False
+            return False
+        self._last_ok = time.monotonic()
+        return True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            try:
+                self._lock.release()
+            except (RedisLockError, redis.RedisError) as exc:
+                log.info("beat: lock release: %s", exc)
+
+
+class _LockLost(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    definition: dict[str, Any]
+    schedule: WoowTriggerSchedule | None
+    sha: str
+
+
+class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
+    Entry = WoowSchedulerEntry
+    #: run the PostgreSQL side (heartbeat, bookkeeping, reconciles) in a background thread
+    run_maintenance = True
+
+    def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
+        settings = app.conf.get("woow_settings")
+        self.settings: Settings = settings if isinstance(settings, Settings) else load_settings()
+        self.keys = Keys(self.settings.key_prefix)
+        self.instance_id = f"beat-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.chunk_size = self.settings.beat_dispatch_chunk
+        self._decoded: dict[str, _Decoded] = {}
+        self._maintenance: _Maintenance | None = None
+        self._beat_lock: BeatLock | None = None
+        self.leader_since: datetime | None = None
+        self.last_tick: datetime | None = None
+        self._last_state_write = 0.0
+        self._script: Any = None
+        kwargs.setdefault("lock_timeout", self.settings.beat_lock_timeout)
+        super().__init__(app, *args, **kwargs)
+        # RedBeat's beat_init handler blocks in lock.acquire(); we take the lock in tick() instead,
+        # so a standby keeps heartbeating.  With lock_key unset that handler stands aside.
+        self.lock_name: str = str(self.lock_key)
+        self.lock_key: str | None = None
+
+    # -- the pass ---------------------------------------------------------------------------
+    def tick(self, min: Any = min, **kwargs: Any) -> float:
+        self._start_maintenance()
+        client = get_redis(self.app)
+        try:
+            lock = self._lock(client)
+            if not lock.held:
+                if not lock.try_acquire():
+                    return float(self.max_interval)
+                self.leader_since = datetime.now(UTC)
+                log.info("beat: acquired the beat lock %s; this beat fires now", self.lock_name)
+                if self._maintenance is not None:
+                    self._maintenance.request_full()
+            if not lock.keep():
+                return float(self.max_interval)
+            self.last_tick = datetime.now(UTC)
+            failures = self._dispatch_due(client, lock)
+            self._write_state(client)
+            return self._sleep_time(client, failures)
+        except _LockLost:
+            return float(self.max_interval)
+        except redis.RedisError as exc:
+            log.error("beat: redis error in tick: %s", exc)
+            return float(self.max_interval)
+
+    def _lock(self, client: redis.Redis) -> BeatLock:
+        if self._beat_lock is None:
+            self._beat_lock = BeatLock(client, self.lock_name, float(self.lock_timeout))
+        return self._beat_lock
+
+    def _dispatch_due(self, client: redis.Redis, lock: BeatLock) -> int:
+        now_ts = int(time.time())
+        due = cast(list[str], client.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts))
+        failures = 0
+        for i in range(0, len(due), self.chunk_size):
+            if not lock.keep():
+                raise _LockLost
+            failures += self._process_chunk(client, due[i : i + self.chunk_size])
+        return failures
+
+    def _process_chunk(self, client: redis.Redis, keys: list[str]) -> int:
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, "definition", "meta")
+            rows = pipe.execute()
+        script = self._fired_script(client)
+        schedule_key, fired_key = self.keys.redbeat_schedule, self.keys.fired
+        now = datetime.now(UTC)
+        failures = 0
+        writes: list[tuple[str, list[Any]]] = []
+        generic: list[tuple[str, _Decoded, str | None]] = []
+        for key, (definition, meta) in zip(keys, rows, strict=True):
+            if definition is None:
+                writes.append((key, []))  # gone: drop it from the schedule
+                continue
+            decoded = self._decode(key, definition)
+            if decoded is None:
+                writes.append((key, [_sha(definition), "", -1, "", FIRED_STREAM_MAXLEN]))  # park it
+                continue
+            if decoded.schedule is None:
+                generic.append((key, decoded, meta))
+                continue
+            sched = decoded.schedule
+            last, count = decode_meta(meta)
+            plan = sched.plan(last, now)
+            published = 0
+            try:
+                for fire in plan.fires:
+                    self._publish(decoded.definition, fire)
+                    published += 1
+            except Exception as exc:
+                failures += 1
+                log.error("beat: publishing %s failed: %s", decoded.definition.get("name"), exc)
+                if published == 0:
+                    continue  # stays due: retried next pass with the same scheduled_for
+                fires = plan.fires[:published]
+                pos: datetime | None = fires[-1]
+                nxt = sched.spec.next_fire_time(fires[-1])
+            else:
+                fires, pos, nxt = plan.fires, plan.position, plan.next_fire
+            if plan.misfired:
+                log.info(
+                    "beat: trigger %s misfired (policy %s): firing %s",
+                    decoded.definition.get("name"),
+                    sched.misfire_policy,
+                    [iso_utc(f) for f in fires],
+                )
+            new_meta = encode_meta(pos, count + len(fires)) if pos is not None else ""
+            score = int(nxt.timestamp()) if nxt is not None else -1
+            record = fired_record(str(decoded.definition.get("name")), fires, nxt, sched.version) if fires else ""
+            writes.append((key, [decoded.sha, new_meta, score, record, FIRED_STREAM_MAXLEN]))
+        if writes:
+            with client.pipeline(transaction=False) as pipe:
+                for key, args in writes:
+                    if args:
+                        script(keys=[key, schedule_key, fired_key], args=args, client=pipe)
+                    else:
+                        pipe.zrem(schedule_key, key)
+                pipe.execute()
+        for key, decoded, meta in generic:
+            self._generic_entry(key, decoded, meta)
+        return failures
+
+    def _publish(self, definition: dict[str, Any], fire: datetime) -> None:
+        options = dict(definition.get("options") or {})
+        kwargs = task_kwargs(definition.get("kwargs") or {}, iso_utc(fire), datetime.now(UTC).isoformat())
+        log.debug("beat: fire %s scheduled_for %s", definition.get("name"), kwargs["scheduled_for"])
+        self.app.send_task(
+            definition["task"],
+            args=[],
+            kwargs=kwargs,
+            producer=self.producer,
+            ignore_result=True,  # nobody waits on a fire: no result subscription per task in beat
+            **options,
+        )
+
+    def _generic_entry(self, key: str, decoded: _Decoded, meta: str | None) -> None:
+        """A plain RedBeat entry (e.g. a static beat_schedule entry): RedBeat's own handling."""
+        last, count = decode_meta(meta)
+        entry = self.Entry(app=self.app, **decoded.definition)
+        entry.last_run_at = last
+        entry.total_run_count = count
+        self.maybe_due(entry, **self._maybe_due_kwargs)
+
+    def _decode(self, key: str, definition: str) -> _Decoded | None:
+        cached = self._decoded.get(definition)
+        if cached is not None:
+            return cached
+        try:
+            data = loads(definition)
+        except Exception as exc:
+            log.error("beat: entry %s has an unreadable definition (%s); parked until a sync rewrites it", key, exc)
+            return None
+        sched = data.get("schedule")
+        if len(self._decoded) >= _DECODE_CACHE_MAX:
+            self._decoded.clear()
+        decoded = _Decoded(data, sched if isinstance(sched, WoowTriggerSchedule) else None, _sha(definition))
+        self._decoded[definition] = decoded
+        return decoded
+
+    def _fired_script(self, client: redis.Redis) -> Any:
+        if self._script is None:
+            text = resources.files("woow_scheduler").joinpath("lua/entry_fired.lua").read_text()
+            self._script = client.register_script(text)
+        return self._script
+
+    def _sleep_time(self, client: redis.Redis, failures: int) -> float:
+        first = client.zrangebyscore(self.keys.redbeat_schedule, 0, "+inf", start=0, num=1, withscores=True)
+        if not first:
+            return float(self.max_interval)
+        wait = float(first[0][1]) - time.time()
+        if wait <= 0:
+            return float(self.max_interval) if failures else 0.01
+        return min(wait + 0.0005, float(self.max_interval))
+
+    def _write_state(self, client: redis.Redis) -> None:
+        mono = time.monotonic()
+        if mono - self._last_state_write < 1.0:
+            return
+        self._last_state_write = mono
+        assert self.last_tick is not None
+        with client.pipeline(transaction=False) as pipe:
+            pipe.hset(
+                self.keys.beat_state,
+                mapping={
+                    "instance": self.instance_id,
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "last_tick": self.last_tick.isoformat(),
+                    "leader_since": self.leader_since.isoformat() if self.leader_since else "",
+                    "lock_timeout": float(self.lock_timeout),
+                },
+            )
+            pipe.expire(self.keys.beat_state, max(60, int(self.lock_timeout * 3)))
+            pipe.execute()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def is_leader(self) -> bool:
+        return self._beat_lock is not None and self._beat_lock.held
+
+    def _start_maintenance(self) -> None:
+        if self._maintenance is None and self.run_maintenance:
+            self._maintenance = _Maintenance(self)
+            self._maintenance.start()
+
+    def close(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.stop()
+            self._maintenance = None
+        if self._beat_lock is not None:
+            if self._beat_lock.held:
+                log.info("beat: releasing the beat lock")
+            self._beat_lock.release()
+        super().close()
+
+    @property
+    def info(self) -> str:
+        s = self.settings
+        return "\n".join(
+            [
+                f"       . redis -> {self.keys.redbeat_prefix} (woow scheduler)",
+                f"       . lock -> `{self.lock_name}` {float(self.lock_timeout):g}s",
+                f"       . reconcile -> every {s.reconcile_interval:g}s, full every {s.full_reconcile_interval:g}s",
+            ]
+        )
+
+
+class _Maintenance(threading.Thread):
+    """Everything of beat that touches PostgreSQL, off the hot path."""
+
+    def __init__(self, scheduler: WoowScheduler) -> None:
+        super().__init__(name="woow-beat-maintenance", daemon=True)
+        self.scheduler = scheduler
+        self.settings = scheduler.settings
+        self._stop_event = threading.Event()
+        self._full_requested = threading.Event()
+        self.db: Database | None = None
+        self._reported_leader: bool | None = None
+        self.started_at = datetime.now(UTC)
+
+    def request_full(self) -> None:
+        self._full_requested.set()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+        if self.db is not None:
+            try:
+                with self.db.session() as session:
+                    row = session.get(SchedulerInstance, self.scheduler.instance_id)
+                    if row is not None:
+                        session.delete(row)
+            except Exception as exc:
+                log.warning("beat: could not remove the heartbeat row: %s", exc)
+            self.db.dispose()
+
+    def run(self) -> None:
+        s = self.settings
+        self.db = Database(s.database_url)
+        client = get_redis(self.scheduler.app)
+        reconciler = Reconciler(s, self.db, client)
+        next_heartbeat = next_flush = next_incr = next_full = 0.0
+        last_pass_start: datetime | None = None
+        while not self._stop_event.is_set():
+            mono = time.monotonic()
+            try:
+                if mono >= next_heartbeat or self._reported_leader != self.scheduler.is_leader:
+                    self._heartbeat()
+                    next_heartbeat = mono + s.heartbeat_interval
+                if self.scheduler.is_leader:
+                    if mono >= next_flush:
+                        drain_fired(s, self.db, client)
+                        next_flush = mono + s.bookkeeping_interval
+                    if self._full_requested.is_set() or mono >= next_full:
+                        self._full_requested.clear()
+                        start = reconciler.db_now()
+                        report = reconciler.full()
+                        log.info("beat: %s", report.summary())
+                        last_pass_start = start
+                        next_full = mono + s.full_reconcile_interval
+                        next_incr = mono + s.reconcile_interval
+                    elif mono >= next_incr and last_pass_start is not None:
+                        start = reconciler.db_now()
+                        report = reconciler.incremental(incremental_since(last_pass_start))
+                        last_pass_start = start
+                        next_incr = mono + s.reconcile_interval
+                        if report.drift_suspected:
+                            log.info("beat: entry count differs from active triggers; full reconcile next")
+                            self._full_requested.set()
+                        elif report.added or report.updated or report.removed:
+                            log.info("beat: %s", report.summary())
+            except Exception as exc:
+                log.error("beat: maintenance step failed: %s", exc, exc_info=True)
+            self._stop_event.wait(min(0.5, s.bookkeeping_interval))
+
+    def _heartbeat(self) -> None:
+        assert self.db is not None
+        sch = self.scheduler
+        self._reported_leader = sch.is_leader
+        info = {
+            "key_prefix": self.settings.key_prefix,
+            "lock_timeout": float(sch.lock_timeout),
+            "leader_since": sch.leader_since.isoformat() if sch.leader_since and sch.is_leader else None,
+            "last_tick": sch.last_tick.isoformat() if sch.last_tick else None,
+        }
+        with self.db.session() as session:
+            session.merge(
+                SchedulerInstance(
+                    id=sch.instance_id,
+                    kind=InstanceKind.BEAT,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=self.started_at,
+                    last_heartbeat=datetime.now(UTC),
+                    is_leader=sch.is_leader,
+                    info=info,
+                )
+            )
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def run_beat(settings: Settings, *, loglevel: str | None = None) -> None:
+    """``woow beat``: run celery beat in this process with our scheduler (blocks until stopped)."""
+    app = create_app(settings)
+    app.Beat(
+        scheduler=SCHEDULER_PATH,
+        max_interval=settings.beat_max_loop_interval,
+        loglevel=loglevel or settings.log_level,
+    ).run()
+
+
+def beat_status(settings: Settings, client: redis.Redis, db: Database | None = None) -> dict[str, Any]:
+    """For ``woow status``: the active beat (Redis) and the beat heartbeat rows (PostgreSQL)."""
+    keys = Keys(settings.key_prefix)
+    state = cast(dict[str, str], client.hgetall(keys.beat_state))
+    lock_ttl = client.pttl(keys.redbeat_lock)
+    out: dict[str, Any] = {
+        "active": state or None,
+        "lock_held": lock_ttl is not None and lock_ttl > 0,
+        "lock_ttl_s": (lock_ttl / 1000.0) if lock_ttl and lock_ttl > 0 else None,
+        "entries": client.zcard(keys.redbeat_schedule),
+        "pending_bookkeeping": client.xlen(keys.fired),
+        "last_tick_age_s": None,
+        "instances": [],
+    }
+    if state.get("last_tick"):
+        out["last_tick_age_s"] = round(
+            (datetime.now(UTC) - datetime.fromisoformat(state["last_tick"])).total_seconds(), 3
+        )
+    if db is not None:
+        with db.session() as session:
+            rows = session.query(SchedulerInstance).filter(SchedulerInstance.kind == InstanceKind.BEAT).all()
+            out["instances"] = [
+                {
+                    "id": r.id,
+                    "host": r.host,
+                    "pid": r.pid,
+                    "is_leader": r.is_leader,
+                    "last_heartbeat": r.last_heartbeat.isoformat(),
+                    "started_at": r.started_at.isoformat(),
+                }
+                for r in rows
+            ]
+    return out

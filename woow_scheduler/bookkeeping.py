@@ -1,0 +1,162 @@
+"""Fire bookkeeping: beat's fire records (a Redis stream) drained into ``triggers`` in batches.
+
+Beat appends one record per entry per pass to ``Keys.fired`` in the same atomic script that
+advances the entry, so the hot path never waits for PostgreSQL.  :func:`drain_fired` reads the
+stream in batches and updates ``previous_fire_time``, ``next_fire_time`` and ``fire_count`` with one
+transaction per batch; a trigger whose schedule is exhausted becomes ``COMPLETE`` and loses its
+entry.  Draining is idempotent (only fires later than the stored ``previous_fire_time`` count), so
+two drainers or a crash between the commit and the ``XDEL`` never count a fire twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import redis
+from sqlalchemy import Table, bindparam, select, update
+
+from .db import Database, Trigger
+from .enums import TriggerState
+from .keys import Keys
+from .schedule import iso_utc, parse_utc
+from .settings import Settings
+
+log = logging.getLogger("woow.bookkeeping")
+
+_ACTIVE = (TriggerState.NORMAL.value, TriggerState.BLOCKED.value)
+
+
+def fired_record(trigger_id: str, fires: tuple[datetime, ...], next_fire: datetime | None, version: int) -> str:
+    """One stream record: the nominal times fired in one pass and the next fire after them."""
+    return json.dumps(
+        {
+            "t": trigger_id,
+            "s": [iso_utc(f) for f in fires],
+            "n": iso_utc(next_fire) if next_fire is not None else None,
+            "v": version,
+        },
+        separators=(",", ":"),
+    )
+
+
+@dataclass
+class DrainResult:
+    records: int = 0
+    fires: int = 0
+    triggers: int = 0
+    completed: int = 0
+
+
+@dataclass
+class _Agg:
+    fires: list[datetime]
+    last: datetime
+    next_fire: datetime | None
+    version: int
+
+
+def drain_fired(settings: Settings, db: Database, client: redis.Redis, *, batch: int = 5000) -> DrainResult:
+    """Apply every pending fire record to PostgreSQL, ``batch`` records per transaction."""
+    keys = Keys(settings.key_prefix)
+    result = DrainResult()
+    while True:
+        records = cast(list[tuple[str, dict[str, str]]], client.xrange(keys.fired, "-", "+", count=batch))
+        if not records:
+            return result
+        aggs: dict[uuid.UUID, _Agg] = {}
+        for _rid, fields in records:
+            try:
+                data = json.loads(fields["f"])
+                tid = uuid.UUID(data["t"])
+                fires = [parse_utc(s) for s in data["s"]]
+                nxt = parse_utc(data["n"]) if data.get("n") else None
+                version = int(data["v"])
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("bookkeeping: dropping unreadable fire record %r: %s", fields, exc)
+                continue
+            if not fires:
+                continue
+            last = max(fires)
+            agg = aggs.get(tid)
+            if agg is None:
+                aggs[tid] = _Agg(fires, last, nxt, version)
+            else:
+                agg.fires.extend(fires)
+                if last >= agg.last:
+                    agg.last, agg.next_fire, agg.version = last, nxt, version
+        completed = _apply(db, aggs, result)
+        client.xdel(keys.fired, *[rid for rid, _ in records])
+        result.records += len(records)
+        if completed:
+            with client.pipeline(transaction=False) as pipe:
+                for tid in completed:
+                    pipe.zrem(keys.redbeat_schedule, keys.redbeat_entry(tid))
+                    pipe.delete(keys.redbeat_entry(tid))
+                pipe.execute()
+        if len(records) < batch:
+            return result
+
+
+def _apply(db: Database, aggs: dict[uuid.UUID, _Agg], result: DrainResult) -> list[uuid.UUID]:
+    if not aggs:
+        return []
+    t = cast(Table, Trigger.__table__)
+    updates: list[dict[str, Any]] = []
+    completes: list[dict[str, Any]] = []
+    with db.session() as session:
+        rows = session.execute(
+            select(t.c.id, t.c.previous_fire_time, t.c.fire_count, t.c.version, t.c.state, t.c.updated_at)
+            .where(t.c.id.in_(list(aggs)))
+            .with_for_update()
+        ).all()
+        for row in rows:
+            agg = aggs[row.id]
+            prev = row.previous_fire_time
+            new = {f for f in agg.fires if prev is None or f > prev}
+            if not new:
+                continue
+            last = max(new)
+            params = {
+                "_id": row.id,
+                "_prev": last,
+                "_count": row.fire_count + len(new),
+                "_next": agg.next_fire if last == agg.last else None,
+                "_updated": row.updated_at,
+            }
+            result.fires += len(new)
+            result.triggers += 1
+            done = agg.next_fire is None and last == agg.last and row.version == agg.version and row.state in _ACTIVE
+            (completes if done else updates).append(params)
+        conn = session.connection()
+        if updates:
+            conn.execute(
+                update(t)
+                .where(t.c.id == bindparam("_id"))
+                .values(
+                    previous_fire_time=bindparam("_prev"),
+                    fire_count=bindparam("_count"),
+                    next_fire_time=bindparam("_next"),
+                    updated_at=bindparam("_updated"),  # bookkeeping is not a change of the trigger
+                ),
+                updates,
+            )
+        if completes:
+            conn.execute(
+                update(t)
+                .where(t.c.id == bindparam("_id"))
+                .values(
+                    previous_fire_time=bindparam("_prev"),
+                    fire_count=bindparam("_count"),
+                    next_fire_time=None,
+                    state=TriggerState.COMPLETE.value,
+                    version=t.c.version + 1,
+                ),
+                [{k: v for k, v in p.items() if k not in ("_next", "_updated")} for p in completes],
+            )
+    result.completed += len(completes)
+    return [p["_id"] for p in completes]

@@ -1,0 +1,107 @@
+"""RedBeat's JSON codec, extended with our schedule type, and the exact form of an entry.
+
+RedBeat stores each entry as a hash with ``definition`` (name, task, args, kwargs, options,
+schedule, enabled) and ``meta`` (``last_run_at``, ``total_run_count``) in its own JSON dialect.
+It knows only its own schedule types, so :class:`WoowJSONEncoder` / :class:`WoowJSONDecoder`
+add ``{"__type__": "woow_trigger", ...}`` (see :mod:`woow_scheduler.schedule`).  They are
+registered through :class:`woow_scheduler.beat.WoowSchedulerEntry` only, never by patching RedBeat.
+
+Definitions are written canonically (sorted keys, compact separators) by every writer, so the
+reconciler can tell an unchanged entry by comparing strings.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
+
+from .celery_app import TASK_EXECUTE
+from .schedule import SCHEDULE_TYPE, WoowTriggerSchedule, schedule_json
+
+PAYLOAD_VERSION = 1
+
+
+class WoowJSONEncoder(RedBeatJSONEncoder):  # type: ignore[misc]
+    def default(self, obj: Any) -> Any:
+        if isinstance(obj, WoowTriggerSchedule):
+            return obj.to_json()
+        return super().default(obj)
+
+
+class WoowJSONDecoder(RedBeatJSONDecoder):  # type: ignore[misc]
+    def dict_to_object(self, d: dict[str, Any]) -> Any:
+        if d.get("__type__") == SCHEDULE_TYPE:
+            return WoowTriggerSchedule.from_json(d)
+        return super().dict_to_object(d)
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON in RedBeat's dialect with our types."""
+    return json.dumps(obj, cls=WoowJSONEncoder, sort_keys=True, separators=(",", ":"))
+
+
+def loads(text: str) -> Any:
+    return json.loads(text, cls=WoowJSONDecoder)
+
+
+def shadow_name(workflow_name: str) -> str:
+    """The task name Flower shows for a fire of this workflow."""
+    return f"workflow:{workflow_name}"
+
+
+def entry_definition(
+    *,
+    trigger_id: uuid.UUID | str,
+    workflow_id: uuid.UUID | str,
+    workflow_name: str,
+    user_id: str | None,
+    spec: Mapping[str, Any],
+    anchor: datetime,
+    version: int,
+) -> dict[str, Any]:
+    """The ``definition`` of a trigger's entry, as a JSON-ready dict (schedule left as its JSON form)."""
+    return {
+        "name": str(trigger_id),
+        "task": TASK_EXECUTE,
+        "args": [],
+        "kwargs": {"workflow_id": str(workflow_id), "trigger_id": str(trigger_id), "user_id": user_id},
+        "options": {"shadow": shadow_name(workflow_name)},
+        "schedule": schedule_json(spec, anchor, version),
+        "enabled": True,
+    }
+
+
+def encode_meta(last_run_at: datetime | None, total_run_count: int = 0) -> str:
+    """``meta`` exactly as RedBeat writes it (its datetime dialect), so RedBeat tools still read it."""
+    last = last_run_at.astimezone(UTC) if last_run_at is not None else None
+    return json.dumps({"last_run_at": last, "total_run_count": total_run_count}, cls=RedBeatJSONEncoder)
+
+
+def decode_meta(text: str | None) -> tuple[datetime | None, int]:
+    """``(last_run_at, total_run_count)`` of a stored meta (missing → ``(None, 0)``)."""
+    if not text:
+        return None, 0
+    data = json.loads(text, cls=RedBeatJSONDecoder)
+    last = data.get("last_run_at")
+    if isinstance(last, datetime):
+        last = last.astimezone(UTC) if last.tzinfo is not None else last.replace(tzinfo=UTC)
+    else:
+        last = None
+    return last, int(data.get("total_run_count") or 0)
+
+
+def task_kwargs(entry_kwargs: Mapping[str, Any], scheduled_for: str, enqueued_at: str) -> dict[str, Any]:
+    """The payload of one fire: the entry's ids plus the nominal time and the payload version."""
+    return {
+        "workflow_id": entry_kwargs.get("workflow_id"),
+        "trigger_id": entry_kwargs.get("trigger_id"),
+        "user_id": entry_kwargs.get("user_id"),
+        "scheduled_for": scheduled_for,
+        "version": PAYLOAD_VERSION,
+        "enqueued_at": enqueued_at,
+    }

@@ -1,0 +1,167 @@
+"""Our Celery ``schedule`` type: a trigger spec evaluated by our engine, with nominal fire times.
+
+A RedBeat entry of a trigger keeps one *position* in its ``meta.last_run_at``: the nominal time of
+the last fire that was dispatched (never the moment beat woke up).  Fires strictly after the
+position are pending.  The schedule also carries an *anchor*: the instant (floored to the second)
+at which the trigger's definition last changed.  Fires at or before the anchor never count, so a
+new, updated or resumed trigger never fires for times before that change, whatever the entry's
+position says.  The effective position is ``max(last_run_at, anchor)``.
+
+Everything here is pure: ``now`` is passed in (``is_due``/``remaining_estimate`` read the clock
+only because Celery's API asks them to).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery.schedules import BaseSchedule, schedstate
+from pydantic import TypeAdapter
+
+from .triggers import MisfirePolicy, TriggerSpec
+
+SCHEDULE_TYPE = "woow_trigger"
+
+#: More fires than this for one entry in one pass are never dispatched at once (the rest wait for
+#: the next pass); only reachable with a very late beat and a threshold larger than the lateness.
+MAX_FIRES_PER_PASS = 1000
+
+_SPEC_ADAPTER: TypeAdapter[TriggerSpec] = TypeAdapter(TriggerSpec)
+
+
+def floor_second(when: datetime) -> datetime:
+    """``when`` in UTC, without its fraction of a second."""
+    return when.astimezone(UTC).replace(microsecond=0)
+
+
+def parse_utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"'{text}' has no UTC offset")
+    return value.astimezone(UTC)
+
+
+def iso_utc(when: datetime) -> str:
+    """The wire form of a fire time: ISO 8601, UTC, whole seconds (``2026-01-01T09:00:00+00:00``)."""
+    return floor_second(when).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class FirePlan:
+    """What one pass of beat does with one entry at ``now``."""
+
+    fires: tuple[datetime, ...]
+    """Nominal fire times to dispatch now, oldest first (the ``scheduled_for`` of each task)."""
+    position: datetime | None
+    """The entry's new ``last_run_at``; ``None`` when nothing changes."""
+    next_fire: datetime | None
+    """First pending fire after the new position; ``None`` when the schedule is exhausted."""
+    misfired: bool = False
+    """The pending fire was older than the misfire threshold: the misfire policy decided ``fires``."""
+
+
+class WoowTriggerSchedule(BaseSchedule):  # type: ignore[misc]
+    """A :data:`TriggerSpec` as a Celery schedule (seconds resolution, nominal fire times)."""
+
+    def __init__(self, spec: TriggerSpec, anchor: datetime, version: int = 1) -> None:
+        super().__init__()
+        self.spec = spec
+        self.anchor = floor_second(anchor)
+        self.version = version
+
+    # -- pure fire-time logic ---------------------------------------------------------------
+    def position(self, last_run_at: datetime | None) -> datetime:
+        """The effective position: fires strictly after it are pending."""
+        if last_run_at is None:
+            return self.anchor
+        last = floor_second(last_run_at)
+        return last if last > self.anchor else self.anchor
+
+    def next_fire_time(self, last_run_at: datetime | None) -> datetime | None:
+        """The first pending nominal fire (may lie in the past when beat is late)."""
+        return self.spec.next_fire_time(self.position(last_run_at))
+
+    def plan(self, last_run_at: datetime | None, now: datetime) -> FirePlan:
+        """Decide the fires due at ``now``.
+
+        On time (the oldest pending fire is at most ``misfire_threshold`` seconds late): every
+        pending fire up to ``now``, each with its own nominal time.  Late by more: the trigger's
+        misfire policy chooses (``spec.missed_fires``) and the position moves to ``now``, so the
+        next fire is the next regular one.  Deterministic for a given position and ``now``.
+        """
+        pos = self.position(last_run_at)
+        now_s = floor_second(now)
+        first = self.spec.next_fire_time(pos)
+        if first is None or first > now_s:
+            return FirePlan((), None, first)
+        if (now_s - first).total_seconds() > float(self.spec.misfire_threshold):
+            chosen = tuple(t for t in self.spec.missed_fires(pos, now_s) if pos < t <= now_s)
+            new_pos = max((now_s, *chosen))
+            return FirePlan(chosen, new_pos, self.spec.next_fire_time(new_pos), misfired=True)
+        fires = [first]
+        nxt = self.spec.next_fire_time(first)
+        while nxt is not None and nxt <= now_s and len(fires) < MAX_FIRES_PER_PASS:
+            fires.append(nxt)
+            nxt = self.spec.next_fire_time(nxt)
+        return FirePlan(tuple(fires), fires[-1], nxt)
+
+    @property
+    def misfire_policy(self) -> MisfirePolicy:
+        return self.spec.misfire_policy
+
+    # -- Celery's schedule API ----------------------------------------------------------------
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def remaining_estimate(self, last_run_at: datetime | None) -> timedelta | None:
+        nxt = self.next_fire_time(last_run_at)
+        if nxt is None:
+            return None
+        return nxt - self.now()
+
+    def is_due(self, last_run_at: datetime | None) -> schedstate:
+        now = self.now()
+        nxt = self.next_fire_time(last_run_at)
+        if nxt is None:
+            return schedstate(is_due=False, next=None)
+        if nxt <= now:
+            following = self.spec.next_fire_time(floor_second(now))
+            wait = (following - now).total_seconds() if following is not None else None
+            return schedstate(is_due=True, next=wait)
+        return schedstate(is_due=False, next=(nxt - now).total_seconds())
+
+    # -- JSON form (inside RedBeat's ``definition``) --------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "__type__": SCHEDULE_TYPE,
+            "spec": self.spec.model_dump(mode="json"),
+            "anchor": iso_utc(self.anchor),
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WoowTriggerSchedule:
+        spec = _SPEC_ADAPTER.validate_python(data["spec"])
+        return cls(spec, parse_utc(str(data["anchor"])), int(data.get("version", 1)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WoowTriggerSchedule):
+            return NotImplemented
+        return (self.spec, self.anchor, self.version) == (other.spec, other.anchor, other.version)
+
+    def __hash__(self) -> int:
+        return hash((self.anchor, self.version))
+
+    def __repr__(self) -> str:
+        return f"<WoowTriggerSchedule {self.spec.type} anchor={iso_utc(self.anchor)} v{self.version}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.spec, self.anchor, self.version))
+
+
+def schedule_json(spec: Mapping[str, Any], anchor: datetime, version: int) -> dict[str, Any]:
+    """The JSON form of a schedule from a stored spec, without parsing it (the reconciler's fast path)."""
+    return {"__type__": SCHEDULE_TYPE, "spec": dict(spec), "anchor": iso_utc(anchor), "version": version}

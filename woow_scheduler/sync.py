@@ -1,0 +1,363 @@
+"""PostgreSQL → RedBeat reconcile: full, incremental, and per trigger (write-through).
+
+Every pass is idempotent and safe to run concurrently with beat and with other passes:
+
+- Entries are written with three commands (``HSET definition``, ``HSETNX meta``, ``ZADD``) in
+  pipelined batches, never through ``RedBeatSchedulerEntry.save()``.
+- An existing entry's ``meta`` (its last fire) is never overwritten by a reconcile; a missing one is
+  rebuilt from ``triggers.previous_fire_time``.
+- Scores written here come from a position at or before the true one, so they can only be early,
+  never late; beat re-evaluates an entry whose score is early without firing it.  Beat records its
+  fires with a script that refuses to touch an entry that a reconcile has deleted.
+- Definitions are canonical JSON, so an unchanged entry costs one read and no write.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import redis
+from sqlalchemy import Select, Table, bindparam, func, or_, select, update
+
+from .codec import decode_meta, encode_meta, entry_definition
+from .db import Database, Trigger, Workflow
+from .enums import TriggerState
+from .errors import StoreUnavailable
+from .keys import Keys
+from .redis_store import make_redis
+from .schedule import WoowTriggerSchedule
+from .settings import Settings
+
+log = logging.getLogger("woow.sync")
+
+#: Trigger states that have a live entry (BLOCKED is NORMAL while its workflow runs).
+ACTIVE_STATES = frozenset({TriggerState.NORMAL, TriggerState.BLOCKED})
+
+ProgressCallback = Callable[[int, int], None]
+"""``progress(done, total)``, called after each batch (for the CLI's progress bar)."""
+
+
+@dataclass
+class SyncReport:
+    mode: str
+    total: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    completed: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    drift_suspected: bool = False
+    error_messages: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        data["error_messages"] = self.error_messages[:20]
+        return data
+
+    def summary(self) -> str:
+        return (
+            f"{self.mode} sync: {self.added} added, {self.updated} updated, {self.removed} removed, "
+            f"{self.unchanged} unchanged, {self.completed} completed, {self.errors} errors "
+            f"in {self.seconds:.2f} s"
+        )
+
+
+def _row_stmt() -> Select[Any]:
+    return select(
+        Trigger.id,
+        Trigger.workflow_id,
+        Trigger.spec,
+        Trigger.state,
+        Trigger.previous_fire_time,
+        Trigger.fire_count,
+        Trigger.version,
+        Trigger.updated_at,
+        Trigger.created_by,
+        Workflow.name.label("workflow_name"),
+        Workflow.owner_user_id,
+    ).join(Workflow, Workflow.id == Trigger.workflow_id)
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+class Reconciler:
+    """Brings RedBeat entries in line with the ``triggers`` table."""
+
+    def __init__(self, settings: Settings, db: Database, client: redis.Redis) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis = client
+        self.keys = Keys(settings.key_prefix)
+        self.batch_size = settings.sync_batch_size
+
+    # -- public passes --------------------------------------------------------------------
+    def full(self, progress: ProgressCallback | None = None) -> SyncReport:
+        """Every trigger: add missing entries, fix drifted ones, remove entries of gone/inactive triggers."""
+        report = SyncReport("full")
+        t0 = time.perf_counter()
+        try:
+            # snapshot the entries BEFORE reading PostgreSQL: an entry written after its trigger's
+            # commit is then always matched by a row of the query below
+            members = cast(list[str], self.redis.zrange(self.keys.redbeat_schedule, 0, -1))
+            existing = {k for k in members if self._is_entry_key(k)}
+            with self.db.session() as session:
+                report.total = int(session.scalar(select(func.count()).select_from(Trigger)) or 0)
+            seen: set[str] = set()
+            done = 0
+            for batch in self._batches(_row_stmt()):
+                seen.update(self._sync_rows(batch, report, existing))
+                done += len(batch)
+                if progress is not None:
+                    progress(done, report.total)
+            stale = sorted(existing - seen)
+            for i in range(0, len(stale), self.batch_size):
+                self._delete_keys(stale[i : i + self.batch_size])
+            report.removed += len(stale)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: sync failed ({exc})") from exc
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def incremental(self, since: datetime) -> SyncReport:
+        """Triggers (or their workflows) changed at or after ``since``; flags a count mismatch."""
+        report = SyncReport("incremental")
+        t0 = time.perf_counter()
+        stmt = _row_stmt().where(or_(Trigger.updated_at >= since, Workflow.updated_at >= since))
+        try:
+            for batch in self._batches(stmt):
+                report.total += len(batch)
+                self._sync_rows(batch, report, None)
+            with self.db.session() as session:
+                active = int(
+                    session.scalar(select(func.count()).select_from(Trigger).where(Trigger.state.in_(ACTIVE_STATES)))
+                    or 0
+                )
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zcard(self.keys.redbeat_schedule)
+                pipe.scard(f"{self.keys.redbeat_prefix}:statics")
+                zcard, statics = pipe.execute()
+            report.drift_suspected = int(zcard) - int(statics) != active
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: sync failed ({exc})") from exc
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def triggers(self, trigger_ids: Iterable[uuid.UUID | str]) -> SyncReport:
+        """Exactly these triggers (write-through); ids without a row lose their entry."""
+        report = SyncReport("triggers")
+        t0 = time.perf_counter()
+        ids = [uuid.UUID(str(t)) for t in trigger_ids]
+        try:
+            for i in range(0, len(ids), self.batch_size):
+                chunk = ids[i : i + self.batch_size]
+                with self.db.session() as session:
+                    rows = list(session.execute(_row_stmt().where(Trigger.id.in_(chunk))))
+                report.total += len(chunk)
+                found = {r.id for r in rows}
+                self._sync_rows(rows, report, None)
+                gone = [self.keys.redbeat_entry(t) for t in chunk if t not in found]
+                if gone:
+                    report.removed += self._delete_keys(gone)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: sync failed ({exc})") from exc
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def db_now(self) -> datetime:
+        with self.db.session() as session:
+            value = session.scalar(select(func.now()))
+        assert isinstance(value, datetime)
+        return value
+
+    # -- internals --------------------------------------------------------------------------
+    def _is_entry_key(self, key: str) -> bool:
+        prefix = self.keys.redbeat_prefix
+        if not key.startswith(prefix):
+            return False
+        try:
+            uuid.UUID(key[len(prefix) :])
+        except ValueError:
+            return False
+        return True
+
+    def _batches(self, stmt: Select[Any]) -> Iterator[list[Any]]:
+        with self.db.session() as session:
+            result = session.execute(stmt.execution_options(yield_per=self.batch_size))
+            for part in result.partitions():
+                yield list(part)
+
+    def _delete_keys(self, keys: Sequence[str]) -> int:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrem(self.keys.redbeat_schedule, key)
+                pipe.delete(key)
+            results = pipe.execute()
+        return sum(1 for i in range(0, len(results), 2) if results[i] or results[i + 1])
+
+    def _sync_rows(self, rows: Sequence[Any], report: SyncReport, existing: set[str] | None) -> list[str]:
+        """One batch: one pipelined read, one pipelined write.  Returns the batch's keys."""
+        keys = [self.keys.redbeat_entry(r.id) for r in rows]
+        schedule_key = self.keys.redbeat_schedule
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, "definition", "meta")
+            if existing is None and keys:
+                pipe.zmscore(schedule_key, keys)
+            current = pipe.execute()
+        if existing is None:
+            scores = current.pop() if keys else []
+            in_zset = [s is not None for s in scores]
+        else:
+            in_zset = [k in existing for k in keys]
+
+        exhausted: list[dict[str, Any]] = []
+        forward: list[tuple[str, datetime, int]] = []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for row, key, (cur_def, cur_meta), scheduled in zip(rows, keys, current, in_zset, strict=True):
+                if row.state not in ACTIVE_STATES:
+                    if cur_def is not None or cur_meta is not None or scheduled:
+                        pipe.zrem(schedule_key, key)
+                        pipe.delete(key)
+                        report.removed += 1
+                    else:
+                        report.unchanged += 1
+                    continue
+                definition = entry_definition(
+                    trigger_id=row.id,
+                    workflow_id=row.workflow_id,
+                    workflow_name=row.workflow_name,
+                    user_id=row.created_by or row.owner_user_id,
+                    spec=row.spec,
+                    anchor=row.updated_at,
+                    version=row.version,
+                )
+                desired = _canonical(definition)
+                last, total = decode_meta(cur_meta) if cur_meta else (None, 0)
+                pg_prev = row.previous_fire_time
+                behind = cur_meta is not None and pg_prev is not None and (last is None or last < pg_prev)
+                if cur_def == desired and scheduled and not behind:
+                    report.unchanged += 1
+                    continue
+                try:
+                    sched = WoowTriggerSchedule.from_json(definition["schedule"])
+                except Exception as exc:  # a stored spec this version cannot read
+                    report.errors += 1
+                    report.error_messages.append(f"trigger {row.id}: {exc}")
+                    log.error("sync: trigger %s has an unreadable spec: %s", row.id, exc)
+                    continue
+                known = [t for t in (last, pg_prev) if t is not None]
+                position = max(known) if known else None
+                nxt = sched.next_fire_time(position)
+                if nxt is None:
+                    exhausted.append({"_id": row.id, "_version": row.version})
+                    if cur_def is not None or scheduled:
+                        pipe.zrem(schedule_key, key)
+                        pipe.delete(key)
+                    continue
+                if behind and pg_prev is not None:
+                    forward.append((key, pg_prev, max(total, row.fire_count)))
+                if cur_def != desired:
+                    pipe.hset(key, "definition", desired)
+                if cur_meta is None:
+                    pipe.hsetnx(key, "meta", encode_meta(pg_prev, row.fire_count))
+                pipe.zadd(schedule_key, {key: int(nxt.timestamp())})
+                if cur_def is None:
+                    report.added += 1
+                else:
+                    report.updated += 1
+            pipe.execute()
+        for key, prev, count in forward:
+            self._move_meta_forward(key, prev, count)
+        if exhausted:
+            report.completed += self._complete(exhausted)
+        return keys
+
+    def _move_meta_forward(self, key: str, prev: datetime, count: int) -> None:
+        """Redis lags PostgreSQL (restored from an old snapshot): move ``last_run_at`` forward only."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                last, _ = decode_meta(cast(str | None, pipe.hget(key, "meta")))
+                if last is not None and last >= prev:
+                    return
+                pipe.multi()
+                pipe.hset(key, "meta", encode_meta(prev, count))
+                pipe.zadd(self.keys.redbeat_schedule, {key: 0})  # beat re-evaluates it
+                pipe.execute()
+            except redis.WatchError:
+                pass  # beat fired it meanwhile: its meta is newer than PostgreSQL's
+
+    def _complete(self, rows: list[dict[str, Any]]) -> int:
+        """Triggers whose schedule has no fire left become COMPLETE (unless changed meanwhile)."""
+        t = cast(Table, Trigger.__table__)
+        stmt = (
+            update(t)
+            .where(t.c.id == bindparam("_id"))
+            .where(t.c.version == bindparam("_version"))
+            .where(t.c.state.in_([s.value for s in ACTIVE_STATES]))
+            .values(state=TriggerState.COMPLETE.value, next_fire_time=None, version=t.c.version + 1)
+        )
+        with self.db.session() as session:
+            result = session.connection().execute(stmt, rows)
+        return int(result.rowcount or 0)
+
+
+class RedBeatMirror:
+    """:class:`~woow_scheduler.interfaces.ScheduleMirror` over RedBeat: the service's write-through.
+
+    Call ``triggers_changed(ids)`` right after committing any change to these triggers (add,
+    update, pause, resume, delete; for a workflow delete pass the ids its triggers had).  Raises
+    :class:`StoreUnavailable` when Redis is down: the caller logs it, the reconciler repairs it.
+    """
+
+    def __init__(self, settings: Settings, db: Database, client: redis.Redis | None = None) -> None:
+        self.reconciler = Reconciler(settings, db, client or make_redis(settings.redis_url))
+
+    def triggers_changed(self, trigger_ids: Sequence[uuid.UUID]) -> None:
+        if trigger_ids:
+            self.reconciler.triggers(trigger_ids)
+
+
+def full_sync(
+    settings: Settings,
+    *,
+    progress: ProgressCallback | None = None,
+    db: Database | None = None,
+    client: redis.Redis | None = None,
+) -> SyncReport:
+    """``woow sync --full``: drain pending fire bookkeeping, then a full reconcile."""
+    from .bookkeeping import drain_fired
+
+    own_db = db is None
+    database = db or Database(settings.database_url)
+    own_client = client is None
+    rclient = client or make_redis(settings.redis_url)
+    try:
+        reconciler = Reconciler(settings, database, rclient)
+        try:
+            drain_fired(settings, database, rclient)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: cannot connect ({exc})") from exc
+        return reconciler.full(progress)
+    finally:
+        if own_client:
+            rclient.close()
+        if own_db:
+            database.dispose()
+
+
+def incremental_since(previous_pass_start: datetime, margin: float = 60.0) -> datetime:
+    """Where an incremental pass starts: a margin before the previous one (commits in flight, clock skew)."""
+    return previous_pass_start - timedelta(seconds=margin)
