@@ -63,3 +63,23 @@ class StoreUnavailable(WoowError):
     """PostgreSQL (or the configured database) or Redis could not be reached."""
 
     exit_code = 1
+
+
+class PayloadRejected(InvalidInput):
+    """A task payload (execute_workflow kwargs) is missing, forged or of an unknown version."""
+
+
+class StepFailed(WoowError):
+    """A workflow step failed on purpose (e.g. HTTP 500, exit code 1); ``output`` is kept with the error."""
+
+    def __init__(self, message: str, *, output: object = None) -> None:
+        super().__init__(message)
+        self.output = output
+
+
+class StepTimeout(WoowError):
+    """A step, or the whole workflow, ran past its time limit."""
+
+    def __init__(self, message: str, *, workflow: bool = False) -> None:
+        super().__init__(message)
+        self.workflow = workflow

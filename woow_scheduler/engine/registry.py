@@ -105,7 +105,8 @@ def validate_steps(steps: Any, settings: Settings) -> list[dict[str, Any]]:
         except InvalidWorkflow as exc:
             raise InvalidWorkflow(f"{prefix}.type: {exc}", field=f"{prefix}.type") from None
         try:
-            config = cls.Config.model_validate(step.config)
+            # the settings are in the validation context: a config can check them (python allow-list)
+            config = cls.Config.model_validate(step.config, context={"settings": settings})
         except ValidationError as exc:
             raise InvalidWorkflow(_pydantic_message(exc, f"{prefix}.config"), field=f"{prefix}.config") from None
         data = step.model_dump()

@@ -1,0 +1,104 @@
+"""Fixtures and helpers of the worker tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from sqlalchemy import select
+
+from woow_scheduler.db import Database
+from woow_scheduler.db.models import Execution, Trigger, Workflow
+from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
+from woow_scheduler.settings import Settings, load_settings
+from woow_scheduler.worker import get_app
+
+
+def make_workflow(db: Database, steps: list[dict[str, Any]], **fields: Any) -> Workflow:
+    fields.setdefault("name", f"wf-{uuid.uuid4().hex[:8]}")
+    fields.setdefault("concurrency", ConcurrencyPolicy.FORBID)
+    with db.session() as s:
+        wf = Workflow(steps=steps, **fields)
+        s.add(wf)
+        s.flush()
+    return wf
+
+
+def make_trigger(db: Database, workflow: Workflow, **fields: Any) -> Trigger:
+    fields.setdefault("name", f"tr-{uuid.uuid4().hex[:8]}")
+    fields.setdefault("type", "interval")
+    fields.setdefault("spec", {"seconds": 1})
+    with db.session() as s:
+        tr = Trigger(workflow_id=workflow.id, **fields)
+        s.add(tr)
+        s.flush()
+    return tr
+
+
+def executions(db: Database, workflow_id: uuid.UUID) -> list[Execution]:
+    with db.session() as s:
+        return list(
+            s.scalars(
+                select(Execution).where(Execution.workflow_id == workflow_id).order_by(Execution.created_at)
+            ).all()
+        )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def wait_final(db: Database, workflow_id: uuid.UUID, count: int, timeout: float = 30.0) -> list[Execution]:
+    def done() -> list[Execution] | None:
+        rows = executions(db, workflow_id)
+        if len(rows) >= count and all(ExecutionStatus(r.status).is_final for r in rows):
+            return rows
+        return None
+
+    result: list[Execution] = wait_for(done, timeout, what=f"{count} final executions")
+    return result
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+@pytest.fixture
+def wsettings(pg_url: str, redis_url: str, key_prefix: str) -> Settings:
+    """Worker-test settings: short lock TTL and visibility timeout so crash tests stay fast."""
+    return load_settings(
+        database_url=pg_url,
+        redis_url=redis_url,
+        key_prefix=key_prefix,
+        queue=f"woow-{uuid.uuid4().hex[:6]}",
+        lock_ttl=3.0,
+        visibility_timeout=8,
+        max_queue_wait=60.0,
+        db_retry_max=30,
+        python_callables=["tests.worker.callables:add", "tests.worker.callables:fail_with"],
+    )
+
+
+@pytest.fixture
+def app(wsettings: Settings) -> Iterator[Celery]:
+    application = get_app(wsettings)
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    return tmp_path / "logs"

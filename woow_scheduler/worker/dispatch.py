@@ -1,0 +1,122 @@
+"""Publishing ``execute_workflow``: what beat and ``woow workflow run`` call.
+
+Every publish goes to ``settings.queue`` with ``shadow="workflow:<name>"`` (Flower and the worker
+log show the workflow's name instead of the task's) and, when the workflow has a timeout, Celery
+time limits just above it (the engine enforces the timeout itself; the soft limit is the backstop
+and the hard limit the last resort, recorded as ``timed_out`` by the worker's main process).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from celery import Celery
+from celery.result import AsyncResult
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from ..celery_app import TASK_EXECUTE
+from ..db.session import Database
+from ..enums import ExecutionStatus
+from ..errors import StoreUnavailable
+from ..settings import Settings
+from . import history as h
+from .payload import FirePayload
+
+SOFT_LIMIT_GRACE = 5.0  # seconds after the workflow timeout before Celery's soft limit fires
+HARD_LIMIT_GRACE = 30.0  # further seconds before the hard limit kills the pool process
+
+
+class WorkflowLike(Protocol):
+    """What :func:`enqueue_manual_run` reads from a workflow (the ORM ``Workflow`` fits)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def timeout(self) -> float | None: ...
+
+
+def time_limits(timeout: float | None) -> dict[str, float]:
+    """Celery ``soft_time_limit``/``time_limit`` for a workflow timeout (none without one)."""
+    if not timeout:
+        return {}
+    soft = float(timeout) + SOFT_LIMIT_GRACE
+    return {"soft_time_limit": soft, "time_limit": soft + HARD_LIMIT_GRACE}
+
+
+def publish_options(settings: Settings, *, workflow_name: str, timeout: float | None = None) -> dict[str, Any]:
+    """``apply_async`` options of a fire (also what a RedBeat entry's ``options`` should hold)."""
+    return {"queue": settings.queue, "shadow": f"workflow:{workflow_name}", **time_limits(timeout)}
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def enqueue_fire(
+    app: Celery,
+    settings: Settings,
+    *,
+    workflow_id: uuid.UUID | str,
+    workflow_name: str,
+    trigger_id: uuid.UUID | str,
+    user_id: str | None,
+    scheduled_for: datetime | str,
+    timeout: float | None = None,
+) -> AsyncResult:
+    """Publish one trigger fire; ``scheduled_for`` (aware, UTC inside) is the fire's idempotency key."""
+    payload = FirePayload.model_validate(
+        {
+            "workflow_id": workflow_id,
+            "trigger_id": trigger_id,
+            "user_id": user_id,
+            "scheduled_for": _aware(scheduled_for),
+            "enqueued_at": datetime.now(UTC),
+        }
+    )
+    opts = publish_options(settings, workflow_name=workflow_name, timeout=timeout)
+    return app.send_task(TASK_EXECUTE, kwargs=payload.to_kwargs(), **opts)
+
+
+def enqueue_manual_run(
+    app: Celery, db: Database, settings: Settings, *, workflow: WorkflowLike, user_id: str | None
+) -> uuid.UUID:
+    """Create a fresh ``queued`` execution (no trigger) and publish it; return the execution id.
+
+    ``woow workflow run --wait`` then polls ``executions.status`` of that id until it is final.
+    """
+    now = datetime.now(UTC)
+    with db.session() as session:
+        execution_id = h.insert_execution(
+            session.connection(),
+            {
+                "workflow_id": workflow.id,
+                "user_id": user_id,
+                "scheduled_for": now,
+                "enqueued_at": now,
+                "status": ExecutionStatus.QUEUED,
+            },
+        )
+    payload = FirePayload(workflow_id=workflow.id, user_id=user_id, execution_id=execution_id, enqueued_at=now)
+    opts = publish_options(settings, workflow_name=workflow.name, timeout=workflow.timeout)
+    try:
+        app.send_task(TASK_EXECUTE, kwargs=payload.to_kwargs(), **opts)
+    except (KombuOperationalError, OSError) as exc:
+        with db.session() as session:
+            h.transition(
+                session.connection(),
+                execution_id,
+                from_status=ExecutionStatus.QUEUED,
+                values={
+                    "status": ExecutionStatus.FAILED,
+                    "finished_at": datetime.now(UTC),
+                    "error": f"could not enqueue: {exc}",
+                },
+            )
+        raise StoreUnavailable(f"broker: could not enqueue the run ({exc})") from exc
+    return execution_id

@@ -1,0 +1,217 @@
+"""Execution history writes of the worker: SQLAlchemy Core, one statement per round trip.
+
+Every state change is a conditional ``UPDATE ... WHERE status = <seen>`` (and, for a running row,
+``lock_token = <seen>``) so two deliveries of the same fire can never both win: the loser sees
+rowcount 0 and backs off.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from ..db.models import Execution, Workflow
+from ..enums import ConcurrencyPolicy, ExecutionStatus
+
+executions: Table = Execution.__table__  # type: ignore[assignment]
+workflows: Table = Workflow.__table__  # type: ignore[assignment]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class WorkflowDef:
+    id: uuid.UUID
+    name: str
+    steps: list[dict[str, Any]]
+    concurrency: ConcurrencyPolicy
+    max_retries: int
+    retry_delay: float
+    retry_backoff: bool
+    timeout: float | None
+    max_queue_wait: float | None
+
+
+@dataclass(frozen=True)
+class ExecRow:
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    trigger_id: uuid.UUID | None
+    status: ExecutionStatus
+    attempt: int
+    lock_token: str | None
+    scheduled_for: datetime | None
+    started_at: datetime | None
+    user_id: str | None
+
+
+_WF_COLS = (
+    workflows.c.id,
+    workflows.c.name,
+    workflows.c.steps,
+    workflows.c.concurrency,
+    workflows.c.max_retries,
+    workflows.c.retry_delay,
+    workflows.c.retry_backoff,
+    workflows.c.timeout,
+    workflows.c.max_queue_wait,
+)
+_EX_COLS = (
+    executions.c.id,
+    executions.c.workflow_id,
+    executions.c.trigger_id,
+    executions.c.status,
+    executions.c.attempt,
+    executions.c.lock_token,
+    executions.c.scheduled_for,
+    executions.c.started_at,
+    executions.c.user_id,
+)
+
+
+def autocommit(engine: Engine) -> Engine:
+    """The same engine in autocommit mode: every statement here is its own transaction."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def load_workflow(conn: Connection, workflow_id: uuid.UUID) -> WorkflowDef | None:
+    row = conn.execute(select(*_WF_COLS).where(workflows.c.id == workflow_id)).first()
+    if row is None:
+        return None
+    return WorkflowDef(
+        id=row.id,
+        name=row.name,
+        steps=list(row.steps or []),
+        concurrency=ConcurrencyPolicy(row.concurrency),
+        max_retries=int(row.max_retries or 0),
+        retry_delay=float(row.retry_delay if row.retry_delay is not None else 15.0),
+        retry_backoff=bool(row.retry_backoff),
+        timeout=row.timeout,
+        max_queue_wait=row.max_queue_wait,
+    )
+
+
+def _exec(row: Any) -> ExecRow:
+    return ExecRow(
+        id=row.id,
+        workflow_id=row.workflow_id,
+        trigger_id=row.trigger_id,
+        status=ExecutionStatus(row.status),
+        attempt=int(row.attempt or 0),
+        lock_token=row.lock_token,
+        scheduled_for=row.scheduled_for,
+        started_at=row.started_at,
+        user_id=row.user_id,
+    )
+
+
+def get_execution(conn: Connection, execution_id: uuid.UUID) -> ExecRow | None:
+    row = conn.execute(select(*_EX_COLS).where(executions.c.id == execution_id)).first()
+    return _exec(row) if row is not None else None
+
+
+def get_fire(conn: Connection, trigger_id: uuid.UUID, scheduled_for: datetime) -> ExecRow | None:
+    row = conn.execute(
+        select(*_EX_COLS).where(
+            and_(executions.c.trigger_id == trigger_id, executions.c.scheduled_for == scheduled_for)
+        )
+    ).first()
+    return _exec(row) if row is not None else None
+
+
+def _full_row(values: dict[str, Any]) -> dict[str, Any]:
+    now = utcnow()
+    row: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "trigger_id": None,
+        "user_id": None,
+        "scheduled_for": None,
+        "enqueued_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "duration_ms": None,
+        "status": ExecutionStatus.QUEUED,
+        "attempt": 0,
+        "worker": None,
+        "celery_task_id": None,
+        "lock_token": None,
+        "error": None,
+        "steps": [],
+        "created_at": now,
+        "updated_at": now,
+    }
+    row.update(values)
+    return row
+
+
+def insert_fire(conn: Connection, values: dict[str, Any]) -> bool:
+    """Insert an execution row unless its fire (trigger_id, scheduled_for) exists; ``True`` if inserted."""
+    row = _full_row(values)
+    if conn.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(executions).values(row).on_conflict_do_nothing(constraint="uq_executions_fire")
+    elif conn.dialect.name == "sqlite":
+        stmt = sqlite.insert(executions).values(row).on_conflict_do_nothing()
+    else:  # pragma: no cover - only PostgreSQL and SQLite are supported
+        raise RuntimeError(f"unsupported database dialect {conn.dialect.name}")
+    # RETURNING rather than rowcount: the driver reports rowcount -1 for INSERT ... ON CONFLICT
+    return conn.execute(stmt.returning(executions.c.id)).first() is not None
+
+
+def insert_execution(conn: Connection, values: dict[str, Any]) -> uuid.UUID:
+    """Insert an execution row that has no fire key (manual runs); return its id."""
+    row = _full_row(values)
+    conn.execute(executions.insert().values(row))
+    return uuid.UUID(str(row["id"]))
+
+
+def transition(
+    conn: Connection,
+    execution_id: uuid.UUID,
+    *,
+    from_status: ExecutionStatus | Iterable[ExecutionStatus],
+    lock_token: str | object | None = ...,
+    values: dict[str, Any],
+) -> bool:
+    """``UPDATE`` the row only if it is still in ``from_status`` (and held by ``lock_token``, when given)."""
+    statuses = [from_status] if isinstance(from_status, ExecutionStatus) else list(from_status)
+    cond = [executions.c.id == execution_id, executions.c.status.in_(statuses)]
+    if lock_token is not ...:
+        cond.append(executions.c.lock_token.is_(None) if lock_token is None else executions.c.lock_token == lock_token)
+    values = {**values, "updated_at": utcnow()}
+    result = conn.execute(update(executions).where(and_(*cond)).values(**values))
+    return bool(result.rowcount == 1)
+
+
+def earlier_waiting(
+    conn: Connection, workflow_id: uuid.UUID, execution_id: uuid.UUID | None, scheduled_for: datetime, since: datetime
+) -> uuid.UUID | None:
+    """A ``queued`` execution of the workflow scheduled before ``scheduled_for`` still waiting (queue policy)."""
+    cond = [
+        executions.c.workflow_id == workflow_id,
+        executions.c.status == ExecutionStatus.QUEUED,
+        executions.c.scheduled_for < scheduled_for,
+        executions.c.updated_at >= since,
+    ]
+    if execution_id is not None:
+        cond.append(executions.c.id != execution_id)
+    row = conn.execute(select(executions.c.id).where(and_(*cond)).order_by(executions.c.scheduled_for).limit(1)).first()
+    return row.id if row is not None else None
+
+
+def stale_candidates(conn: Connection, older_than: datetime, limit: int = 500) -> list[ExecRow]:
+    """Rows still ``running`` that started before ``older_than`` (the reaper checks their locks)."""
+    rows = conn.execute(
+        select(*_EX_COLS)
+        .where(and_(executions.c.status == ExecutionStatus.RUNNING, executions.c.started_at < older_than))
+        .limit(limit)
+    ).all()
+    return [_exec(r) for r in rows]

@@ -1,0 +1,193 @@
+"""The per-workflow lock: a Redis key with a random token, a TTL, renewal while a run lasts.
+
+- ``acquire``: ``SET key value NX PX ttl``; the value is ``<token>:<execution id>`` so anyone can see
+  which execution holds the lock (skipped rows name it, listings show triggers BLOCKED).
+- ``renew``: compare-and-``PEXPIRE`` in one Lua script (``lua/renew.lua``).
+- ``release``: compare-and-``DEL`` in one Lua script (``lua/release.lua``): only the owner releases.
+- While a run lasts, a background thread renews every lock it was given at ttl/3, so a run longer
+  than the TTL keeps its lock; a crashed worker stops renewing and its lock expires.
+
+One renewal thread serves every lock of a process (a thread per run would cost a thread start on
+every execution); it is created lazily, after a fork, in the process that uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import redis
+
+from ..errors import LockError
+from ..keys import Keys
+
+log = logging.getLogger("woow.lock")
+
+_SCRIPTS: dict[str, tuple[str, str]] = {}  # name -> (source, sha1)
+
+
+def _script(name: str) -> tuple[str, str]:
+    found = _SCRIPTS.get(name)
+    if found is None:
+        text = resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+        found = _SCRIPTS[name] = (text, hashlib.sha1(text.encode()).hexdigest())
+    return found
+
+
+def run_script(client: redis.Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    """EVALSHA one of the shipped ``lua/*.lua`` scripts, loading it on first use per server."""
+    text, sha = _script(name)
+    try:
+        return client.evalsha(sha, len(keys), *keys, *args)
+    except redis.exceptions.NoScriptError:
+        return client.eval(text, len(keys), *keys, *args)
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+def split_value(value: str | None) -> tuple[str | None, str | None]:
+    """``"<token>:<execution id>"`` -> ``(token, execution id)``; a bare token gives ``(token, None)``."""
+    if not value:
+        return None, None
+    token, sep, owner = value.partition(":")
+    return token, (owner if sep and owner else None)
+
+
+def execution_lease_key(keys: Keys, execution_id: uuid.UUID | str) -> str:
+    """Liveness key of one run of an ``allow`` workflow (which takes no workflow lock)."""
+    return f"{keys.prefix}lock:execution:{uuid.UUID(str(execution_id))}"
+
+
+class WorkflowLock:
+    """One owner's handle on a lock key.  Not re-entrant; one handle per run."""
+
+    def __init__(self, client: redis.Redis, key: str, ttl: float, *, owner: str | None = None) -> None:
+        if ttl <= 0:
+            raise LockError(f"lock ttl must be positive (got {ttl})")
+        self.client = client
+        self.key = key
+        self.ttl = float(ttl)
+        self.token = secrets.token_hex(16)
+        self.value = f"{self.token}:{owner}" if owner else self.token
+        self.lost = False  # set when a renewal found the lock gone or taken
+
+    @property
+    def ttl_ms(self) -> int:
+        return max(1, int(self.ttl * 1000))
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free; ``True`` when this handle now owns it."""
+        ok = bool(self.client.set(self.key, self.value, nx=True, px=self.ttl_ms))
+        if ok:
+            self.lost = False
+        return ok
+
+    def renew(self) -> bool:
+        """Push the expiry ``ttl`` into the future if this handle still owns the lock."""
+        ok = bool(run_script(self.client, "renew", [self.key], [self.value, self.ttl_ms]))
+        if not ok:
+            self.lost = True
+        return ok
+
+    def release(self) -> bool:
+        """Delete the lock if this handle owns it; never touches somebody else's lock."""
+        return bool(run_script(self.client, "release", [self.key], [self.value]))
+
+    def holder(self) -> str | None:
+        """The current value of the key (``<token>:<execution id>``), or ``None`` when free."""
+        return _str(self.client.get(self.key))
+
+    def owned(self) -> bool:
+        return self.holder() == self.value
+
+    @contextmanager
+    def kept_alive(self) -> Iterator[WorkflowLock]:
+        """Renew in the background (every ttl/3) for as long as the block runs."""
+        keeper = renewal_thread()
+        keeper.add(self)
+        try:
+            yield self
+        finally:
+            keeper.discard(self)
+
+
+def lock_holder(client: redis.Redis, keys: Keys, workflow_id: uuid.UUID | str) -> str | None:
+    """Execution id holding the workflow's lock (the raw token when it names none), or ``None``."""
+    value = _str(client.get(keys.workflow_lock(workflow_id)))
+    if value is None:
+        return None
+    token, owner = split_value(value)
+    return owner or token
+
+
+class _Renewer:
+    """One daemon thread renewing every registered lock at a third of its TTL."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[WorkflowLock, float]] = {}  # id(lock) -> (lock, next renewal)
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="woow-lock-renewer", daemon=True)
+        self._thread.start()
+
+    def add(self, lock: WorkflowLock) -> None:
+        with self._cond:
+            self._locks[id(lock)] = (lock, time.monotonic() + lock.ttl / 3)
+            self._cond.notify()
+
+    def discard(self, lock: WorkflowLock) -> None:
+        with self._cond:
+            self._locks.pop(id(lock), None)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [lk for lk, at in self._locks.values() if at <= now]
+                if not due:
+                    next_at = min((at for _, at in self._locks.values()), default=now + 3600)
+                    self._cond.wait(timeout=max(0.01, next_at - now))
+                    continue
+                for lk in due:
+                    self._locks[id(lk)] = (lk, now + lk.ttl / 3)
+            for lk in due:
+                self._renew(lk)
+
+    def _renew(self, lock: WorkflowLock) -> None:
+        try:
+            if not lock.renew():
+                log.error("lock lost: %s is no longer held by %s (expired or taken)", lock.key, lock.value)
+                self.discard(lock)
+        except redis.RedisError as exc:  # try again at the next round; the TTL leaves two more
+            log.warning("lock renewal of %s failed: %s", lock.key, exc)
+
+
+_renewer: tuple[int, _Renewer] | None = None
+_renewer_guard = threading.Lock()
+
+
+def renewal_thread() -> _Renewer:
+    """This process's renewal thread (a new one after a fork: threads do not survive it)."""
+    global _renewer
+    pid = os.getpid()
+    current = _renewer
+    if current is not None and current[0] == pid:
+        return current[1]
+    with _renewer_guard:
+        if _renewer is None or _renewer[0] != pid:
+            _renewer = (pid, _Renewer())
+        return _renewer[1]

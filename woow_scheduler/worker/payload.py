@@ -1,0 +1,86 @@
+"""The ``execute_workflow`` task payload: a frozen, versioned message.
+
+Publishers (beat, ``woow workflow run``) send these fields as the task's kwargs.  The worker
+validates them before anything else: a missing, forged or unknown-version payload is logged and
+dropped, never run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PAYLOAD_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+
+
+class FirePayload(BaseModel):
+    """kwargs of ``woow.execute_workflow``.
+
+    - a scheduled fire: ``trigger_id`` + ``scheduled_for`` (the idempotency key of the fire);
+    - a manual run: ``execution_id`` of the ``queued`` row created by the publisher;
+    - neither: an ad-hoc run that creates its own row.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = PAYLOAD_VERSION
+    workflow_id: uuid.UUID
+    trigger_id: uuid.UUID | None = None
+    user_id: str | None = Field(default=None, max_length=200)
+    scheduled_for: AwareDatetime | None = None
+    enqueued_at: AwareDatetime | None = None
+    execution_id: uuid.UUID | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value not in SUPPORTED_VERSIONS:
+            raise ValueError(
+                f"unknown payload version {value} (this worker understands {sorted(SUPPORTED_VERSIONS)}); "
+                "upgrade the worker"
+            )
+        return value
+
+    @field_validator("scheduled_for", "enqueued_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    @model_validator(mode="after")
+    def _fire_key(self) -> FirePayload:
+        if self.trigger_id is not None and self.scheduled_for is None:
+            raise ValueError("a trigger fire needs scheduled_for (the fire's idempotency key)")
+        return self
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """The JSON kwargs a publisher sends (``None`` optionals left out where the lead allows)."""
+        data: dict[str, Any] = {
+            "workflow_id": str(self.workflow_id),
+            "trigger_id": str(self.trigger_id) if self.trigger_id else None,
+            "user_id": self.user_id,
+            "scheduled_for": _iso(self.scheduled_for),
+            "version": self.version,
+        }
+        if self.enqueued_at is not None:
+            data["enqueued_at"] = _iso(self.enqueued_at)
+        if self.execution_id is not None:
+            data["execution_id"] = str(self.execution_id)
+        return data
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming every bad field."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "payload"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
