@@ -87,9 +87,10 @@ class WoowCollector(Collector):
             client.ping()
             up.add_metric(["redis"], 1)
             if settings.effective_broker_url.startswith(("redis://", "rediss://", "unix://")):
-                broker = client if settings.effective_broker_url == settings.redis_url else None
-                if broker is not None:
-                    depth.add_metric([settings.queue], float(broker.llen(settings.queue)))
+                if settings.effective_broker_url == settings.redis_url:
+                    # kombu's Redis transport keeps the queue as a list under celery_app's global_keyprefix
+                    key = f"{settings.key_prefix}broker:{settings.queue}"
+                    depth.add_metric([settings.queue], float(client.llen(key)))
         except redis.RedisError as exc:
             log.warning("metrics: redis unreadable: %s", exc)
             up.add_metric(["redis"], 0)

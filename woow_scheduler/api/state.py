@@ -45,6 +45,8 @@ class ApiState:
             return self._celery
 
     def close(self) -> None:
+        if self._celery is not None:
+            self._celery.close()
         if self.owns_stores:
             self.db.dispose()
             self.redis.close()
