@@ -86,11 +86,10 @@ class WoowCollector(Collector):
             client: redis.Redis = self.state.redis
             client.ping()
             up.add_metric(["redis"], 1)
-            if settings.effective_broker_url.startswith(("redis://", "rediss://", "unix://")):
-                if settings.effective_broker_url == settings.redis_url:
-                    # kombu's Redis transport keeps the queue as a list under celery_app's global_keyprefix
-                    key = f"{settings.key_prefix}broker:{settings.queue}"
-                    depth.add_metric([settings.queue], float(client.llen(key)))
+            if settings.effective_broker_url == settings.redis_url:
+                # kombu's Redis transport keeps the queue as a list under celery_app's global_keyprefix
+                key = f"{settings.key_prefix}broker:{settings.queue}"
+                depth.add_metric([settings.queue], float(client.llen(key)))
         except redis.RedisError as exc:
             log.warning("metrics: redis unreadable: %s", exc)
             up.add_metric(["redis"], 0)
