@@ -29,7 +29,10 @@ def render() -> str:
         "",
     ]
     for path, cmd in _walk(cli, ["woow"]):
-        ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=WIDTH, max_content_width=WIDTH)
+        # help_option_names as the root group sets them, so the page is the same whether or not the
+        # CLI already ran in this process (click caches each command's help option on first use)
+        ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=WIDTH, max_content_width=WIDTH,
+                            help_option_names=["-h", "--help"])
         parts += [f"## `{' '.join(path)}`", "", "```", cmd.get_help(ctx).rstrip(), "```", ""]
     return "\n".join(parts)
 
