@@ -1,0 +1,118 @@
+"""The README's commands, executed: `woow dev` (what `make demo` runs) and the walkthrough against
+PostgreSQL and Redis, line by line, with its background processes really started."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.procs import child_env
+from woow_scheduler.settings import Settings
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_block(heading: str) -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split(heading, 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [re.sub(r"\s+#.*$", "", line).strip() for line in lines if line.strip()]
+
+
+def test_quick_start_names_make_demo_and_make_test() -> None:
+    lines = readme_block("## Quick start")
+    assert [line.split()[:2] for line in lines] == [["make", "demo"], ["make", "test"]]
+    makefile = (ROOT / "Makefile").read_text()
+    assert "$(BIN)/woow dev" in makefile  # make demo runs woow dev
+    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("make test")  # CI runs the README's command
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_woow_dev_fires_the_demo_and_leaves_no_process(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WOOW_")}
+    env["PYTHONPATH"] = str(ROOT)
+    log = tmp_path / "dev.out"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "woow_scheduler", "dev", "--dir", str(tmp_path / "dev"),
+             "--cron", "*/2 * * * * ?"],
+            env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    children: set[int] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            children.update(_descendants(proc.pid))
+            if log.read_text().count(" succeeded") >= 2:
+                break
+            time.sleep(0.5)
+        out = log.read_text()
+        assert "seeded workflow 'demo'" in out
+        assert out.count(" succeeded") >= 2, out
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        proc.wait(timeout=40)
+    out = log.read_text()
+    assert proc.returncode == 0, out
+    assert "dev: stopped" in out
+    time.sleep(0.5)
+    alive = [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"processes left behind: {alive}"
+
+
+def test_walkthrough_against_postgresql_and_redis(settings: Settings, tmp_path: Path) -> None:
+    lines = readme_block("## Using it against PostgreSQL and Redis")
+    env = child_env(settings)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    woow = [sys.executable, "-m", "woow_scheduler"]
+    background: list[subprocess.Popen[bytes]] = []
+    try:
+        for line in lines:
+            if not line.startswith("woow "):
+                continue  # venv creation, exports and activation: done by this test's environment
+            argv = shlex.split(line.rstrip("&").strip())
+            if line.endswith("&"):
+                with (tmp_path / f"{argv[1]}.log").open("wb") as log:
+                    background.append(subprocess.Popen([*woow, *argv[1:]], env=env, stdout=log,
+                                                       stderr=subprocess.STDOUT, start_new_session=True))
+                continue
+            if argv[1:3] == ["workflow", "run"]:
+                time.sleep(5)  # the worker started just above
+            result = subprocess.run([*woow, *argv[1:]], env=env, capture_output=True, text=True, timeout=120)
+            if argv[1] == "status":
+                assert result.returncode in (0, 1), result.stdout + result.stderr
+            else:
+                assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+    finally:
+        for p in background:
+            stop_group(p)
+
+
+def stop_group(p: subprocess.Popen[bytes]) -> None:
+    """TERM the process group, then KILL it after 20 s."""
+    with suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGTERM)
+    try:
+        p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
