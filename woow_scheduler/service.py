@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session
@@ -488,7 +488,9 @@ class Service:
         since: datetime | None = None,
         limit: int = 50,
         owner: str | None = None,
+        before: tuple[datetime, uuid.UUID] | None = None,
     ) -> list[ExecutionView]:
+        """Executions newest first; ``before`` = ``(created_at, id)`` of the last row of a previous page."""
         if not 1 <= limit <= 10_000:
             raise InvalidInput(f"limit: {limit} must be between 1 and 10000", field="limit")
         with self._session() as s:
@@ -511,6 +513,8 @@ class Service:
                 q = q.where(Execution.created_at >= since)
             if owner is not None:
                 q = q.where(Workflow.owner_user_id == owner)
+            if before is not None:
+                q = q.where(tuple_(Execution.created_at, Execution.id) < tuple_(*before))
             q = q.order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit)
             return [ExecutionView.of(ex, name) for ex, name in s.execute(q)]
 

@@ -56,7 +56,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import cron_cmd, db_cmd, history, ops, procs, trigger, workflow
+    from . import api_cmd, cron_cmd, db_cmd, history, ops, procs, trigger, workflow
 
     cli.add_command(db_cmd.db)
     cli.add_command(workflow.workflow)
@@ -67,6 +67,8 @@ def _register() -> None:
     cli.add_command(workflow.strategies)
     for command in (ops.sync, ops.status, procs.beat, procs.worker, procs.flower, procs.dev):
         cli.add_command(command)
+    cli.add_command(api_cmd.api)
+    cli.add_command(api_cmd.token)
 
 
 _register()
