@@ -36,7 +36,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any, cast
 
 import redis
@@ -46,7 +45,7 @@ from redis.exceptions import LockError as RedisLockError
 
 from .bookkeeping import drain_fired, fired_record
 from .celery_app import create_app
-from .codec import decode_meta, dumps, encode_meta, loads, task_kwargs
+from .codec import decode_meta, dumps, encode_meta, loads, lua_source, task_kwargs
 from .db import Database, SchedulerInstance
 from .enums import InstanceKind
 from .keys import Keys
@@ -330,8 +329,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def _fired_script(self, client: redis.Redis) -> Any:
         if self._script is None:
-            text = resources.files("woow_scheduler").joinpath("lua/entry_fired.lua").read_text()
-            self._script = client.register_script(text)
+            self._script = client.register_script(lua_source("entry_fired"))
         return self._script
 
     def _sleep_time(self, client: redis.Redis, failures: int) -> float:
