@@ -151,7 +151,7 @@ class Reconciler:
                 )
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zcard(self.keys.redbeat_schedule)
-                pipe.scard(f"{self.keys.redbeat_prefix}:statics")
+                pipe.scard(self.keys.redbeat_statics)
                 zcard, statics = pipe.execute()
             report.drift_suspected = int(zcard) - int(statics) != active
         except redis.RedisError as exc:
