@@ -36,7 +36,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any, cast
 
 import redis
@@ -46,11 +45,11 @@ from redis.exceptions import LockError as RedisLockError
 
 from .bookkeeping import drain_fired, fired_record
 from .celery_app import create_app
-from .codec import decode_meta, dumps, encode_meta, loads, task_kwargs
+from .codec import decode_meta, dumps, encode_meta, loads, lua_source, task_kwargs
 from .db import Database, SchedulerInstance
 from .enums import InstanceKind
 from .keys import Keys
-from .schedule import WoowTriggerSchedule, iso_utc
+from .schedule import FirePlan, WoowTriggerSchedule, iso_utc
 from .settings import Settings, load_settings
 from .sync import Reconciler, incremental_since
 
@@ -233,12 +232,10 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             for key in keys:
                 pipe.hmget(key, "definition", "meta")
             rows = pipe.execute()
-        script = self._fired_script(client)
-        schedule_key, fired_key = self.keys.redbeat_schedule, self.keys.fired
         now = datetime.now(UTC)
-        failures = 0
         writes: list[tuple[str, list[Any]]] = []
         generic: list[tuple[str, _Decoded, str | None]] = []
+        planned: list[tuple[str, _Decoded, int, FirePlan]] = []
         for key, (definition, meta) in zip(keys, rows, strict=True):
             if definition is None:
                 writes.append((key, []))  # gone: drop it from the schedule
@@ -250,20 +247,25 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             if decoded.schedule is None:
                 generic.append((key, decoded, meta))
                 continue
-            sched = decoded.schedule
             last, count = decode_meta(meta)
-            plan = sched.plan(last, now)
-            published = 0
-            try:
-                for fire in plan.fires:
-                    self._publish(decoded.definition, fire)
-                    published += 1
-            except Exception as exc:
-                failures += 1
-                log.error("beat: publishing %s failed: %s", decoded.definition.get("name"), exc)
-                if published == 0:
+            planned.append((key, decoded, count, decoded.schedule.plan(last, now)))
+
+        # publish every fire of the chunk (in parallel when configured), then record the outcome
+        jobs = [(decoded.definition, fire) for _, decoded, _, plan in planned for fire in plan.fires]
+        outcomes = self._publish_all(jobs)
+        failures = sum(1 for o in outcomes if o is not None)
+        i = 0
+        for key, decoded, count, plan in planned:
+            results = outcomes[i : i + len(plan.fires)]
+            i += len(plan.fires)
+            ok = next((n for n, r in enumerate(results) if r is not None), len(results))
+            sched = decoded.schedule
+            assert sched is not None
+            if ok < len(plan.fires):
+                log.error("beat: publishing %s failed: %s", decoded.definition.get("name"), results[ok])
+                if ok == 0:
                     continue  # stays due: retried next pass with the same scheduled_for
-                fires = plan.fires[:published]
+                fires = plan.fires[:ok]
                 pos: datetime | None = fires[-1]
                 nxt = sched.spec.next_fire_time(fires[-1])
             else:
@@ -280,6 +282,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             record = fired_record(str(decoded.definition.get("name")), fires, nxt, sched.version) if fires else ""
             writes.append((key, [decoded.sha, new_meta, score, record, FIRED_STREAM_MAXLEN]))
         if writes:
+            script = self._fired_script(client)
+            schedule_key, fired_key = self.keys.redbeat_schedule, self.keys.fired
             with client.pipeline(transaction=False) as pipe:
                 for key, args in writes:
                     if args:
@@ -291,7 +295,22 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._generic_entry(key, decoded, meta)
         return failures
 
-    def _publish(self, definition: dict[str, Any], fire: datetime) -> None:
+    def _publish_all(self, jobs: list[tuple[dict[str, Any], datetime]]) -> list[Exception | None]:
+        """Publish each ``(definition, fire)`` in order; ``None`` for a success, the exception otherwise.
+
+        Sequential on purpose: publishing is CPU-bound in Celery/kombu (measured: a thread pool
+        gained nothing on two cores), and one producer keeps the broker connection count at one.
+        """
+        return [self._publish_one(job, producer=self.producer) for job in jobs]
+
+    def _publish_one(self, job: tuple[dict[str, Any], datetime], producer: Any = None) -> Exception | None:
+        try:
+            self._publish(job[0], job[1], producer)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _publish(self, definition: dict[str, Any], fire: datetime, producer: Any = None) -> None:
         options = dict(definition.get("options") or {})
         kwargs = task_kwargs(definition.get("kwargs") or {}, iso_utc(fire), datetime.now(UTC).isoformat())
         log.debug("beat: fire %s scheduled_for %s", definition.get("name"), kwargs["scheduled_for"])
@@ -299,7 +318,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             definition["task"],
             args=[],
             kwargs=kwargs,
-            producer=self.producer,
+            producer=producer,
             ignore_result=True,  # nobody waits on a fire: no result subscription per task in beat
             **options,
         )
@@ -330,8 +349,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def _fired_script(self, client: redis.Redis) -> Any:
         if self._script is None:
-            text = resources.files("woow_scheduler").joinpath("lua/entry_fired.lua").read_text()
-            self._script = client.register_script(text)
+            self._script = client.register_script(lua_source("entry_fired"))
         return self._script
 
     def _sleep_time(self, client: redis.Redis, failures: int) -> float:

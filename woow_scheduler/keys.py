@@ -28,6 +28,11 @@ class Keys:
     def redbeat_lock(self) -> str:
         return f"{self.redbeat_prefix}:lock"
 
+    @property
+    def redbeat_statics(self) -> str:
+        """RedBeat's set of static (``beat_schedule``) entry names; normally empty for woow."""
+        return f"{self.redbeat_prefix}:statics"
+
     def redbeat_entry(self, trigger_id: uuid.UUID | str) -> str:
         """The entry hash of one trigger (the entry's name is the trigger id)."""
         return f"{self.redbeat_prefix}{uuid.UUID(str(trigger_id))}"

@@ -29,7 +29,7 @@ SCHEDULE_TYPE = "woow_trigger"
 #: the next pass); only reachable with a very late beat and a threshold larger than the lateness.
 MAX_FIRES_PER_PASS = 1000
 
-_SPEC_ADAPTER: TypeAdapter[TriggerSpec] = TypeAdapter(TriggerSpec)
+SPEC_ADAPTER: TypeAdapter[TriggerSpec] = TypeAdapter(TriggerSpec)
 
 
 def floor_second(when: datetime) -> datetime:
@@ -144,7 +144,7 @@ class WoowTriggerSchedule(BaseSchedule):  # type: ignore[misc]
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WoowTriggerSchedule:
-        spec = _SPEC_ADAPTER.validate_python(data["spec"])
+        spec = SPEC_ADAPTER.validate_python(data["spec"])
         return cls(spec, parse_utc(str(data["anchor"])), int(data.get("version", 1)))
 
     def __eq__(self, other: object) -> bool:

@@ -210,3 +210,38 @@ def test_misfire_policies_when_beat_was_down(esettings: Settings, db: Database, 
     assert "misfired" in log
     for ts in got.values():
         assert all(f.microsecond == 0 for f in ts)
+
+
+def test_run_beat_entry_point_fires(esettings: Settings, db: Database, wf: Workflow, tmp_path: Path) -> None:
+    """``woow beat`` calls ``run_beat(settings)``: a once trigger fires, the process stops on SIGTERM."""
+    import subprocess
+    import sys
+
+    from tests.procs import child_env
+
+    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    t = add_trigger(db, wf, {"type": "once", "run_at": run_at.isoformat()})
+    code = "from woow_scheduler.beat import run_beat; from woow_scheduler.settings import load_settings; "
+    code += "run_beat(load_settings())"
+    log = tmp_path / "run_beat.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=child_env(esettings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    client = redis.Redis.from_url(esettings.redis_url, decode_responses=True)
+    try:
+        msgs = wait_for(lambda: published(client, esettings), 20, "the once fire")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert [(m["trigger_id"], m["scheduled_for"]) for m in msgs] == [(str(t.id), run_at.isoformat())]
+    assert proc.returncode is not None
+    assert client.exists(Keys(esettings.key_prefix).redbeat_lock) == 0  # a clean stop releases the lock

@@ -245,3 +245,21 @@ def test_mirror_raises_store_unavailable_when_redis_is_down(
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     with pytest.raises(StoreUnavailable):
         RedBeatMirror(settings, db, dead).triggers_changed([t.id])
+
+
+def test_fast_definition_text_is_the_canonical_json() -> None:
+    from woow_scheduler.codec import definition_text, entry_definition
+    from woow_scheduler.sync import _canonical
+
+    spec = {"type": "cron", "expression": "0 0 9 ? * MON-FRI", "timezone": "Europe/Berlin", "misfire_threshold": 60.0}
+    options = {"queue": "woow", "shadow": 'workflow:naïve "quoted"', "time_limit": 65.0}
+    common = {
+        "trigger_id": uuid.uuid4(),
+        "workflow_id": uuid.uuid4(),
+        "anchor": datetime(2026, 3, 1, 12, 0, 5, 123456, tzinfo=UTC),
+        "version": 7,
+    }
+    for user in ("u-1", None, 'we"ird'):
+        slow = _canonical(entry_definition(workflow_name="x", user_id=user, spec=spec, options=options, **common))
+        fast = definition_text(user_id=user, options_json=_canonical(options), spec_json=_canonical(spec), **common)
+        assert fast == slow
