@@ -49,13 +49,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if broker.startswith(("redis://", "rediss://")):
         conf["broker_transport_options"] = {
             "visibility_timeout": settings.visibility_timeout,
-            "global_keyprefix": f"{settings.key_prefix}broker:",
+            "global_keyprefix": keys.broker_prefix,
             # sweep for messages of dead workers (unacked past the visibility timeout) every tenth
             # of the timeout, within 1..60 s; kombu's default sweeps only about every 100 s
             "unacked_restore_interval": max(1, min(60, settings.visibility_timeout // 10)),
             "unacked_restore_throttle": 1,
         }
-        conf["result_backend_transport_options"] = {"global_keyprefix": f"{settings.key_prefix}results:"}
+        conf["result_backend_transport_options"] = {"global_keyprefix": keys.results_prefix}
     return conf
 
 

@@ -37,6 +37,24 @@ class Keys:
         """The entry hash of one trigger (the entry's name is the trigger id)."""
         return f"{self.redbeat_prefix}{uuid.UUID(str(trigger_id))}"
 
+    # -- broker (kombu's Redis transport, under its global_keyprefix) -------------------------
+    @property
+    def broker_prefix(self) -> str:
+        """``global_keyprefix`` of the Redis broker: queues, unacked set, bindings."""
+        return f"{self.prefix}broker:"
+
+    def broker_queue(self, queue: str) -> str:
+        """The Redis list holding a queue's waiting messages."""
+        return f"{self.broker_prefix}{queue}"
+
+    @property
+    def broker_unacked(self) -> str:
+        return f"{self.broker_prefix}unacked"
+
+    @property
+    def results_prefix(self) -> str:
+        return f"{self.prefix}results:"
+
     # -- execution ------------------------------------------------------------------------
     def workflow_lock(self, workflow_id: uuid.UUID | str) -> str:
         return f"{self.prefix}lock:workflow:{uuid.UUID(str(workflow_id))}"

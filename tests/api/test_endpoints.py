@@ -310,7 +310,7 @@ def test_run_now_publishes_and_records_the_user(alice: TestClient, settings: Set
     ex = alice.get(f"/executions/{run['execution_id']}").json()
     assert (ex["status"], ex["user_id"], ex["trigger_id"]) == ("queued", "alice", None)
     # published for a worker (the slow test runs one)
-    assert redis_client.llen(f"{settings.key_prefix}broker:{settings.queue}") == 1
+    assert redis_client.llen(Keys(settings.key_prefix).broker_queue(settings.queue)) == 1
     page = alice.get(f"/workflows/{wf['id']}/executions").json()
     assert [e["id"] for e in page["items"]] == [run["execution_id"]]
     assert f'woow_queue_depth{{queue="{settings.queue}"}} 1.0' in alice.get("/metrics").text

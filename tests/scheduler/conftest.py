@@ -16,6 +16,7 @@ from woow_scheduler.beat import WoowScheduler
 from woow_scheduler.celery_app import create_app
 from woow_scheduler.db import Database, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
+from woow_scheduler.keys import Keys
 from woow_scheduler.settings import Settings
 from woow_scheduler.sync import Reconciler
 
@@ -79,7 +80,7 @@ def update_trigger(db: Database, trigger_id: uuid.UUID, **values: Any) -> None:
 def published(client: redis.Redis, settings: Settings) -> list[dict[str, Any]]:
     """Every execute_workflow message waiting in the broker queue, oldest first (kwargs + shadow)."""
     out = []
-    for raw in reversed(client.lrange(f"{settings.key_prefix}broker:{settings.queue}", 0, -1)):
+    for raw in reversed(client.lrange(Keys(settings.key_prefix).broker_queue(settings.queue), 0, -1)):
         msg = json.loads(raw)
         kwargs = json.loads(base64.b64decode(msg["body"]))[1]
         out.append({**kwargs, "shadow": msg["headers"].get("shadow"), "task": msg["headers"]["task"]})

@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..db.models import Execution, Trigger
 from ..enums import ExecutionStatus, TriggerState
+from ..keys import Keys
 
 log = logging.getLogger("woow.api")
 
@@ -87,8 +88,7 @@ class WoowCollector(Collector):
             client.ping()
             up.add_metric(["redis"], 1)
             if settings.effective_broker_url == settings.redis_url:
-                # kombu's Redis transport keeps the queue as a list under celery_app's global_keyprefix
-                key = f"{settings.key_prefix}broker:{settings.queue}"
+                key = Keys(settings.key_prefix).broker_queue(settings.queue)
                 depth.add_metric([settings.queue], float(client.llen(key)))
         except redis.RedisError as exc:
             log.warning("metrics: redis unreadable: %s", exc)
