@@ -35,6 +35,10 @@ from .views import ExecutionView, TriggerView, WorkflowView
 
 log = logging.getLogger(__name__)
 
+#: A workflow's timeout must stay this far below the broker's visibility timeout (the time-limit
+#: backstops and the final write run after the timeout itself).
+VISIBILITY_MARGIN = 60
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 _HEX_PREFIX = re.compile(r"^[0-9a-fA-F-]{6,36}$")
 
@@ -193,6 +197,14 @@ class Service:
         except ValidationError as exc:
             raise InvalidWorkflow(pydantic_error(exc)) from None
         steps = validate_steps(wf_in.steps, self.settings)
+        limit = self.settings.visibility_timeout - VISIBILITY_MARGIN
+        if wf_in.timeout is not None and wf_in.timeout > limit:
+            # the broker would hand a run that is still going to a second worker
+            raise InvalidWorkflow(
+                f"timeout: {wf_in.timeout:g}s is above WOOW_VISIBILITY_TIMEOUT ({self.settings.visibility_timeout}s) "
+                f"minus {VISIBILITY_MARGIN}s; raise that setting on every worker or shorten the timeout",
+                field="timeout",
+            )
         return wf_in.model_copy(update={"steps": steps})
 
     # -- triggers -----------------------------------------------------------------------------
