@@ -59,6 +59,10 @@ class Keys:
     def workflow_lock(self, workflow_id: uuid.UUID | str) -> str:
         return f"{self.prefix}lock:workflow:{uuid.UUID(str(workflow_id))}"
 
+    def execution_lease(self, execution_id: uuid.UUID | str) -> str:
+        """Liveness key of one run of an ``allow`` workflow (which takes no workflow lock)."""
+        return f"{self.prefix}lock:execution:{uuid.UUID(str(execution_id))}"
+
     @property
     def workflow_lock_pattern(self) -> str:
         return f"{self.prefix}lock:workflow:*"
