@@ -180,6 +180,9 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self.last_tick: datetime | None = None
         self._last_state_write = 0.0
         self._script: Any = None
+        #: clear while a pass publishes; the maintenance thread waits for it (bounded)
+        self.idle = threading.Event()
+        self.idle.set()
         kwargs.setdefault("lock_timeout", self.settings.beat_lock_timeout)
         super().__init__(app, *args, **kwargs)
         # RedBeat's beat_init handler blocks in lock.acquire(); we take the lock in tick() instead,
@@ -221,10 +224,15 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         now_ts = int(time.time())
         due = cast(list[str], client.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts))
         failures = 0
-        for i in range(0, len(due), self.chunk_size):
-            if not lock.keep():
-                raise _LockLost
-            failures += self._process_chunk(client, due[i : i + self.chunk_size])
+        if due:
+            self.idle.clear()  # the PostgreSQL thread waits: no GIL contention while fires go out
+        try:
+            for i in range(0, len(due), self.chunk_size):
+                if not lock.keep():
+                    raise _LockLost
+                failures += self._process_chunk(client, due[i : i + self.chunk_size])
+        finally:
+            self.idle.set()
         return failures
 
     def _process_chunk(self, client: redis.Redis, keys: list[str]) -> int:
@@ -254,6 +262,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         jobs = [(decoded.definition, fire) for _, decoded, _, plan in planned for fire in plan.fires]
         outcomes = self._publish_all(jobs)
         failures = sum(1 for o in outcomes if o is not None)
+        misfired = 0
         i = 0
         for key, decoded, count, plan in planned:
             results = outcomes[i : i + len(plan.fires)]
@@ -271,7 +280,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             else:
                 fires, pos, nxt = plan.fires, plan.position, plan.next_fire
             if plan.misfired:
-                log.info(
+                misfired += 1
+                (log.info if misfired <= 20 else log.debug)(
                     "beat: trigger %s misfired (policy %s): firing %s",
                     decoded.definition.get("name"),
                     sched.misfire_policy,
@@ -291,6 +301,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                     else:
                         pipe.zrem(schedule_key, key)
                 pipe.execute()
+        if misfired > 20:
+            log.info("beat: %d triggers misfired in this pass (policies applied; details at DEBUG)", misfired)
         for key, decoded, meta in generic:
             self._generic_entry(key, decoded, meta)
         return failures
@@ -320,6 +332,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             kwargs=kwargs,
             producer=producer,
             ignore_result=True,  # nobody waits on a fire: no result subscription per task in beat
+            argsrepr="()",
+            kwargsrepr=repr(kwargs),  # what Flower shows; saves Celery's saferepr pass (~10% per publish)
             **options,
         )
 
@@ -451,6 +465,7 @@ class _Maintenance(threading.Thread):
         next_heartbeat = next_flush = next_incr = next_full = 0.0
         last_pass_start: datetime | None = None
         while not self._stop_event.is_set():
+            self.scheduler.idle.wait(timeout=5.0)  # never starved: at most 5 s behind a burst
             mono = time.monotonic()
             try:
                 if mono >= next_heartbeat or self._reported_leader != self.scheduler.is_leader:
