@@ -35,13 +35,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
 from celery import Celery
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
 from redis.exceptions import LockError as RedisLockError
+from sqlalchemy import delete
 
 from .bookkeeping import drain_fired, fired_record
 from .celery_app import create_app
@@ -462,7 +463,7 @@ class _Maintenance(threading.Thread):
         self.db = Database(s.database_url)
         client = get_redis(self.scheduler.app)
         reconciler = Reconciler(s, self.db, client)
-        next_heartbeat = next_flush = next_incr = next_full = 0.0
+        next_heartbeat = next_flush = next_incr = next_full = next_prune = 0.0
         last_pass_start: datetime | None = None
         while not self._stop_event.is_set():
             self.scheduler.idle.wait(timeout=5.0)  # never starved: at most 5 s behind a burst
@@ -472,6 +473,9 @@ class _Maintenance(threading.Thread):
                     self._heartbeat()
                     next_heartbeat = mono + s.heartbeat_interval
                 if self.scheduler.is_leader:
+                    if mono >= next_prune:
+                        self._prune_dead_beats()
+                        next_prune = mono + max(60.0, 6 * s.heartbeat_interval)
                     if mono >= next_flush:
                         drain_fired(s, self.db, client)
                         next_flush = mono + s.bookkeeping_interval
@@ -496,6 +500,17 @@ class _Maintenance(threading.Thread):
             except Exception as exc:
                 log.error("beat: maintenance step failed: %s", exc, exc_info=True)
             self._stop_event.wait(min(0.5, s.bookkeeping_interval))
+
+    def _prune_dead_beats(self) -> None:
+        """Remove heartbeat rows of beats silent for six heartbeats (killed without a clean stop)."""
+        assert self.db is not None
+        cutoff = datetime.now(UTC) - timedelta(seconds=max(60.0, 6 * self.settings.heartbeat_interval))
+        with self.db.session() as session:
+            session.execute(
+                delete(SchedulerInstance).where(
+                    SchedulerInstance.kind == InstanceKind.BEAT, SchedulerInstance.last_heartbeat < cutoff
+                )
+            )
 
     def _heartbeat(self) -> None:
         assert self.db is not None
