@@ -268,9 +268,8 @@ def test_fast_definition_text_is_the_canonical_json() -> None:
 def test_sync_without_full_is_incremental_and_escalates_on_drift(
     settings: Settings, db: Database, redis_client: redis.Redis, make_trigger: MakeTrigger
 ) -> None:
-    from woow_scheduler.sync import sync
-
     from woow_scheduler.db import Workflow
+    from woow_scheduler.sync import sync
 
     old = datetime.now(UTC) - timedelta(days=1)
     a = make_trigger(every(60), updated_at=old)
