@@ -1,1 +1,1 @@
-"""Benchmarks: each prints its rate beside a baseline measured in the same run."""
+"""Benchmarks (run as scripts or through `python -m bench`)."""

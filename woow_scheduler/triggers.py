@@ -80,7 +80,7 @@ def parse_duration(text: str | int | float, *, field: str = "every") -> int:
         if s.isdigit():
             seconds = int(s)
         elif s:
-            m = _DURATION.match(s)
+            m = _DURATION.fullmatch(s)
             if m is not None and any(m.groups()):
                 seconds = sum(int(v) * u for v, u in zip(m.groups(), _UNITS.values(), strict=True) if v)
     if seconds is None or seconds <= 0:

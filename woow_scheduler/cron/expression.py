@@ -217,7 +217,9 @@ class CronExpression:
                             gap_cand = i2
             w = self._wall_from(lo1, o)
             i1 = None if w is None else _timegm(w) - o
-            horizon = i1 if i1 is not None else lo + 86400 * 366 * _SEARCH_YEARS
+            # no matching wall time at or after this one: only a change that turns the clock
+            # back (by hours, within days) could show earlier wall times again
+            horizon = i1 if i1 is not None else lo + 2 * 86400
             nxt = next_transition(zone, lo, horizon)
             if nxt is not None and i1 is not None and i1 >= nxt.at:
                 i1 = None

@@ -90,7 +90,7 @@ def _parse_list(fd: _Field, text: str) -> tuple[set[int], bool]:
     for item in text.split(","):
         if not item:
             raise fd.fail(text, "has an empty list item")
-        m = _ITEM.match(item)
+        m = _ITEM.fullmatch(item)
         if m is None:
             raise fd.fail(
                 item,
@@ -215,7 +215,7 @@ def _parse_quartz_dom(text: str, out: dict[str, object]) -> None:
     if "L" in text or "W" in text:
         if "," in text:
             raise DOM.fail(text, "combines L or W with a list; L, L-n, LW, L-nW and nW must stand alone")
-        m = _DOM_LAST.match(text)
+        m = _DOM_LAST.fullmatch(text)
         if m is not None:
             offset = int(m.group(1) or 0)
             if offset > 30:
@@ -223,7 +223,7 @@ def _parse_quartz_dom(text: str, out: dict[str, object]) -> None:
             out["dom_kind"] = DomKind.LAST_WEEKDAY if m.group(2) else DomKind.LAST
             out["dom_offset"] = offset
             return
-        m = _DOM_NEAR.match(text)
+        m = _DOM_NEAR.fullmatch(text)
         if m is not None:
             day = int(m.group(1))
             if not 1 <= day <= 31:
@@ -251,12 +251,12 @@ def _parse_quartz_dow(text: str, out: dict[str, object]) -> None:
     if "#" in text or "L" in text:  # no day name contains an L
         if "," in text:
             raise DOW.fail(text, "combines nL or n#k with a list; they must stand alone")
-        m = _DOW_LAST.match(text)
+        m = _DOW_LAST.fullmatch(text)
         if m is not None:
             out["dow_kind"] = DowKind.LAST
             out["dow_values"] = (_dow_value(m.group(1), text),)
             return
-        m = _DOW_NTH.match(text)
+        m = _DOW_NTH.fullmatch(text)
         if m is not None:
             nth = int(m.group(2))
             if not 1 <= nth <= 5:
