@@ -13,12 +13,23 @@ from ..errors import InvalidWorkflow
 from ..settings import Settings
 from .base import TaskStrategy
 from .strategies.basic import LogStrategy, SleepStrategy
+from .strategies.celery_task import CeleryTaskStrategy
+from .strategies.http import HttpStrategy
+from .strategies.python import PythonStrategy
+from .strategies.shell import ShellStrategy
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "woow_scheduler.strategies"
 
-BUILTINS: tuple[type[TaskStrategy], ...] = (LogStrategy, SleepStrategy)
+BUILTINS: tuple[type[TaskStrategy], ...] = (
+    LogStrategy,
+    SleepStrategy,
+    HttpStrategy,
+    PythonStrategy,
+    ShellStrategy,
+    CeleryTaskStrategy,
+)
 
 
 class StepSpec(BaseModel):

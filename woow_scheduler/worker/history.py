@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -83,8 +83,37 @@ def autocommit(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+# Statements are built once with bind parameters: building a Core statement per call (values(),
+# cache key) cost more than the round trip itself on the hot path.
+_LOAD_WF = select(*_WF_COLS).where(workflows.c.id == bindparam("wid"))
+_GET_EXEC = select(*_EX_COLS).where(executions.c.id == bindparam("eid"))
+_GET_FIRE = select(*_EX_COLS).where(
+    and_(executions.c.trigger_id == bindparam("tid"), executions.c.scheduled_for == bindparam("sf"))
+)
+_INSERT_FIRE: dict[str, Any] = {
+    "postgresql": postgresql.insert(executions)
+    .on_conflict_do_nothing(constraint="uq_executions_fire")
+    .returning(executions.c.id),
+    "sqlite": sqlite.insert(executions).on_conflict_do_nothing().returning(executions.c.id),
+}
+_UPDATES: dict[tuple[bool, bool], Any] = {}
+
+
+def _update_stmt(with_token: bool, token_null: bool) -> Any:
+    key = (with_token, token_null)
+    stmt = _UPDATES.get(key)
+    if stmt is None:
+        cond = [executions.c.id == bindparam("_eid"), executions.c.status.in_(bindparam("_from", expanding=True))]
+        if with_token:
+            cond.append(
+                executions.c.lock_token.is_(None) if token_null else executions.c.lock_token == bindparam("_tok")
+            )
+        stmt = _UPDATES[key] = update(executions).where(and_(*cond))
+    return stmt
+
+
 def load_workflow(conn: Connection, workflow_id: uuid.UUID) -> WorkflowDef | None:
-    row = conn.execute(select(*_WF_COLS).where(workflows.c.id == workflow_id)).first()
+    row = conn.execute(_LOAD_WF, {"wid": workflow_id}).first()
     if row is None:
         return None
     return WorkflowDef(
@@ -115,16 +144,12 @@ def _exec(row: Any) -> ExecRow:
 
 
 def get_execution(conn: Connection, execution_id: uuid.UUID) -> ExecRow | None:
-    row = conn.execute(select(*_EX_COLS).where(executions.c.id == execution_id)).first()
+    row = conn.execute(_GET_EXEC, {"eid": execution_id}).first()
     return _exec(row) if row is not None else None
 
 
 def get_fire(conn: Connection, trigger_id: uuid.UUID, scheduled_for: datetime) -> ExecRow | None:
-    row = conn.execute(
-        select(*_EX_COLS).where(
-            and_(executions.c.trigger_id == trigger_id, executions.c.scheduled_for == scheduled_for)
-        )
-    ).first()
+    row = conn.execute(_GET_FIRE, {"tid": trigger_id, "sf": scheduled_for}).first()
     return _exec(row) if row is not None else None
 
 
@@ -155,15 +180,11 @@ def _full_row(values: dict[str, Any]) -> dict[str, Any]:
 
 def insert_fire(conn: Connection, values: dict[str, Any]) -> bool:
     """Insert an execution row unless its fire (trigger_id, scheduled_for) exists; ``True`` if inserted."""
-    row = _full_row(values)
-    if conn.dialect.name == "postgresql":
-        stmt: Any = postgresql.insert(executions).values(row).on_conflict_do_nothing(constraint="uq_executions_fire")
-    elif conn.dialect.name == "sqlite":
-        stmt = sqlite.insert(executions).values(row).on_conflict_do_nothing()
-    else:  # pragma: no cover - only PostgreSQL and SQLite are supported
+    stmt = _INSERT_FIRE.get(conn.dialect.name)
+    if stmt is None:  # pragma: no cover - only PostgreSQL and SQLite are supported
         raise RuntimeError(f"unsupported database dialect {conn.dialect.name}")
     # RETURNING rather than rowcount: the driver reports rowcount -1 for INSERT ... ON CONFLICT
-    return conn.execute(stmt.returning(executions.c.id)).first() is not None
+    return conn.execute(stmt, _full_row(values)).first() is not None
 
 
 def insert_execution(conn: Connection, values: dict[str, Any]) -> uuid.UUID:
@@ -183,11 +204,11 @@ def transition(
 ) -> bool:
     """``UPDATE`` the row only if it is still in ``from_status`` (and held by ``lock_token``, when given)."""
     statuses = [from_status] if isinstance(from_status, ExecutionStatus) else list(from_status)
-    cond = [executions.c.id == execution_id, executions.c.status.in_(statuses)]
-    if lock_token is not ...:
-        cond.append(executions.c.lock_token.is_(None) if lock_token is None else executions.c.lock_token == lock_token)
-    values = {**values, "updated_at": utcnow()}
-    result = conn.execute(update(executions).where(and_(*cond)).values(**values))
+    params: dict[str, Any] = {**values, "updated_at": utcnow(), "_eid": execution_id, "_from": statuses}
+    with_token = lock_token is not ...
+    if with_token and lock_token is not None:
+        params["_tok"] = lock_token
+    result = conn.execute(_update_stmt(with_token, with_token and lock_token is None), params)
     return bool(result.rowcount == 1)
 
 

@@ -1,0 +1,153 @@
+"""End-to-end executions per second of a one-step ``log`` workflow vs a bare Celery no-op task.
+
+Both run on the same broker in the same run, each on a fresh prefork worker with 2 processes:
+N messages are published first, then a worker is started and timed from the first message it takes
+to the queue (and its unacked set) being empty.  An execution is the whole path: payload check,
+claim in PostgreSQL, per-workflow lock in Redis, the step, the recorded outcome, the release.
+
+    PYTHONPATH=. python bench/exec_bench.py [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import PG_SERVER_URL, REDIS_URL, create_test_database, drop_test_database, pg_url_for
+from tests.procs import CeleryProcess, worker_args
+from woow_scheduler.celery_app import TASK_EXECUTE
+from woow_scheduler.db import Database
+from woow_scheduler.db.migrate import upgrade
+from woow_scheduler.db.models import Execution, Trigger, Workflow
+from woow_scheduler.enums import ExecutionStatus
+from woow_scheduler.settings import Settings, load_settings
+from woow_scheduler.worker import get_app
+from woow_scheduler.worker.payload import FirePayload
+
+WORKFLOWS = 200  # fires rotate over these, so two processes rarely meet the same workflow's lock
+
+
+def _drain_rate(client: redis.Redis, settings: Settings, n: int, log_dir: Path, label: str) -> float:
+    queue_key = f"{settings.key_prefix}broker:{settings.queue}"
+    unacked = f"{settings.key_prefix}broker:unacked"
+    proc = CeleryProcess(
+        "worker",
+        settings,
+        worker_args(2, "prefork", name=f"bench{label}", loglevel="WARNING"),
+        log_path=log_dir / f"{label}.log",
+        app="bench.exec_app",
+    )
+    proc.env["PYTHONPATH"] = proc.env["PYTHONPATH"]  # the work tree (bench/ and tests/ import from it)
+    proc.start()
+    try:
+        t0 = None
+        deadline = time.monotonic() + 120 + n / 100
+        while time.monotonic() < deadline:
+            left = int(client.llen(queue_key))
+            now = time.monotonic()
+            if t0 is None and left < n:
+                t0 = now
+            if t0 is not None and left == 0 and int(client.hlen(unacked)) == 0:
+                return n / max(now - t0, 1e-6)
+            if not proc.alive():
+                raise RuntimeError(f"worker died:\n{proc.log()[-3000:]}")
+            time.sleep(0.01)
+        raise TimeoutError(f"{label}: queue not drained:\n{proc.log()[-3000:]}")
+    finally:
+        proc.stop()
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    n = 1500 if quick else 6000
+    dbname = create_test_database(None)
+    prefix = f"woowbench:{uuid.uuid4().hex[:8]}:"
+    client = redis.Redis.from_url(REDIS_URL)
+    log_dir = Path(tempfile.mkdtemp(prefix="woow-bench-"))
+    try:
+        settings = load_settings(
+            database_url=pg_url_for(dbname), redis_url=REDIS_URL, key_prefix=prefix, queue="bench", log_level="WARNING"
+        )
+        db = Database(settings.database_url)
+        upgrade(db)
+        with db.session() as s:
+            flows = [
+                Workflow(
+                    name=f"bench-{i}",
+                    steps=[{"name": "log", "type": "log", "config": {"message": "hi", "level": "debug"}}],
+                )
+                for i in range(WORKFLOWS)
+            ]
+            s.add_all(flows)
+            s.flush()
+            triggers = [Trigger(workflow_id=w.id, name="t", type="interval", spec={"seconds": 1}) for w in flows]
+            s.add_all(triggers)
+            s.flush()
+            pairs = [(w.id, w.name, t.id) for w, t in zip(flows, triggers, strict=True)]
+        app = get_app(settings)
+        base = datetime(2030, 1, 1, tzinfo=UTC)
+        with app.producer_or_acquire() as producer:
+            for _ in range(n):
+                app.send_task("bench.noop", queue=settings.queue, producer=producer)
+        bare = _drain_rate(client, settings, n, log_dir, "bare")
+        with app.producer_or_acquire() as producer:
+            for i in range(n):
+                wid, name, tid = pairs[i % WORKFLOWS]
+                kwargs = FirePayload(
+                    workflow_id=wid, trigger_id=tid, scheduled_for=base + timedelta(seconds=i)
+                ).to_kwargs()
+                app.send_task(
+                    TASK_EXECUTE, kwargs=kwargs, queue=settings.queue, shadow=f"workflow:{name}", producer=producer
+                )
+        execs = _drain_rate(client, settings, n, log_dir, "exec")
+        with db.session() as s:
+            counts = dict(s.execute(select(Execution.status, func.count()).group_by(Execution.status)).all())
+        db.dispose()
+        app.close()
+        succeeded = int(counts.get(ExecutionStatus.SUCCEEDED, 0))
+        return {
+            "messages": n,
+            "exec_per_s": round(execs, 1),
+            "bare_celery_per_s": round(bare, 1),
+            "ratio": round(execs / bare, 3),
+            "succeeded": succeeded,
+            "skipped": int(counts.get(ExecutionStatus.SKIPPED, 0)),
+            "target_ratio": 0.5,
+        }
+    finally:
+        client.delete(*(list(client.scan_iter(match=f"{prefix}*", count=1000)) or ["-"]))
+        client.close()
+        drop_test_database(dbname)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    result = run(args.quick)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"bare celery no-op : {result['bare_celery_per_s']:8.1f} tasks/s")
+    print(
+        f"woow executions   : {result['exec_per_s']:8.1f} exec/s  ({result['succeeded']} succeeded, "
+        f"{result['skipped']} skipped of {result['messages']})"
+    )
+    print(f"ratio             : {result['ratio']:.3f}  (target >= {result['target_ratio']})")
+    print(f"server            : {PG_SERVER_URL.rsplit('@', 1)[-1]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The per-workflow lock against a real Redis."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import redis
+
+from woow_scheduler.keys import Keys
+from woow_scheduler.worker.lock import WorkflowLock, lock_holder, split_value
+
+
+def test_acquire_renew_release(redis_client: redis.Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    wf, ex = uuid.uuid4(), uuid.uuid4()
+    lock = WorkflowLock(redis_client, keys.workflow_lock(wf), ttl=2.0, owner=str(ex))
+    assert lock.acquire()
+    assert lock_holder(redis_client, keys, wf) == str(ex)
+    assert split_value(lock.holder()) == (lock.token, str(ex))
+    assert 0 < redis_client.pttl(lock.key) <= 2000
+    redis_client.pexpire(lock.key, 500)
+    assert lock.renew()
+    assert redis_client.pttl(lock.key) > 1500
+    other = WorkflowLock(redis_client, lock.key, ttl=2.0, owner=str(uuid.uuid4()))
+    assert not other.acquire()
+    assert lock.release()
+    assert lock_holder(redis_client, keys, wf) is None
+    assert not lock.release()  # nothing left to release
+
+
+def test_non_owner_cannot_release_or_renew(redis_client: redis.Redis, key_prefix: str) -> None:
+    key = Keys(key_prefix).workflow_lock(uuid.uuid4())
+    owner = WorkflowLock(redis_client, key, ttl=5.0, owner="a")
+    intruder = WorkflowLock(redis_client, key, ttl=5.0, owner="b")
+    assert owner.acquire()
+    assert not intruder.release()
+    assert not intruder.renew()
+    assert intruder.lost
+    assert owner.owned()
+
+
+def test_lock_of_a_crashed_owner_expires(redis_client: redis.Redis, key_prefix: str) -> None:
+    key = Keys(key_prefix).workflow_lock(uuid.uuid4())
+    crashed = WorkflowLock(redis_client, key, ttl=0.3, owner="dead")
+    assert crashed.acquire()  # ... and never renews nor releases
+    successor = WorkflowLock(redis_client, key, ttl=5.0, owner="next")
+    assert not successor.acquire()
+    time.sleep(0.45)
+    assert successor.acquire()
+    assert not crashed.renew()  # the old owner cannot extend the successor's lock
+    assert not crashed.release()
+    assert successor.owned()
+
+
+def test_background_renewal_keeps_a_long_run_locked(redis_client: redis.Redis, key_prefix: str) -> None:
+    key = Keys(key_prefix).workflow_lock(uuid.uuid4())
+    lock = WorkflowLock(redis_client, key, ttl=0.6, owner="long")
+    assert lock.acquire()
+    with lock.kept_alive():
+        time.sleep(2.0)  # more than three TTLs
+        assert lock.owned()
+        assert not WorkflowLock(redis_client, key, ttl=1, owner="x").acquire()
+    assert not lock.lost
+    time.sleep(0.8)  # renewal stopped with the block: the lock now expires
+    assert lock.holder() is None

@@ -1,0 +1,121 @@
+"""execute_workflow run in-process through Celery's apply() (real PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from celery import Celery
+
+from tests.worker.conftest import executions, make_trigger, make_workflow
+from woow_scheduler.celery_app import TASK_EXECUTE
+from woow_scheduler.db import Database
+from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
+from woow_scheduler.keys import Keys
+from woow_scheduler.settings import Settings
+from woow_scheduler.worker import get_app
+from woow_scheduler.worker.dispatch import publish_options, time_limits
+from woow_scheduler.worker.lock import WorkflowLock, lock_holder
+from woow_scheduler.worker.payload import FirePayload
+
+FIRE = datetime(2030, 5, 1, 8, 0, tzinfo=UTC)
+
+
+def apply(app: Celery, **kwargs: Any) -> Any:
+    return app.tasks[TASK_EXECUTE].apply(kwargs=kwargs).get()
+
+
+def fire_kwargs(wf: Any, tr: Any, when: datetime = FIRE) -> dict[str, Any]:
+    return FirePayload(workflow_id=wf.id, trigger_id=tr.id, user_id="u", scheduled_for=when).to_kwargs()
+
+
+def test_get_app_is_lazy_and_resolves_for_celery_cli(wsettings: Settings) -> None:
+    from celery.app.utils import find_app
+
+    import woow_scheduler.worker as worker_pkg
+
+    assert "app" not in vars(worker_pkg)  # nothing built on import
+    app = get_app(wsettings)
+    assert get_app(wsettings) is app
+    assert TASK_EXECUTE in app.tasks
+    found = find_app("woow_scheduler.worker")  # what `celery -A woow_scheduler.worker` does
+    assert isinstance(found, Celery) and TASK_EXECUTE in found.tasks
+
+
+def test_run_records_success_with_worker_and_task_id(app: Celery, db: Database) -> None:
+    wf = make_workflow(db, [{"name": "hi", "type": "log", "config": {"message": "hello"}}])
+    tr = make_trigger(db, wf)
+    result = apply(app, **fire_kwargs(wf, tr))
+    assert result["outcome"] == "succeeded"
+    (row,) = executions(db, wf.id)
+    assert row.status == ExecutionStatus.SUCCEEDED
+    assert row.started_at and row.finished_at and row.duration_ms is not None
+    assert row.worker and row.celery_task_id and row.lock_token
+    assert row.scheduled_for == FIRE and row.user_id == "u" and row.trigger_id == tr.id
+    assert row.steps[0]["status"] == "succeeded"
+
+
+def test_forbid_records_skipped_naming_the_holder(
+    app: Celery, db: Database, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    wf = make_workflow(db, [{"name": "hi", "type": "log", "config": {"message": "x"}}])
+    tr = make_trigger(db, wf)
+    holder = uuid.uuid4()
+    lock = WorkflowLock(redis_client, Keys(key_prefix).workflow_lock(wf.id), 30, owner=str(holder))
+    assert lock.acquire()
+    assert lock_holder(redis_client, Keys(key_prefix), wf.id) == str(holder)
+    assert apply(app, **fire_kwargs(wf, tr))["outcome"] == "skipped"
+    (row,) = executions(db, wf.id)
+    assert row.status == ExecutionStatus.SKIPPED
+    assert str(holder) in (row.error or "")
+    lock.release()
+    # the same fire again is a duplicate, not a second row
+    assert apply(app, **fire_kwargs(wf, tr))["outcome"] == "duplicate"
+    assert len(executions(db, wf.id)) == 1
+
+
+def test_allow_policy_takes_no_workflow_lock(
+    app: Celery, db: Database, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    wf = make_workflow(
+        db, [{"name": "hi", "type": "log", "config": {"message": "x"}}], concurrency=ConcurrencyPolicy.ALLOW
+    )
+    tr = make_trigger(db, wf)
+    lock = WorkflowLock(redis_client, Keys(key_prefix).workflow_lock(wf.id), 30, owner="other")
+    assert lock.acquire()
+    assert apply(app, **fire_kwargs(wf, tr))["outcome"] == "succeeded"
+
+
+def test_bad_payloads_and_missing_workflows_are_dropped(app: Celery, db: Database) -> None:
+    assert apply(app, workflow_id="not-a-uuid")["outcome"] == "dropped"
+    wf = make_workflow(db, [])
+    assert apply(app, workflow_id=str(wf.id), version=99)["reason"].startswith("version: unknown payload version 99")
+    assert apply(app, workflow_id=str(wf.id), forged="x")["outcome"] == "dropped"
+    gone = str(uuid.uuid4())
+    assert (
+        apply(app, workflow_id=gone, trigger_id=str(uuid.uuid4()), scheduled_for=FIRE.isoformat(), user_id=None)[
+            "reason"
+        ]
+        == "workflow not found"
+    )
+    assert executions(db, wf.id) == []
+
+
+def test_timeout_ends_timed_out_and_releases_the_lock(
+    app: Celery, db: Database, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    wf = make_workflow(db, [{"name": "zz", "type": "sleep", "config": {"seconds": 10}}], timeout=0.5)
+    tr = make_trigger(db, wf)
+    assert apply(app, **fire_kwargs(wf, tr))["outcome"] == "timed_out"
+    (row,) = executions(db, wf.id)
+    assert row.status == ExecutionStatus.TIMED_OUT and "timed out after 0.5s" in (row.error or "")
+    assert lock_holder(redis_client, Keys(key_prefix), wf.id) is None
+
+
+def test_publish_options_name_the_workflow_and_bound_the_time(wsettings: Settings) -> None:
+    opts = publish_options(wsettings, workflow_name="nightly", timeout=60)
+    assert opts["shadow"] == "workflow:nightly" and opts["queue"] == wsettings.queue
+    assert 60 < opts["soft_time_limit"] < opts["time_limit"]
+    assert time_limits(None) == {}
