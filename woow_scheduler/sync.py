@@ -386,6 +386,42 @@ def full_sync(
             database.dispose()
 
 
+def sync(
+    settings: Settings,
+    *,
+    full: bool = False,
+    since: datetime | None = None,
+    progress: ProgressCallback | None = None,
+    db: Database | None = None,
+    client: redis.Redis | None = None,
+) -> SyncReport:
+    """``woow sync [--full]``.
+
+    ``full=True``: :func:`full_sync`.  Otherwise an incremental pass over the triggers (and
+    workflows) changed since ``since`` (default: the last ``full_reconcile_interval``), which turns
+    into a full pass by itself when the number of entries differs from the number of enabled
+    triggers (something was deleted or lost behind the reconciler's back).
+    """
+    if full:
+        return full_sync(settings, progress=progress, db=db, client=client)
+    own_db = db is None
+    database = db or Database(settings.database_url)
+    own_client = client is None
+    rclient = client or make_redis(settings.redis_url)
+    try:
+        reconciler = Reconciler(settings, database, rclient)
+        start = since or reconciler.db_now() - timedelta(seconds=settings.full_reconcile_interval)
+        report = reconciler.incremental(start)
+        if report.drift_suspected:
+            return full_sync(settings, progress=progress, db=database, client=rclient)
+        return report
+    finally:
+        if own_client:
+            rclient.close()
+        if own_db:
+            database.dispose()
+
+
 def incremental_since(previous_pass_start: datetime, margin: float = 60.0) -> datetime:
     """Where an incremental pass starts: a margin before the previous one (commits in flight, clock skew)."""
     return previous_pass_start - timedelta(seconds=margin)

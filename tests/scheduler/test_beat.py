@@ -310,3 +310,47 @@ def test_entries_lost_while_running_come_back_without_duplicates(
     assert status["lock_held"] and status["entries"] == 1
     assert status["last_tick_age_s"] is not None and status["last_tick_age_s"] < 2
     assert [i["id"] for i in status["instances"]] == [sch.instance_id]
+
+
+def test_a_beat_whose_lock_was_taken_over_stops_firing(
+    settings: Settings,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+    make_scheduler: MakeScheduler,
+) -> None:
+    t = make_trigger({"type": "interval", "every": 1, "start_at": START})
+    reconciler.triggers([t.id])
+    sch = make_scheduler(beat_lock_timeout=2.0)
+    sch.tick()
+    assert sch.is_leader
+    keys = Keys(settings.key_prefix)
+    redis_client.set(keys.redbeat_lock, "another-beat", px=5000)  # as after a network blip (#127)
+    n = len(published(redis_client, settings))
+    time.sleep(1.1)
+    assert sch.tick() == pytest.approx(sch.max_interval)  # no crash (#230), no fire
+    assert not sch.is_leader
+    assert len(published(redis_client, settings)) == n
+    assert redis_client.get(keys.redbeat_lock) == "another-beat"
+
+
+def test_static_celery_entries_still_work_beside_triggers(settings: Settings, redis_client: redis.Redis) -> None:
+    from celery.schedules import schedule as interval
+
+    from woow_scheduler.celery_app import create_app
+
+    from .conftest import QuietScheduler
+
+    app = create_app(settings)
+    app.conf.beat_schedule = {"ping": {"task": "woow.ping", "schedule": interval(1.0)}}
+    sch = QuietScheduler(app)
+    try:
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            time.sleep(sch.tick())
+    finally:
+        sch.close()
+    raw = redis_client.lrange(f"{settings.key_prefix}broker:celery", 0, -1) + redis_client.lrange(
+        f"{settings.key_prefix}broker:{settings.queue}", 0, -1
+    )
+    assert any('"woow.ping"' in m for m in raw)

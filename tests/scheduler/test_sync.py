@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from woow_scheduler.codec import decode_meta, loads
 from woow_scheduler.db import Database, Trigger
@@ -263,3 +263,24 @@ def test_fast_definition_text_is_the_canonical_json() -> None:
         slow = _canonical(entry_definition(workflow_name="x", user_id=user, spec=spec, options=options, **common))
         fast = definition_text(user_id=user, options_json=_canonical(options), spec_json=_canonical(spec), **common)
         assert fast == slow
+
+
+def test_sync_without_full_is_incremental_and_escalates_on_drift(
+    settings: Settings, db: Database, redis_client: redis.Redis, make_trigger: MakeTrigger
+) -> None:
+    from woow_scheduler.db import Workflow
+    from woow_scheduler.sync import sync
+
+    old = datetime.now(UTC) - timedelta(days=1)
+    a = make_trigger(every(60), updated_at=old)
+    b = make_trigger(every(60))
+    with db.session() as s:  # the workflow too is old: only b counts as changed
+        s.execute(update(Workflow).values(updated_at=old))
+    report = sync(settings, db=db, client=redis_client)
+    assert report.mode == "full"  # b alone was changed; a's missing entry is drift, so a full pass
+    assert report.added == 1 and report.unchanged == 1
+    update_trigger(db, b.id, spec=every(120))
+    report = sync(settings, db=db, client=redis_client)
+    assert report.mode == "incremental" and report.updated == 1 and report.total == 1
+    keys = Keys(settings.key_prefix)
+    assert redis_client.exists(keys.redbeat_entry(a.id))
