@@ -53,6 +53,7 @@ from .keys import Keys
 from .schedule import FirePlan, WoowTriggerSchedule, iso_utc
 from .settings import Settings, load_settings
 from .sync import Reconciler, incremental_since
+from .worker.reaper import reap_lost_runs
 
 log = logging.getLogger("woow.beat")
 
@@ -475,6 +476,7 @@ class _Maintenance(threading.Thread):
                 if self.scheduler.is_leader:
                     if mono >= next_prune:
                         self._prune_dead_beats()
+                        reap_lost_runs(s, self.db, client)
                         next_prune = mono + max(60.0, 6 * s.heartbeat_interval)
                     if mono >= next_flush:
                         drain_fired(s, self.db, client)

@@ -83,6 +83,7 @@ def _row_stmt() -> Select[Any]:
         Trigger.fire_count,
         Trigger.version,
         Trigger.updated_at,
+        Trigger.anchor_at,
         Trigger.created_by,
         Workflow.name.label("workflow_name"),
         Workflow.owner_user_id,
@@ -262,7 +263,7 @@ class Reconciler:
                 user_id=row.created_by or row.owner_user_id,
                 options_json=self._options_json(row.workflow_name, row.workflow_timeout),
                 spec_json=spec_json,
-                anchor=row.updated_at,
+                anchor=row.anchor_at,
                 version=row.version,
             )
             pg_prev = row.previous_fire_time
@@ -275,7 +276,7 @@ class Reconciler:
                 report.unchanged += 1
                 continue
             try:
-                sched = self._schedule(spec_json, row.spec, row.updated_at, row.version)
+                sched = self._schedule(spec_json, row.spec, row.anchor_at, row.version)
             except Exception as exc:  # a stored spec this version cannot read
                 report.errors += 1
                 report.error_messages.append(f"trigger {row.id}: {exc}")

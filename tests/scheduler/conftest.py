@@ -55,6 +55,7 @@ def make_trigger(db: Database, workflow: Workflow) -> MakeTrigger:
                 created_by=created_by,
                 created_at=updated_at or now,
                 updated_at=updated_at or now,
+                anchor_at=updated_at or now,  # as the service does: the anchor is the last change
             )
             s.add(t)
         return t
@@ -68,13 +69,15 @@ def reconciler(settings: Settings, db: Database, redis_client: redis.Redis) -> I
 
 
 def update_trigger(db: Database, trigger_id: uuid.UUID, **values: Any) -> None:
-    """What the service does on a change: new values, version + 1 (updated_at moves by itself)."""
+    """What the service does on a change: new values, version + 1, the anchor moves to now
+    (updated_at moves by itself)."""
     with db.session() as s:
         t = s.get(Trigger, trigger_id)
         assert t is not None
         for k, v in values.items():
             setattr(t, k, v)
         t.version = t.version + 1
+        t.anchor_at = max(datetime.now(UTC), t.anchor_at)
 
 
 def published(client: redis.Redis, settings: Settings) -> list[dict[str, Any]]:
