@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -96,3 +97,35 @@ def percentile(values: Sequence[float], p: float) -> float:
         return float("nan")
     k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def bench_main(
+    run: Callable[[bool], dict[str, Any]],
+    doc: str,
+    *,
+    target: str,
+    ratio: tuple[str, str, str] | None = None,
+    argv: list[str] | None = None,
+) -> int:
+    """Shared command line of the benchmarks: ``[--quick] [--json]``, a table or one JSON object.
+
+    ``ratio`` = (name, numerator key, denominator key) adds that ratio to the result.
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="scaled-down counts")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    result = run(args.quick)
+    if ratio is not None:
+        name, num, den = ratio
+        result[name] = round(result[num] / result[den], 3)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for k, v in result.items():
+            print(f"{k:36} {v}")
+        print(f"target: {target}", file=sys.stderr)
+    return 0

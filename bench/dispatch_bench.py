@@ -9,7 +9,6 @@ Lateness of a fire = publish time - scheduled_for (ours carries it; for RedBeat 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,7 +25,7 @@ from woow_scheduler.beat import WoowScheduler
 from woow_scheduler.celery_app import create_app
 from woow_scheduler.sync import full_sync
 
-from ._sched_env import bench_env, insert_triggers, percentile
+from ._sched_env import bench_env, bench_main, insert_triggers, percentile
 
 FULL = 10_000
 QUICK = 2_000
@@ -132,19 +131,13 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    result["ratio_dispatch_vs_redbeat"] = round(result["dispatch_10k_s"] / result["redbeat_dispatch_10k_s"], 3)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for k, v in result.items():
-            print(f"{k:36} {v}")
-        print("target: ratio_dispatch_vs_redbeat <= 1.5", file=sys.stderr)
-    return 0
+    return bench_main(
+        run,
+        __doc__ or "",
+        target="ratio_dispatch_vs_redbeat <= 1.5",
+        ratio=("ratio_dispatch_vs_redbeat", "dispatch_10k_s", "redbeat_dispatch_10k_s"),
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ in this process as under ``celery beat`` (heartbeats, bookkeeping, reconciles in
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,7 +19,7 @@ from woow_scheduler.beat import WoowScheduler
 from woow_scheduler.celery_app import create_app
 from woow_scheduler.sync import full_sync
 
-from ._sched_env import bench_env, insert_triggers, percentile
+from ._sched_env import bench_env, bench_main, insert_triggers, percentile
 
 TRIGGERS = 1000
 
@@ -82,18 +80,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for k, v in result.items():
-            print(f"{k:28} {v}")
-        print("target: lateness_p99_ms <= 100", file=sys.stderr)
-    return 0
+    return bench_main(run, __doc__ or "", target="lateness_p99_ms <= 100", argv=argv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ RedBeat's own API in a Redis pipeline (measured in the same run).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,7 +19,7 @@ from redbeat.schedulers import RedBeatSchedulerEntry
 from woow_scheduler.celery_app import create_app
 from woow_scheduler.sync import full_sync
 
-from ._sched_env import bench_env, clear_prefix, insert_triggers
+from ._sched_env import bench_env, bench_main, clear_prefix, insert_triggers
 
 FULL = 100_000
 QUICK = 20_000
@@ -108,19 +107,13 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    result["ratio_sync_vs_redbeat"] = round(result["sync_100k_s"] / result["redbeat_pipelined_100k_s"], 3)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for k, v in result.items():
-            print(f"{k:36} {v}")
-        print("target: ratio_sync_vs_redbeat <= 2", file=sys.stderr)
-    return 0
+    return bench_main(
+        run,
+        __doc__ or "",
+        target="ratio_sync_vs_redbeat <= 2",
+        ratio=("ratio_sync_vs_redbeat", "sync_100k_s", "redbeat_pipelined_100k_s"),
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

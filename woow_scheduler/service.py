@@ -231,12 +231,7 @@ class Service:
                 raise Conflict(
                     f"name: workflow '{wf.name}' already has a trigger named '{trigger_name}'", field="name"
                 )
-            tr = Trigger(workflow_id=wf.id, name=trigger_name, created_by=user_id or wf.owner_user_id)
-            self._apply_spec(tr, parsed, now)
-            tr.anchor_at = now
-            tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
-            s.add(tr)
-            s.flush()
+            tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id)
             view = TriggerView.of(tr, wf.name)
         self._mirror([view.id])
         return view
@@ -341,6 +336,18 @@ class Service:
             view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
         self._mirror([view.id])
         return view
+
+    def _new_trigger(
+        self, s: Session, wf: Workflow, name: str, spec: TriggerSpec, now: datetime, user_id: str | None
+    ) -> Trigger:
+        """Insert a trigger; it is anchored at ``now`` (it never fires for earlier times)."""
+        tr = Trigger(workflow_id=wf.id, name=name, created_by=user_id or wf.owner_user_id)
+        self._apply_spec(tr, spec, now)
+        tr.anchor_at = now
+        tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
+        s.add(tr)
+        s.flush()
+        return tr
 
     @staticmethod
     def _apply_spec(tr: Trigger, spec: TriggerSpec, now: datetime) -> None:
@@ -463,12 +470,7 @@ class Service:
                         raise type(exc)(f"{where}.{exc}", field=exc.field) from None
                     full = f"{wf.name}/{name}"
                     if old is None:
-                        tr = Trigger(workflow_id=wf.id, name=name, created_by=user_id or wf.owner_user_id)
-                        self._apply_spec(tr, parsed, now)
-                        tr.anchor_at = now
-                        tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
-                        s.add(tr)
-                        s.flush()
+                        tr = self._new_trigger(s, wf, name, parsed, now, user_id)
                         changed_triggers.append(tr.id)
                         plan.append({"action": "create", "kind": "trigger", "name": full, "fields": []})
                     elif parsed.model_dump(mode="json") != old.spec:

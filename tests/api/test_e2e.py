@@ -6,8 +6,6 @@ prefix; the test talks to them only through the API.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import make_workflow
-from tests.procs import celery_beat, celery_worker
+from tests.procs import celery_beat, celery_worker, wait_for
 from woow_scheduler.settings import Settings
 
 pytestmark = pytest.mark.slow
 
 SCHEDULER = "woow_scheduler.beat:WoowScheduler"
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_trigger_scheduled_over_http_fires_on_a_real_worker(

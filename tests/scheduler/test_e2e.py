@@ -17,7 +17,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from tests.procs import CeleryProcess, celery_beat, celery_worker
+from tests.procs import CeleryProcess, celery_beat, celery_worker, wait_for
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.keys import Keys
@@ -70,15 +70,6 @@ def fires(db: Database, trigger_id: uuid.UUID) -> list[datetime]:
         rows = s.scalars(select(Execution.scheduled_for).where(Execution.trigger_id == trigger_id)).all()
     return sorted(r for r in rows if r is not None)
 
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import redis
 
@@ -16,6 +17,14 @@ from ..service import Service
 from ..settings import Settings
 from ..tokens import Principal
 from ..views import ExecutionView, TriggerView, WorkflowView
+
+
+class _OfWorkflow(Protocol):
+    @property
+    def workflow_id(self) -> uuid.UUID: ...
+
+
+_V = TypeVar("_V", bound=_OfWorkflow)
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -75,20 +84,16 @@ class ApiState:
         return view
 
     def trigger_for(self, principal: Principal, trigger_id: uuid.UUID) -> TriggerView:
-        missing = NotFound(f"trigger: '{trigger_id}' not found")
-        try:
-            view = self.service.get_trigger(str(trigger_id))
-            owner = self.service.get_workflow(str(view.workflow_id)).owner_user_id
-        except NotFound:
-            raise missing from None
-        if not visible(principal, owner):
-            raise missing
-        return view
+        return self._owned(principal, "trigger", trigger_id, self.service.get_trigger)
 
     def execution_for(self, principal: Principal, execution_id: uuid.UUID) -> ExecutionView:
-        missing = NotFound(f"execution: '{execution_id}' not found")
+        return self._owned(principal, "execution", execution_id, self.service.get_execution)
+
+    def _owned(self, principal: Principal, what: str, ident: uuid.UUID, get: Callable[[str], _V]) -> _V:
+        """The object if the caller may see its workflow; otherwise the same 404 as a missing one."""
+        missing = NotFound(f"{what}: '{ident}' not found")
         try:
-            view = self.service.get_execution(str(execution_id))
+            view = get(str(ident))
             owner = self.service.get_workflow(str(view.workflow_id)).owner_user_id
         except NotFound:
             raise missing from None
