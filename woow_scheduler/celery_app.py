@@ -31,9 +31,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_default_queue": settings.queue,
         "task_routes": {TASK_EXECUTE: {"queue": settings.queue}},
-        # Flower and `woow status` need events
+        # Flower needs the workers' events (received/started/succeeded/failed) ...
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # ... but not a "sent" event per publish: with the Redis transport it costs a second client
+        # and round trip per fire (about 40% of beat's publish time, measured), on beat's hot path.
+        "task_send_sent_event": False,
         "broker_connection_retry_on_startup": True,
         # RedBeat, under our prefix
         "redbeat_redis_url": settings.redis_url,
