@@ -49,6 +49,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redbeat_redis_options": {"socket_connect_timeout": 5, "socket_timeout": 10, "health_check_interval": 30},
     }
     if broker.startswith(("redis://", "rediss://")):
+        if settings.broker_client_reuse:
+            conf["broker_transport"] = "woow_scheduler.broker:Transport"
         conf["broker_transport_options"] = {
             "visibility_timeout": settings.visibility_timeout,
             "global_keyprefix": keys.broker_prefix,
