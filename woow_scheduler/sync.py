@@ -27,7 +27,7 @@ import redis
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 
 from .codec import decode_meta, definition_text, encode_meta, lua_source
-from .db import Database, Trigger, Workflow
+from .db import Database, Execution, Trigger, Workflow
 from .enums import TriggerState
 from .errors import StoreUnavailable
 from .keys import Keys
@@ -241,6 +241,14 @@ class Reconciler:
             return keys
         schedule_key = self.keys.redbeat_schedule
         flat = self._script("entries_read")(keys=keys, args=[schedule_key])
+        # entries to rebuild (Redis lost them): their fires that beat published but no worker started
+        # died with Redis' broker queue, so they resume after the last fire that has an execution row
+        rebuild = [
+            row.id
+            for i, row in enumerate(rows)
+            if flat[3 * i + 1] is None and row.previous_fire_time is not None and row.state in ACTIVE_STATES
+        ]
+        executed = self._last_executed(rebuild) if rebuild else {}
         exhausted: list[dict[str, Any]] = []
         forward: list[tuple[str, datetime, int]] = []
         out_keys: list[str] = []
@@ -267,6 +275,10 @@ class Reconciler:
                 version=row.version,
             )
             pg_prev = row.previous_fire_time
+            if cur_meta is None and pg_prev is not None:
+                ran = executed.get(row.id)
+                if ran is not None and ran < pg_prev:
+                    pg_prev = ran
             last: datetime | None = None
             total = 0
             if cur_meta is not None and pg_prev is not None:
@@ -312,6 +324,18 @@ class Reconciler:
         if exhausted:
             report.completed += self._complete(exhausted)
         return keys
+
+    def _last_executed(self, trigger_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+        """The latest ``scheduled_for`` with an execution row, per trigger (one index probe each)."""
+        latest = (
+            select(func.max(Execution.scheduled_for))
+            .where(Execution.trigger_id == Trigger.id)
+            .correlate(Trigger)
+            .scalar_subquery()
+        )
+        with self.db.session() as session:
+            rows = session.execute(select(Trigger.id, latest).where(Trigger.id.in_(list(trigger_ids)))).all()
+        return {tid: when for tid, when in rows if when is not None}
 
     def _move_meta_forward(self, key: str, prev: datetime, count: int) -> None:
         """Redis lags PostgreSQL (restored from an old snapshot): move ``last_run_at`` forward only."""

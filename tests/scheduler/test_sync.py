@@ -284,3 +284,32 @@ def test_sync_without_full_is_incremental_and_escalates_on_drift(
     assert report.mode == "incremental" and report.updated == 1 and report.total == 1
     keys = Keys(settings.key_prefix)
     assert redis_client.exists(keys.redbeat_entry(a.id))
+
+
+def test_rebuilt_entry_resumes_after_the_last_executed_fire(
+    settings: Settings, db: Database, redis_client: redis.Redis, make_trigger: MakeTrigger, workflow: Any
+) -> None:
+    """Redis lost with fires in its broker queue: PostgreSQL recorded them fired, no worker ran them."""
+    from woow_scheduler.db import Execution
+
+    keys = Keys(settings.key_prefix)
+    prev = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10)
+    ran = prev - timedelta(seconds=20)  # the last fire a worker started; the two after it were lost
+    old = prev - timedelta(hours=1)
+    lost = make_trigger(every(10), previous_fire_time=prev, updated_at=old)
+    kept = make_trigger(every(10), previous_fire_time=prev, updated_at=old)
+    never = make_trigger(every(10), previous_fire_time=prev, updated_at=old)  # no history (purged): unchanged
+    with db.session() as s:
+        s.execute(
+            insert(Execution),
+            [
+                {"workflow_id": workflow.id, "trigger_id": lost.id, "scheduled_for": ran, "status": "succeeded"},
+                {"workflow_id": workflow.id, "trigger_id": kept.id, "scheduled_for": prev, "status": "succeeded"},
+            ],
+        )
+    Reconciler(settings, db, redis_client).full()
+    assert entry(redis_client, keys, lost.id)[1][0] == ran
+    assert entry(redis_client, keys, kept.id)[1][0] == prev
+    assert entry(redis_client, keys, never.id)[1][0] == prev
+    score = entry(redis_client, keys, lost.id)[2]
+    assert score is not None and score <= (ran + timedelta(seconds=10)).timestamp()  # due again at once

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,6 +14,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from tests.chaos.servers import ThrowawayPostgres
 from tests.procs import celery_worker
 from tests.worker.conftest import executions, make_trigger, make_workflow, wait_final, wait_for
 from woow_scheduler.db import Database
@@ -113,54 +112,6 @@ def test_worker_killed_mid_run_is_redelivered_and_finishes_once(
     client = make_redis(wsettings.redis_url)
     assert lock_holder(client, Keys(wsettings.key_prefix), wf.id) is None
     client.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg_bin(name: str) -> str:
-    found = next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)), None) or shutil.which(
-        name
-    )
-    if found is None:
-        pytest.fail(f"PostgreSQL binary {name} not found (install postgresql)", pytrace=False)
-    return str(found)
-
-
-class ThrowawayPostgres:
-    """A PostgreSQL server of this test's own (initdb + pg_ctl), run as the postgres user when root."""
-
-    def __init__(self, base: Path) -> None:
-        self.dir = base / "pgdata"
-        self.sock = base
-        self.port = _free_port()
-        self.prefix: list[str] = ["runuser", "-u", "postgres", "--"] if _is_root() else []
-        if _is_root():
-            shutil.chown(base, "postgres")
-
-    def _run(self, *args: str) -> None:
-        subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=60)
-
-    def init(self) -> None:
-        self._run(_pg_bin("initdb"), "-D", str(self.dir), "-A", "trust", "-U", "postgres", "--no-sync")
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.dir), "-o", opts, "-w", "-l", str(self.sock / "pg.log"), "start")
-
-    def stop(self) -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.dir), "-m", "immediate", "-w", "stop")
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-
-def _is_root() -> bool:
-    return os.geteuid() == 0
 
 
 def test_database_outage_loses_no_execution(wsettings: Settings, log_dir: Path) -> None:

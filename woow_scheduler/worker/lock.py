@@ -170,8 +170,10 @@ class _Renewer:
     def _renew(self, lock: WorkflowLock) -> None:
         try:
             if not lock.renew():
-                log.error("lock lost: %s is no longer held by %s (expired or taken)", lock.key, lock.value)
-                self.discard(lock)
+                with self._cond:
+                    kept = self._locks.pop(id(lock), None) is not None
+                if kept:  # discarded meanwhile: its run finished and released it; nothing was lost
+                    log.error("lock lost: %s is no longer held by %s (expired or taken)", lock.key, lock.value)
         except redis.RedisError as exc:  # try again at the next round; the TTL leaves two more
             log.warning("lock renewal of %s failed: %s", lock.key, exc)
 
