@@ -35,6 +35,9 @@ CASES: list[tuple[str, str]] = [
 ]
 ZONES = ["UTC", "Europe/Berlin"]
 START = datetime(2026, 1, 1, tzinfo=UTC)
+# both iterations start over at START past this year: a yearly job iterated for seconds would
+# otherwise run past datetime's year 9999 (croniter raises there)
+WRAP_YEAR = 2400
 
 
 def _rate(step: Any, seconds: float) -> tuple[int, float]:
@@ -57,16 +60,18 @@ def _ours(quartz: str, tz: str, seconds: float) -> tuple[int, float]:
 
     def step() -> None:
         nxt = expr.next_after(state["t"])
-        state["t"] = nxt if nxt is not None else START
+        state["t"] = nxt if nxt is not None and nxt.year < WRAP_YEAR else START
 
     return _rate(step, seconds)
 
 
 def _croniter(unix: str, tz: str, seconds: float) -> tuple[int, float]:
-    it = croniter(unix, START.astimezone(ZoneInfo(tz)))
+    start = START.astimezone(ZoneInfo(tz))
+    holder = {"it": croniter(unix, start)}
 
     def step() -> None:
-        it.get_next(datetime)
+        if holder["it"].get_next(datetime).year >= WRAP_YEAR:
+            holder["it"] = croniter(unix, start)
 
     return _rate(step, seconds)
 

@@ -32,6 +32,7 @@ from woow_scheduler.db import Database
 from woow_scheduler.db.migrate import upgrade
 from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ExecutionStatus
+from woow_scheduler.keys import Keys
 from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
 from woow_scheduler.worker.payload import FirePayload
@@ -40,8 +41,8 @@ WORKFLOWS = 200  # fires rotate over these, so two processes rarely meet the sam
 
 
 def _drain_rate(client: redis.Redis, settings: Settings, n: int, log_dir: Path, label: str) -> float:
-    queue_key = f"{settings.key_prefix}broker:{settings.queue}"
-    unacked = f"{settings.key_prefix}broker:unacked"
+    keys = Keys(settings.key_prefix)
+    queue_key, unacked = keys.broker_queue(settings.queue), keys.broker_unacked
     proc = CeleryProcess(
         "worker",
         settings,

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -62,8 +62,25 @@ def child_env(settings: Settings, extra: Mapping[str, str] | None = None) -> dic
     return env
 
 
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "", interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def woow_command(*args: str) -> list[str]:
+    """``woow ARGS...`` as the console script runs it, in this interpreter."""
+    return [sys.executable, "-m", "woow_scheduler", *args]
+
+
 class CeleryProcess:
-    """One ``celery`` command running in its own process group."""
+    """One ``celery`` command (or another long-running command) in its own process group."""
 
     def __init__(
         self,
@@ -75,6 +92,7 @@ class CeleryProcess:
         env: Mapping[str, str] | None = None,
         ready: re.Pattern[str] | None = None,
         app: str = "woow_scheduler.worker",
+        command: Sequence[str] | None = None,
     ) -> None:
         self.kind = kind
         self.settings = settings
@@ -83,6 +101,7 @@ class CeleryProcess:
         self.env = child_env(settings, env)
         self.ready_pattern = ready or (WORKER_READY if kind == "worker" else BEAT_READY)
         self.app = app
+        self.command = list(command) if command is not None else None
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
@@ -92,7 +111,7 @@ class CeleryProcess:
         return self.proc.pid
 
     def start(self) -> CeleryProcess:
-        cmd = [sys.executable, "-m", "celery", "-A", self.app, self.kind, *self.args]
+        cmd = self.command or [sys.executable, "-m", "celery", "-A", self.app, self.kind, *self.args]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self._log_offset = out.tell()

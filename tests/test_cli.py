@@ -155,3 +155,13 @@ def test_apply_file(run: Any, tmp_path: Path) -> None:
 def test_strategies_lists_builtins(run: Any) -> None:
     names = {s["name"] for s in json.loads(run("strategies", "--json").stdout)}
     assert {"log", "sleep"} <= names
+
+
+def test_every_option_reads_a_woow_environment_variable(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("workflow", "create", "envwf")
+    monkeypatch.setenv("WOOW_TRIGGER_ADD_TZ", "Asia/Tokyo")
+    monkeypatch.setenv("WOOW_TRIGGER_ADD_NAME", "from-env")
+    view = json.loads(run("trigger", "add", "envwf", "--cron", "0 0 9 * * ?", "--json").stdout)
+    assert view["timezone"] == "Asia/Tokyo" and view["name"] == "from-env"
+    monkeypatch.setenv("WOOW_CRON_NEXT_COUNT", "2")
+    assert len(json.loads(run("cron", "next", "0 0 9 * * ?", "--json").stdout)) == 2

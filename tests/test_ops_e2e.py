@@ -4,22 +4,17 @@ them), `woow status`, `woow sync --full` after Redis loss, and Flower's HTTP API
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from tests.procs import child_env
+from tests.procs import CeleryProcess, child_env, wait_for, woow_command
 from woow_scheduler.cli import cli
 from woow_scheduler.settings import Settings, load_settings
 
@@ -34,32 +29,13 @@ def free_port() -> int:
 
 @contextmanager
 def woow_process(settings: Settings, log: Path, *args: str, extra_env: dict[str, str] | None = None
-                 ) -> Iterator[subprocess.Popen[bytes]]:
-    env = child_env(settings, extra_env)
-    with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "woow_scheduler", *args], env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                 ) -> Iterator[CeleryProcess]:
+    """``woow ARGS`` running as the Procfile runs it; TERM then KILL of its group at the end."""
+    proc = CeleryProcess(args[0], settings, log_path=log, env=extra_env, command=woow_command(*args))
     try:
-        yield proc
+        yield proc.start()
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_until(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        proc.stop(timeout=20)
 
 
 @pytest.fixture
@@ -97,7 +73,7 @@ def test_cli_processes_status_sync_and_flower(ops_settings: Settings, redis_clie
             return len(rows) >= 3 and len(rows)
 
         try:
-            wait_until(succeeded, 60, "three succeeded executions")
+            wait_for(succeeded, 60, "three succeeded executions")
         except AssertionError:
             for name in ("beat", "worker"):
                 print(name, (tmp_path / f"{name}.log").read_text()[-3000:])
@@ -116,7 +92,7 @@ def test_cli_processes_status_sync_and_flower(ops_settings: Settings, redis_clie
         assert synced.exit_code == 0, synced.output
         assert json.loads(synced.stdout)["added"] == 1
         before = len(json.loads(invoke(s, "history", "--workflow", "ops-demo", "--json", "--limit", "1000").stdout))
-        wait_until(lambda: len(json.loads(invoke(s, "history", "--workflow", "ops-demo", "--json", "--limit",
+        wait_for(lambda: len(json.loads(invoke(s, "history", "--workflow", "ops-demo", "--json", "--limit",
                                                  "1000").stdout)) > before + 2, 30, "fires after the rebuild")
 
         # Flower sees the worker and the tasks under their workflow name
@@ -128,7 +104,7 @@ def test_cli_processes_status_sync_and_flower(ops_settings: Settings, redis_clie
                 return None
             return [t for t in tasks.values() if t.get("name") == "workflow:ops-demo"]
 
-        tasks = wait_until(flower_tasks, 40, "Flower to list workflow:ops-demo tasks")
+        tasks = wait_for(flower_tasks, 40, "Flower to list workflow:ops-demo tasks")
         assert any(t.get("state") == "SUCCESS" for t in tasks)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/workers?refresh=1", timeout=10) as r:
             assert json.loads(r.read())  # at least one worker known

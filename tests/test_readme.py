@@ -10,13 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import suppress
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.procs import child_env
+from tests.procs import CeleryProcess, child_env, woow_command
 from woow_scheduler.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -82,17 +81,16 @@ def test_walkthrough_against_postgresql_and_redis(settings: Settings, tmp_path: 
     lines = readme_block("## Using it against PostgreSQL and Redis")
     env = child_env(settings)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    woow = [sys.executable, "-m", "woow_scheduler"]
-    background: list[subprocess.Popen[bytes]] = []
+    woow = woow_command()
+    background: list[CeleryProcess] = []
     try:
         for line in lines:
             if not line.startswith("woow "):
                 continue  # venv creation, exports and activation: done by this test's environment
             argv = shlex.split(line.rstrip("&").strip())
             if line.endswith("&"):
-                with (tmp_path / f"{argv[1]}.log").open("wb") as log:
-                    background.append(subprocess.Popen([*woow, *argv[1:]], env=env, stdout=log,
-                                                       stderr=subprocess.STDOUT, start_new_session=True))
+                background.append(CeleryProcess(argv[1], settings, log_path=tmp_path / f"{argv[1]}.log",
+                                                command=[*woow, *argv[1:]]).start())
                 continue
             if argv[1:3] == ["workflow", "run"]:
                 time.sleep(5)  # the worker started just above
@@ -103,16 +101,4 @@ def test_walkthrough_against_postgresql_and_redis(settings: Settings, tmp_path: 
                 assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
     finally:
         for p in background:
-            stop_group(p)
-
-
-def stop_group(p: subprocess.Popen[bytes]) -> None:
-    """TERM the process group, then KILL it after 20 s."""
-    with suppress(ProcessLookupError):
-        os.killpg(p.pid, signal.SIGTERM)
-    try:
-        p.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
+            p.stop(timeout=20)

@@ -84,6 +84,7 @@ def test_create_show_list_update_delete_workflow(svc: Service, any_db: Database)
          InvalidWorkflow, r"^steps\[0\]\.config\.lvl: unknown key"),
         ({"name": "x", "steps": [LOG_STEP, LOG_STEP]}, InvalidWorkflow, r"^steps\[1\]\.name: 'hello' is used"),
         ({"name": "x", "steps": "log"}, InvalidWorkflow, r"^steps: "),
+        ({"name": "x", "timeout": 7200}, InvalidWorkflow, r"^timeout: 7200s is above WOOW_VISIBILITY_TIMEOUT"),
     ],
 )
 def test_invalid_workflow_is_rejected_and_writes_nothing(

@@ -16,12 +16,13 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
 from .celery_app import TASK_EXECUTE
-from .schedule import SCHEDULE_TYPE, WoowTriggerSchedule, schedule_json
+from .schedule import SCHEDULE_TYPE, WoowTriggerSchedule, iso_utc, schedule_json
 
 PAYLOAD_VERSION = 1
 
@@ -78,6 +79,47 @@ def entry_definition(
         "schedule": schedule_json(spec, anchor, version),
         "enabled": True,
     }
+
+
+_DEFINITION = (
+    '{"args":[],"enabled":true,"kwargs":{"trigger_id":"%s","user_id":%s,"workflow_id":"%s"},"name":"%s",'
+    '"options":%s,"schedule":{"__type__":"%s","anchor":"%s","spec":%s,"version":%d},"task":"%s"}'
+)
+
+
+def definition_text(
+    *,
+    trigger_id: uuid.UUID | str,
+    workflow_id: uuid.UUID | str,
+    user_id: str | None,
+    options_json: str,
+    spec_json: str,
+    anchor: datetime,
+    version: int,
+) -> str:
+    """The canonical ``definition`` string, built without a generic JSON pass (the reconciler's hot path).
+
+    Byte-identical to ``json.dumps(entry_definition(...), sort_keys=True, separators=(",", ":"))``
+    when ``options_json`` and ``spec_json`` are canonical JSON (a test holds it to that).
+    """
+    tid = str(uuid.UUID(str(trigger_id)))
+    return _DEFINITION % (
+        tid,
+        json.dumps(user_id),
+        uuid.UUID(str(workflow_id)),
+        tid,
+        options_json,
+        SCHEDULE_TYPE,
+        iso_utc(anchor),
+        spec_json,
+        version,
+        TASK_EXECUTE,
+    )
+
+
+def lua_source(name: str) -> str:
+    """A Lua script shipped in ``woow_scheduler/lua``."""
+    return resources.files("woow_scheduler").joinpath(f"lua/{name}.lua").read_text()
 
 
 def encode_meta(last_run_at: datetime | None, total_run_count: int = 0) -> str:

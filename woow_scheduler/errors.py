@@ -6,11 +6,27 @@ exit code (input errors → 2, runtime failures → 1) and prints the message as
 
 from __future__ import annotations
 
+_CONTROL = {ord(c): repr(c)[1:-1] for c in "\n\r\t\v\f\x00"}
+
+
+def one_line(text: str) -> str:
+    """Escape line breaks and control characters: user values echoed in a message can't split it."""
+    return text.translate(_CONTROL)
+
 
 class WoowError(Exception):
-    """Root of every error raised on purpose by woow-scheduler."""
+    """Root of every error raised on purpose by woow-scheduler.
+
+    The message is always one line: control characters in it (often from echoed user input) are
+    escaped when the error is built.
+    """
 
     exit_code = 1
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str):
+            args = (one_line(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class ConfigError(WoowError):

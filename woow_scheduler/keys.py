@@ -28,13 +28,40 @@ class Keys:
     def redbeat_lock(self) -> str:
         return f"{self.redbeat_prefix}:lock"
 
+    @property
+    def redbeat_statics(self) -> str:
+        """RedBeat's set of static (``beat_schedule``) entry names; normally empty for woow."""
+        return f"{self.redbeat_prefix}:statics"
+
     def redbeat_entry(self, trigger_id: uuid.UUID | str) -> str:
         """The entry hash of one trigger (the entry's name is the trigger id)."""
         return f"{self.redbeat_prefix}{uuid.UUID(str(trigger_id))}"
 
+    # -- broker (kombu's Redis transport, under its global_keyprefix) -------------------------
+    @property
+    def broker_prefix(self) -> str:
+        """``global_keyprefix`` of the Redis broker: queues, unacked set, bindings."""
+        return f"{self.prefix}broker:"
+
+    def broker_queue(self, queue: str) -> str:
+        """The Redis list holding a queue's waiting messages."""
+        return f"{self.broker_prefix}{queue}"
+
+    @property
+    def broker_unacked(self) -> str:
+        return f"{self.broker_prefix}unacked"
+
+    @property
+    def results_prefix(self) -> str:
+        return f"{self.prefix}results:"
+
     # -- execution ------------------------------------------------------------------------
     def workflow_lock(self, workflow_id: uuid.UUID | str) -> str:
         return f"{self.prefix}lock:workflow:{uuid.UUID(str(workflow_id))}"
+
+    def execution_lease(self, execution_id: uuid.UUID | str) -> str:
+        """Liveness key of one run of an ``allow`` workflow (which takes no workflow lock)."""
+        return f"{self.prefix}lock:execution:{uuid.UUID(str(execution_id))}"
 
     @property
     def workflow_lock_pattern(self) -> str:

@@ -3,9 +3,9 @@
 A RedBeat entry of a trigger keeps one *position* in its ``meta.last_run_at``: the nominal time of
 the last fire that was dispatched (never the moment beat woke up).  Fires strictly after the
 position are pending.  The schedule also carries an *anchor*: the instant (floored to the second)
-at which the trigger's definition last changed.  Fires at or before the anchor never count, so a
-new, updated or resumed trigger never fires for times before that change, whatever the entry's
-position says.  The effective position is ``max(last_run_at, anchor)``.
+at which the trigger was created, resumed or its spec changed (``triggers.anchor_at``).  Fires at
+or before the anchor never count, so a new, updated or resumed trigger never fires for times
+before that change, whatever the entry's position says.  The effective position is ``max(last_run_at, anchor)``.
 
 Everything here is pure: ``now`` is passed in (``is_due``/``remaining_estimate`` read the clock
 only because Celery's API asks them to).
@@ -29,7 +29,7 @@ SCHEDULE_TYPE = "woow_trigger"
 #: the next pass); only reachable with a very late beat and a threshold larger than the lateness.
 MAX_FIRES_PER_PASS = 1000
 
-_SPEC_ADAPTER: TypeAdapter[TriggerSpec] = TypeAdapter(TriggerSpec)
+SPEC_ADAPTER: TypeAdapter[TriggerSpec] = TypeAdapter(TriggerSpec)
 
 
 def floor_second(when: datetime) -> datetime:
@@ -144,7 +144,7 @@ class WoowTriggerSchedule(BaseSchedule):  # type: ignore[misc]
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WoowTriggerSchedule:
-        spec = _SPEC_ADAPTER.validate_python(data["spec"])
+        spec = SPEC_ADAPTER.validate_python(data["spec"])
         return cls(spec, parse_utc(str(data["anchor"])), int(data.get("version", 1)))
 
     def __eq__(self, other: object) -> bool:

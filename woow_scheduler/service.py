@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session
@@ -34,6 +34,10 @@ from .triggers import TriggerSpec, parse_trigger_spec
 from .views import ExecutionView, TriggerView, WorkflowView
 
 log = logging.getLogger(__name__)
+
+#: A workflow's timeout must stay this far below the broker's visibility timeout (the time-limit
+#: backstops and the final write run after the timeout itself).
+VISIBILITY_MARGIN = 60
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 _HEX_PREFIX = re.compile(r"^[0-9a-fA-F-]{6,36}$")
@@ -193,6 +197,14 @@ class Service:
         except ValidationError as exc:
             raise InvalidWorkflow(pydantic_error(exc)) from None
         steps = validate_steps(wf_in.steps, self.settings)
+        limit = self.settings.visibility_timeout - VISIBILITY_MARGIN
+        if wf_in.timeout is not None and wf_in.timeout > limit:
+            # the broker would hand a run that is still going to a second worker
+            raise InvalidWorkflow(
+                f"timeout: {wf_in.timeout:g}s is above WOOW_VISIBILITY_TIMEOUT ({self.settings.visibility_timeout}s) "
+                f"minus {VISIBILITY_MARGIN}s; raise that setting on every worker or shorten the timeout",
+                field="timeout",
+            )
         return wf_in.model_copy(update={"steps": steps})
 
     # -- triggers -----------------------------------------------------------------------------
@@ -219,12 +231,7 @@ class Service:
                 raise Conflict(
                     f"name: workflow '{wf.name}' already has a trigger named '{trigger_name}'", field="name"
                 )
-            tr = Trigger(workflow_id=wf.id, name=trigger_name, created_by=user_id or wf.owner_user_id)
-            self._apply_spec(tr, parsed, now)
-            tr.anchor_at = now
-            tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
-            s.add(tr)
-            s.flush()
+            tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id)
             view = TriggerView.of(tr, wf.name)
         self._mirror([view.id])
         return view
@@ -329,6 +336,18 @@ class Service:
             view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
         self._mirror([view.id])
         return view
+
+    def _new_trigger(
+        self, s: Session, wf: Workflow, name: str, spec: TriggerSpec, now: datetime, user_id: str | None
+    ) -> Trigger:
+        """Insert a trigger; it is anchored at ``now`` (it never fires for earlier times)."""
+        tr = Trigger(workflow_id=wf.id, name=name, created_by=user_id or wf.owner_user_id)
+        self._apply_spec(tr, spec, now)
+        tr.anchor_at = now
+        tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
+        s.add(tr)
+        s.flush()
+        return tr
 
     @staticmethod
     def _apply_spec(tr: Trigger, spec: TriggerSpec, now: datetime) -> None:
@@ -451,12 +470,7 @@ class Service:
                         raise type(exc)(f"{where}.{exc}", field=exc.field) from None
                     full = f"{wf.name}/{name}"
                     if old is None:
-                        tr = Trigger(workflow_id=wf.id, name=name, created_by=user_id or wf.owner_user_id)
-                        self._apply_spec(tr, parsed, now)
-                        tr.anchor_at = now
-                        tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
-                        s.add(tr)
-                        s.flush()
+                        tr = self._new_trigger(s, wf, name, parsed, now, user_id)
                         changed_triggers.append(tr.id)
                         plan.append({"action": "create", "kind": "trigger", "name": full, "fields": []})
                     elif parsed.model_dump(mode="json") != old.spec:
@@ -488,7 +502,9 @@ class Service:
         since: datetime | None = None,
         limit: int = 50,
         owner: str | None = None,
+        before: tuple[datetime, uuid.UUID] | None = None,
     ) -> list[ExecutionView]:
+        """Executions newest first; ``before`` = ``(created_at, id)`` of the last row of a previous page."""
         if not 1 <= limit <= 10_000:
             raise InvalidInput(f"limit: {limit} must be between 1 and 10000", field="limit")
         with self._session() as s:
@@ -511,6 +527,8 @@ class Service:
                 q = q.where(Execution.created_at >= since)
             if owner is not None:
                 q = q.where(Workflow.owner_user_id == owner)
+            if before is not None:
+                q = q.where(tuple_(Execution.created_at, Execution.id) < tuple_(*before))
             q = q.order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit)
             return [ExecutionView.of(ex, name) for ex, name in s.execute(q)]
 

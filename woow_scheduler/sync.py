@@ -26,13 +26,13 @@ from typing import Any, cast
 import redis
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 
-from .codec import decode_meta, encode_meta, entry_definition
+from .codec import decode_meta, definition_text, encode_meta, lua_source
 from .db import Database, Execution, Trigger, Workflow
 from .enums import TriggerState
 from .errors import StoreUnavailable
 from .keys import Keys
 from .redis_store import make_redis
-from .schedule import WoowTriggerSchedule
+from .schedule import SPEC_ADAPTER, WoowTriggerSchedule
 from .settings import Settings
 from .worker.dispatch import publish_options
 
@@ -83,6 +83,7 @@ def _row_stmt() -> Select[Any]:
         Trigger.fire_count,
         Trigger.version,
         Trigger.updated_at,
+        Trigger.anchor_at,
         Trigger.created_by,
         Workflow.name.label("workflow_name"),
         Workflow.owner_user_id,
@@ -103,6 +104,9 @@ class Reconciler:
         self.redis = client
         self.keys = Keys(settings.key_prefix)
         self.batch_size = settings.sync_batch_size
+        self._scripts: dict[str, Any] = {}
+        self._options_cache: dict[tuple[str, float | None], str] = {}
+        self._spec_cache: dict[str, Any] = {}
 
     # -- public passes --------------------------------------------------------------------
     def full(self, progress: ProgressCallback | None = None) -> SyncReport:
@@ -148,7 +152,7 @@ class Reconciler:
                 )
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zcard(self.keys.redbeat_schedule)
-                pipe.scard(f"{self.keys.redbeat_prefix}:statics")
+                pipe.scard(self.keys.redbeat_statics)
                 zcard, statics = pipe.execute()
             report.drift_suspected = int(zcard) - int(statics) != active
         except redis.RedisError as exc:
@@ -195,8 +199,8 @@ class Reconciler:
         return True
 
     def _batches(self, stmt: Select[Any]) -> Iterator[list[Any]]:
-        with self.db.session() as session:
-            result = session.execute(stmt.execution_options(yield_per=self.batch_size))
+        with self.db.engine.connect() as conn:
+            result = conn.execution_options(yield_per=self.batch_size).execute(stmt)
             for part in result.partitions():
                 yield list(part)
 
@@ -208,94 +212,113 @@ class Reconciler:
             results = pipe.execute()
         return sum(1 for i in range(0, len(results), 2) if results[i] or results[i + 1])
 
-    def _sync_rows(self, rows: Sequence[Any], report: SyncReport, existing: set[str] | None) -> list[str]:
-        """One batch: one pipelined read, one pipelined write.  Returns the batch's keys."""
-        keys = [self.keys.redbeat_entry(r.id) for r in rows]
-        schedule_key = self.keys.redbeat_schedule
-        with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hmget(key, "definition", "meta")
-            if existing is None and keys:
-                pipe.zmscore(schedule_key, keys)
-            current = pipe.execute()
-        if existing is None:
-            scores = current.pop() if keys else []
-            in_zset = [s is not None for s in scores]
-        else:
-            in_zset = [k in existing for k in keys]
+    def _script(self, name: str) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.redis.register_script(lua_source(name))
+        return script
 
+    def _options_json(self, workflow_name: str, timeout: float | None) -> str:
+        key = (workflow_name, timeout)
+        text = self._options_cache.get(key)
+        if text is None:
+            options = publish_options(self.settings, workflow_name=workflow_name, timeout=timeout)
+            text = self._options_cache[key] = _canonical(options)
+        return text
+
+    def _schedule(self, spec_json: str, spec: Any, anchor: datetime, version: int) -> WoowTriggerSchedule:
+        parsed = self._spec_cache.get(spec_json)
+        if parsed is None:
+            if len(self._spec_cache) > 50_000:
+                self._spec_cache.clear()
+            parsed = self._spec_cache[spec_json] = SPEC_ADAPTER.validate_python(spec)
+        return WoowTriggerSchedule(parsed, anchor, version)
+
+    def _sync_rows(self, rows: Sequence[Any], report: SyncReport, existing: set[str] | None) -> list[str]:
+        """One batch: one scripted read and one scripted write (two round trips).  Returns its keys."""
+        keys = [self.keys.redbeat_entry(r.id) for r in rows]
+        if not keys:
+            return keys
+        schedule_key = self.keys.redbeat_schedule
+        flat = self._script("entries_read")(keys=keys, args=[schedule_key])
         # entries to rebuild (Redis lost them): their fires that beat published but no worker started
         # died with Redis' broker queue, so they resume after the last fire that has an execution row
         rebuild = [
-            r.id
-            for r, (_, cur_meta) in zip(rows, current, strict=True)
-            if cur_meta is None and r.previous_fire_time is not None and r.state in ACTIVE_STATES
+            row.id
+            for i, row in enumerate(rows)
+            if flat[3 * i + 1] is None and row.previous_fire_time is not None and row.state in ACTIVE_STATES
         ]
         executed = self._last_executed(rebuild) if rebuild else {}
-
         exhausted: list[dict[str, Any]] = []
         forward: list[tuple[str, datetime, int]] = []
-        with self.redis.pipeline(transaction=False) as pipe:
-            for row, key, (cur_def, cur_meta), scheduled in zip(rows, keys, current, in_zset, strict=True):
-                if row.state not in ACTIVE_STATES:
-                    if cur_def is not None or cur_meta is not None or scheduled:
-                        pipe.zrem(schedule_key, key)
-                        pipe.delete(key)
-                        report.removed += 1
-                    else:
-                        report.unchanged += 1
-                    continue
-                definition = entry_definition(
-                    trigger_id=row.id,
-                    workflow_id=row.workflow_id,
-                    workflow_name=row.workflow_name,
-                    user_id=row.created_by or row.owner_user_id,
-                    spec=row.spec,
-                    anchor=row.updated_at,
-                    version=row.version,
-                    options=publish_options(
-                        self.settings, workflow_name=row.workflow_name, timeout=row.workflow_timeout
-                    ),
-                )
-                desired = _canonical(definition)
-                last, total = decode_meta(cur_meta) if cur_meta else (None, 0)
-                pg_prev = row.previous_fire_time
-                behind = cur_meta is not None and pg_prev is not None and (last is None or last < pg_prev)
-                if cur_def == desired and scheduled and not behind:
-                    report.unchanged += 1
-                    continue
-                try:
-                    sched = WoowTriggerSchedule.from_json(definition["schedule"])
-                except Exception as exc:  # a stored spec this version cannot read
-                    report.errors += 1
-                    report.error_messages.append(f"trigger {row.id}: {exc}")
-                    log.error("sync: trigger %s has an unreadable spec: %s", row.id, exc)
-                    continue
-                if cur_meta is None and pg_prev is not None:
-                    ran = executed.get(row.id)
-                    if ran is not None and ran < pg_prev:
-                        pg_prev = ran
-                known = [t for t in (last, pg_prev) if t is not None]
-                position = max(known) if known else None
-                nxt = sched.next_fire_time(position)
-                if nxt is None:
-                    exhausted.append({"_id": row.id, "_version": row.version})
-                    if cur_def is not None or scheduled:
-                        pipe.zrem(schedule_key, key)
-                        pipe.delete(key)
-                    continue
-                if behind and pg_prev is not None:
-                    forward.append((key, pg_prev, max(total, row.fire_count)))
-                if cur_def != desired:
-                    pipe.hset(key, "definition", desired)
-                if cur_meta is None:
-                    pipe.hsetnx(key, "meta", encode_meta(pg_prev, row.fire_count))
-                pipe.zadd(schedule_key, {key: int(nxt.timestamp())})
-                if cur_def is None:
-                    report.added += 1
+        out_keys: list[str] = []
+        out_args: list[Any] = [schedule_key]
+        for i, (row, key) in enumerate(zip(rows, keys, strict=True)):
+            cur_def, cur_meta, cur_score = flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]
+            scheduled = cur_score is not None if existing is None else key in existing
+            if row.state not in ACTIVE_STATES:
+                if cur_def is not None or cur_meta is not None or cur_score is not None:
+                    out_keys.append(key)
+                    out_args += ("d", "", "", 0)
+                    report.removed += 1
                 else:
-                    report.updated += 1
-            pipe.execute()
+                    report.unchanged += 1
+                continue
+            spec_json = _canonical(row.spec)
+            desired = definition_text(
+                trigger_id=row.id,
+                workflow_id=row.workflow_id,
+                user_id=row.created_by or row.owner_user_id,
+                options_json=self._options_json(row.workflow_name, row.workflow_timeout),
+                spec_json=spec_json,
+                anchor=row.anchor_at,
+                version=row.version,
+            )
+            pg_prev = row.previous_fire_time
+            if cur_meta is None and pg_prev is not None:
+                ran = executed.get(row.id)
+                if ran is not None and ran < pg_prev:
+                    pg_prev = ran
+            last: datetime | None = None
+            total = 0
+            if cur_meta is not None and pg_prev is not None:
+                last, total = decode_meta(cur_meta)
+            behind = cur_meta is not None and pg_prev is not None and (last is None or last < pg_prev)
+            if cur_def == desired and scheduled and not behind:
+                report.unchanged += 1
+                continue
+            try:
+                sched = self._schedule(spec_json, row.spec, row.anchor_at, row.version)
+            except Exception as exc:  # a stored spec this version cannot read
+                report.errors += 1
+                report.error_messages.append(f"trigger {row.id}: {exc}")
+                log.error("sync: trigger %s has an unreadable spec: %s", row.id, exc)
+                continue
+            if cur_meta is not None and last is None:
+                last, total = decode_meta(cur_meta)
+            known = [t for t in (last, pg_prev) if t is not None]
+            nxt = sched.next_fire_time(max(known) if known else None)
+            if nxt is None:
+                exhausted.append({"_id": row.id, "_version": row.version})
+                if cur_def is not None or scheduled:
+                    out_keys.append(key)
+                    out_args += ("d", "", "", 0)
+                continue
+            if behind and pg_prev is not None:
+                forward.append((key, pg_prev, max(total, row.fire_count)))
+            out_keys.append(key)
+            out_args += (
+                "w",
+                desired if cur_def != desired else "",
+                encode_meta(pg_prev, row.fire_count) if cur_meta is None else "",
+                int(nxt.timestamp()),
+            )
+            if cur_def is None:
+                report.added += 1
+            else:
+                report.updated += 1
+        if out_keys:
+            self._script("entries_write")(keys=out_keys, args=out_args)
         for key, prev, count in forward:
             self._move_meta_forward(key, prev, count)
         if exhausted:
@@ -381,6 +404,42 @@ def full_sync(
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis: cannot connect ({exc})") from exc
         return reconciler.full(progress)
+    finally:
+        if own_client:
+            rclient.close()
+        if own_db:
+            database.dispose()
+
+
+def sync(
+    settings: Settings,
+    *,
+    full: bool = False,
+    since: datetime | None = None,
+    progress: ProgressCallback | None = None,
+    db: Database | None = None,
+    client: redis.Redis | None = None,
+) -> SyncReport:
+    """``woow sync [--full]``.
+
+    ``full=True``: :func:`full_sync`.  Otherwise an incremental pass over the triggers (and
+    workflows) changed since ``since`` (default: the last ``full_reconcile_interval``), which turns
+    into a full pass by itself when the number of entries differs from the number of enabled
+    triggers (something was deleted or lost behind the reconciler's back).
+    """
+    if full:
+        return full_sync(settings, progress=progress, db=db, client=client)
+    own_db = db is None
+    database = db or Database(settings.database_url)
+    own_client = client is None
+    rclient = client or make_redis(settings.redis_url)
+    try:
+        reconciler = Reconciler(settings, database, rclient)
+        start = since or reconciler.db_now() - timedelta(seconds=settings.full_reconcile_interval)
+        report = reconciler.incremental(start)
+        if report.drift_suspected:
+            return full_sync(settings, progress=progress, db=database, client=rclient)
+        return report
     finally:
         if own_client:
             rclient.close()

@@ -62,9 +62,7 @@ class MisfirePolicy(StrEnum):
 
 # -- durations -------------------------------------------------------------------------------
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(
-    r"^(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?$"
-)
+_DURATION = re.compile(r"^(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?$")
 _DURATION_HELP = "must be a positive duration like 30, '5m', '1h30m', '1d'"
 
 
@@ -112,8 +110,7 @@ def _to_utc(value: Any, zone_name: str, field: str) -> Any:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
             raise InvalidTriggerSpec(
-                f"{field}: {value!r} is not an ISO 8601 datetime "
-                f"(e.g. 2026-01-01T09:00:00+01:00; {_NAIVE_HELP})",
+                f"{field}: {value!r} is not an ISO 8601 datetime (e.g. 2026-01-01T09:00:00+01:00; {_NAIVE_HELP})",
                 field=field,
             ) from None
     if isinstance(value, datetime):
@@ -143,9 +140,7 @@ class _SpecBase(BaseModel):
             return data
         zone_name = data.get("timezone", "UTC")
         if not isinstance(zone_name, str):
-            raise InvalidTriggerSpec(
-                f"timezone: {zone_name!r} must be an IANA time zone name", field="timezone"
-            )
+            raise InvalidTriggerSpec(f"timezone: {zone_name!r} must be an IANA time zone name", field="timezone")
         try:
             get_zone(zone_name)
         except InvalidInput:
@@ -229,9 +224,7 @@ class _SpecBase(BaseModel):
                 good = mid
         return self._fires_between(good, upper, cap)[-n:]  # pragma: no cover - unreachable in practice
 
-    def missed_fires(
-        self, last_fire: datetime | None, now: datetime, since: datetime | None = None
-    ) -> list[datetime]:
+    def missed_fires(self, last_fire: datetime | None, now: datetime, since: datetime | None = None) -> list[datetime]:
         """The nominal fire times to dispatch now, oldest first.
 
         Due fires are those in (last_fire, now].  With no `last_fire` (never fired) they start
@@ -408,12 +401,9 @@ def parse_trigger_spec(
     if not allow_past:
         if isinstance(spec, OnceSpec) and spec.run_at <= now:
             raise InvalidTriggerSpec(
-                f"run_at: {_iso(spec.run_at)} is not after now ({_iso(now)}); "
-                "allow past times explicitly to accept it",
+                f"run_at: {_iso(spec.run_at)} is not after now ({_iso(now)}); allow past times explicitly to accept it",
                 field="run_at",
             )
         if spec.end_at is not None and spec.end_at <= now:
-            raise InvalidTriggerSpec(
-                f"end_at: {_iso(spec.end_at)} is not after now ({_iso(now)})", field="end_at"
-            )
+            raise InvalidTriggerSpec(f"end_at: {_iso(spec.end_at)} is not after now ({_iso(now)})", field="end_at")
     return spec

@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from .db.models import Execution, Trigger, Workflow
 
 IsoTime = Annotated[datetime, PlainSerializer(lambda d: d.isoformat(), return_type=str, when_used="json")]
+
+
+_V = TypeVar("_V", bound="_View")
+
+
+def _from_row(cls: type[_V], row: Any, **override: Any) -> _V:
+    """A view of an ORM row: every field read from the attribute of the same name, unless given."""
+    data = {name: getattr(row, name) for name in cls.model_fields if name not in override}
+    return cls.model_validate({**data, **override})
 
 
 class _View(BaseModel):
@@ -40,21 +49,7 @@ class WorkflowView(_View):
 
     @classmethod
     def of(cls, wf: Workflow) -> WorkflowView:
-        return cls(
-            id=wf.id,
-            name=wf.name,
-            description=wf.description,
-            steps=list(wf.steps),
-            concurrency=str(wf.concurrency),
-            max_retries=wf.max_retries,
-            retry_delay=wf.retry_delay,
-            retry_backoff=wf.retry_backoff,
-            timeout=wf.timeout,
-            max_queue_wait=wf.max_queue_wait,
-            owner_user_id=wf.owner_user_id,
-            created_at=wf.created_at,
-            updated_at=wf.updated_at,
-        )
+        return _from_row(cls, wf)
 
 
 class TriggerView(_View):
@@ -83,27 +78,7 @@ class TriggerView(_View):
         state = str(tr.state)
         if blocked and state == "NORMAL":
             state = "BLOCKED"
-        return cls(
-            id=tr.id,
-            workflow_id=tr.workflow_id,
-            workflow=workflow_name,
-            name=tr.name,
-            type=tr.type,
-            spec=dict(tr.spec),
-            timezone=tr.timezone,
-            dst_policy=tr.dst_policy,
-            state=state,
-            misfire_policy=tr.misfire_policy,
-            start_at=tr.start_at,
-            end_at=tr.end_at,
-            repeat_count=tr.repeat_count,
-            fire_count=tr.fire_count,
-            previous_fire_time=tr.previous_fire_time,
-            next_fire_time=tr.next_fire_time,
-            version=tr.version,
-            created_by=tr.created_by,
-            created_at=tr.created_at,
-        )
+        return _from_row(cls, tr, workflow=workflow_name, state=state)
 
 
 class ExecutionView(_View):
@@ -127,22 +102,4 @@ class ExecutionView(_View):
 
     @classmethod
     def of(cls, ex: Execution, workflow_name: str | None = None) -> ExecutionView:
-        return cls(
-            id=ex.id,
-            workflow_id=ex.workflow_id,
-            workflow=workflow_name,
-            trigger_id=ex.trigger_id,
-            user_id=ex.user_id,
-            scheduled_for=ex.scheduled_for,
-            enqueued_at=ex.enqueued_at,
-            started_at=ex.started_at,
-            finished_at=ex.finished_at,
-            duration_ms=ex.duration_ms,
-            status=str(ex.status),
-            attempt=ex.attempt,
-            worker=ex.worker,
-            celery_task_id=ex.celery_task_id,
-            error=ex.error,
-            steps=list(ex.steps or []),
-            created_at=ex.created_at,
-        )
+        return _from_row(cls, ex, workflow=workflow_name, steps=list(ex.steps or []))

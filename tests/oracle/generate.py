@@ -92,6 +92,12 @@ GENERAL = [
     "30 * 9-17 ? * MON-FRI",
     "0 0/5 14,18 * * ?",
 ]
+# expressions Quartz itself rejects: we must reject them too
+REJECTED = [
+    "0 0 25 * * ?", "0 60 * * * ?", "60 * * * * ?", "0 0 0 32 * ?", "0 0 0 ? 13 *", "0 0 0 ? * 8",
+    "0 0 0 * * *", "0 0 0 ? * ?", "0 0 0 ? * MON#6", "0 0 0 ? * FOO", "0 0 0 ? XYZ *",
+    "0 0 0 L-31 * ?", "0 0 0 * *", "not a cron", "0 0 0 1-40 * ?", "0 0 0 ? * 1-9",
+]  # fmt: skip
 DST_EXPRS = [
     "0 */15 * * * ?", "0 0 * * * ?", "0 30 * * * ?", "0 30 2 * * ?", "0 30 1 * * ?", "0 0 2 * * ?",
     "0 0 3 * * ?", "0 45 2 * * ?", "0 15,40 * * * ?", "0 50 3 * * ?", "0 0/30 1-3 * * ?",
@@ -107,6 +113,8 @@ def queries() -> list[tuple[str, str, int, int]]:
     out: list[tuple[str, str, int, int]] = []
     starts = [datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 2, 27, 13, 7, 11, tzinfo=UTC),
               datetime(2027, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2024, 2, 28, tzinfo=UTC)]  # fmt: skip
+    for expr in REJECTED:
+        out.append((expr, "UTC", _ms(starts[1]), 1))
     for expr in GENERAL:
         for zone in ["UTC", "Europe/Berlin", "America/New_York"]:
             for start in starts:

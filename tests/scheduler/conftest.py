@@ -16,6 +16,7 @@ from woow_scheduler.beat import WoowScheduler
 from woow_scheduler.celery_app import create_app
 from woow_scheduler.db import Database, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
+from woow_scheduler.keys import Keys
 from woow_scheduler.settings import Settings
 from woow_scheduler.sync import Reconciler
 
@@ -54,6 +55,7 @@ def make_trigger(db: Database, workflow: Workflow) -> MakeTrigger:
                 created_by=created_by,
                 created_at=updated_at or now,
                 updated_at=updated_at or now,
+                anchor_at=updated_at or now,  # as the service does: the anchor is the last change
             )
             s.add(t)
         return t
@@ -67,19 +69,21 @@ def reconciler(settings: Settings, db: Database, redis_client: redis.Redis) -> I
 
 
 def update_trigger(db: Database, trigger_id: uuid.UUID, **values: Any) -> None:
-    """What the service does on a change: new values, version + 1 (updated_at moves by itself)."""
+    """What the service does on a change: new values, version + 1, the anchor moves to now
+    (updated_at moves by itself)."""
     with db.session() as s:
         t = s.get(Trigger, trigger_id)
         assert t is not None
         for k, v in values.items():
             setattr(t, k, v)
         t.version = t.version + 1
+        t.anchor_at = max(datetime.now(UTC), t.anchor_at)
 
 
 def published(client: redis.Redis, settings: Settings) -> list[dict[str, Any]]:
     """Every execute_workflow message waiting in the broker queue, oldest first (kwargs + shadow)."""
     out = []
-    for raw in reversed(client.lrange(f"{settings.key_prefix}broker:{settings.queue}", 0, -1)):
+    for raw in reversed(client.lrange(Keys(settings.key_prefix).broker_queue(settings.queue), 0, -1)):
         msg = json.loads(raw)
         kwargs = json.loads(base64.b64decode(msg["body"]))[1]
         out.append({**kwargs, "shadow": msg["headers"].get("shadow"), "task": msg["headers"]["task"]})

@@ -276,3 +276,81 @@ def test_maintenance_thread_heartbeats_bookkeeps_and_reconciles(
     sch.close()
     with db.session() as s:
         assert s.get(SchedulerInstance, sch.instance_id) is None
+
+
+def test_entries_lost_while_running_come_back_without_duplicates(
+    settings: Settings,
+    db: Database,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    make_scheduler: MakeScheduler,
+) -> None:
+    t = make_trigger({"type": "interval", "every": 1, "start_at": START})
+    sch = make_scheduler(WoowScheduler, bookkeeping_interval=0.2, reconcile_interval=0.5)
+    keys = Keys(settings.key_prefix)
+
+    def run(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(sch.tick())
+
+    run(2.5)
+    assert redis_client.exists(keys.redbeat_entry(t.id))
+    for key in redis_client.scan_iter(match=f"{keys.redbeat_prefix}*"):
+        if key != keys.redbeat_lock:
+            redis_client.delete(key)
+    run(3.0)  # the incremental pass sees fewer entries than active triggers and runs a full one
+    assert redis_client.exists(keys.redbeat_entry(t.id))
+    fires = [f["scheduled_for"] for f in published(redis_client, settings)]
+    assert len(fires) == len(set(fires)) >= 4  # nothing fired twice after the rebuild
+    from woow_scheduler.beat import beat_status
+
+    status = beat_status(settings, redis_client, db)
+    assert status["active"]["instance"] == sch.instance_id
+    assert status["lock_held"] and status["entries"] == 1
+    assert status["last_tick_age_s"] is not None and status["last_tick_age_s"] < 2
+    assert [i["id"] for i in status["instances"]] == [sch.instance_id]
+
+
+def test_a_beat_whose_lock_was_taken_over_stops_firing(
+    settings: Settings,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+    make_scheduler: MakeScheduler,
+) -> None:
+    t = make_trigger({"type": "interval", "every": 1, "start_at": START})
+    reconciler.triggers([t.id])
+    sch = make_scheduler(beat_lock_timeout=2.0)
+    sch.tick()
+    assert sch.is_leader
+    keys = Keys(settings.key_prefix)
+    redis_client.set(keys.redbeat_lock, "another-beat", px=5000)  # as after a network blip (#127)
+    n = len(published(redis_client, settings))
+    time.sleep(1.1)
+    assert sch.tick() == pytest.approx(sch.max_interval)  # no crash (#230), no fire
+    assert not sch.is_leader
+    assert len(published(redis_client, settings)) == n
+    assert redis_client.get(keys.redbeat_lock) == "another-beat"
+
+
+def test_static_celery_entries_still_work_beside_triggers(settings: Settings, redis_client: redis.Redis) -> None:
+    from celery.schedules import schedule as interval
+
+    from woow_scheduler.celery_app import create_app
+
+    from .conftest import QuietScheduler
+
+    app = create_app(settings)
+    app.conf.beat_schedule = {"ping": {"task": "woow.ping", "schedule": interval(1.0)}}
+    sch = QuietScheduler(app)
+    try:
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            time.sleep(sch.tick())
+    finally:
+        sch.close()
+    raw = redis_client.lrange(f"{settings.key_prefix}broker:celery", 0, -1) + redis_client.lrange(
+        f"{settings.key_prefix}broker:{settings.queue}", 0, -1
+    )
+    assert any('"woow.ping"' in m for m in raw)

@@ -17,7 +17,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from tests.procs import CeleryProcess, celery_beat, celery_worker
+from tests.procs import CeleryProcess, celery_beat, celery_worker, wait_for
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.keys import Keys
@@ -70,15 +70,6 @@ def fires(db: Database, trigger_id: uuid.UUID) -> list[datetime]:
         rows = s.scalars(select(Execution.scheduled_for).where(Execution.trigger_id == trigger_id)).all()
     return sorted(r for r in rows if r is not None)
 
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
@@ -210,3 +201,38 @@ def test_misfire_policies_when_beat_was_down(esettings: Settings, db: Database, 
     assert "misfired" in log
     for ts in got.values():
         assert all(f.microsecond == 0 for f in ts)
+
+
+def test_run_beat_entry_point_fires(esettings: Settings, db: Database, wf: Workflow, tmp_path: Path) -> None:
+    """``woow beat`` calls ``run_beat(settings)``: a once trigger fires, the process stops on SIGTERM."""
+    import subprocess
+    import sys
+
+    from tests.procs import child_env
+
+    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    t = add_trigger(db, wf, {"type": "once", "run_at": run_at.isoformat()})
+    code = "from woow_scheduler.beat import run_beat; from woow_scheduler.settings import load_settings; "
+    code += "run_beat(load_settings())"
+    log = tmp_path / "run_beat.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=child_env(esettings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    client = redis.Redis.from_url(esettings.redis_url, decode_responses=True)
+    try:
+        msgs = wait_for(lambda: published(client, esettings), 20, "the once fire")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert [(m["trigger_id"], m["scheduled_for"]) for m in msgs] == [(str(t.id), run_at.isoformat())]
+    assert proc.returncode is not None
+    assert client.exists(Keys(esettings.key_prefix).redbeat_lock) == 0  # a clean stop releases the lock

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from woow_scheduler.codec import decode_meta, loads
 from woow_scheduler.db import Database, Trigger
@@ -245,6 +245,45 @@ def test_mirror_raises_store_unavailable_when_redis_is_down(
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     with pytest.raises(StoreUnavailable):
         RedBeatMirror(settings, db, dead).triggers_changed([t.id])
+
+
+def test_fast_definition_text_is_the_canonical_json() -> None:
+    from woow_scheduler.codec import definition_text, entry_definition
+    from woow_scheduler.sync import _canonical
+
+    spec = {"type": "cron", "expression": "0 0 9 ? * MON-FRI", "timezone": "Europe/Berlin", "misfire_threshold": 60.0}
+    options = {"queue": "woow", "shadow": 'workflow:naïve "quoted"', "time_limit": 65.0}
+    common = {
+        "trigger_id": uuid.uuid4(),
+        "workflow_id": uuid.uuid4(),
+        "anchor": datetime(2026, 3, 1, 12, 0, 5, 123456, tzinfo=UTC),
+        "version": 7,
+    }
+    for user in ("u-1", None, 'we"ird'):
+        slow = _canonical(entry_definition(workflow_name="x", user_id=user, spec=spec, options=options, **common))
+        fast = definition_text(user_id=user, options_json=_canonical(options), spec_json=_canonical(spec), **common)
+        assert fast == slow
+
+
+def test_sync_without_full_is_incremental_and_escalates_on_drift(
+    settings: Settings, db: Database, redis_client: redis.Redis, make_trigger: MakeTrigger
+) -> None:
+    from woow_scheduler.db import Workflow
+    from woow_scheduler.sync import sync
+
+    old = datetime.now(UTC) - timedelta(days=1)
+    a = make_trigger(every(60), updated_at=old)
+    b = make_trigger(every(60))
+    with db.session() as s:  # the workflow too is old: only b counts as changed
+        s.execute(update(Workflow).values(updated_at=old))
+    report = sync(settings, db=db, client=redis_client)
+    assert report.mode == "full"  # b alone was changed; a's missing entry is drift, so a full pass
+    assert report.added == 1 and report.unchanged == 1
+    update_trigger(db, b.id, spec=every(120))
+    report = sync(settings, db=db, client=redis_client)
+    assert report.mode == "incremental" and report.updated == 1 and report.total == 1
+    keys = Keys(settings.key_prefix)
+    assert redis_client.exists(keys.redbeat_entry(a.id))
 
 
 def test_rebuilt_entry_resumes_after_the_last_executed_fire(

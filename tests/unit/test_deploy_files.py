@@ -32,10 +32,10 @@ def _cli_accepts(argv: list[str]) -> None:
 def test_compose_services_commands_and_environment() -> None:
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = doc["services"]
-    assert {"postgres", "redis", "migrate", "beat", "worker", "flower"} <= set(services)
+    assert {"postgres", "redis", "migrate", "beat", "worker", "flower", "api"} <= set(services)
     assert services["migrate"]["command"] == ["woow", "db", "upgrade"]
     assert services["beat"]["deploy"]["replicas"] >= 2  # HA: one active, one standby
-    for name in ("migrate", "beat", "worker", "flower"):
+    for name in ("migrate", "beat", "worker", "flower", "api"):
         svc = services[name]
         assert svc["command"][0] == "woow"
         _cli_accepts(svc["command"][1:])
@@ -45,7 +45,7 @@ def test_compose_services_commands_and_environment() -> None:
             assert key[5:].lower() in Settings.model_fields, f"{name}: {key} is not a setting"
         assert env["WOOW_DATABASE_URL"].startswith("postgresql+psycopg://")
         assert "@postgres:" in env["WOOW_DATABASE_URL"] and "//redis:" in env["WOOW_REDIS_URL"]
-    for name in ("beat", "worker", "flower"):
+    for name in ("beat", "worker", "flower", "api"):
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["postgres"]["condition"] == deps["redis"]["condition"] == "service_healthy"
@@ -58,7 +58,8 @@ def test_compose_services_commands_and_environment() -> None:
 
 def test_procfile_runs_the_documented_commands() -> None:
     entries = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
-    assert {"beat", "worker", "flower"} <= set(entries)
+    assert {"beat", "worker", "flower", "web"} <= set(entries)
+    assert shlex.split(entries["web"])[:2] == ["woow", "api"]
     beat = shlex.split(entries["beat"])
     assert beat[:4] == ["celery", "-A", "woow_scheduler.worker", "beat"]
     assert beat[beat.index("-S") + 1] == "woow_scheduler.beat:WoowScheduler"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from celery import Celery
 from sqlalchemy import select
 
+from tests.procs import wait_for
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
@@ -49,16 +49,6 @@ def executions(db: Database, workflow_id: uuid.UUID) -> list[Execution]:
             ).all()
         )
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def wait_final(db: Database, workflow_id: uuid.UUID, count: int, timeout: float = 30.0) -> list[Execution]:

@@ -38,7 +38,7 @@ class WoowGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
-@click.group(cls=WoowGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "WOOW"})
+@click.group(cls=WoowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(package_name="woow-scheduler", prog_name="woow")
 @click.pass_context
@@ -56,7 +56,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import cron_cmd, db_cmd, history, ops, procs, trigger, workflow
+    from . import api_cmd, cron_cmd, db_cmd, history, ops, procs, trigger, workflow
 
     cli.add_command(db_cmd.db)
     cli.add_command(workflow.workflow)
@@ -67,9 +67,30 @@ def _register() -> None:
     cli.add_command(workflow.strategies)
     for command in (ops.sync, ops.status, procs.beat, procs.worker, procs.flower, procs.dev):
         cli.add_command(command)
+    cli.add_command(api_cmd.api)
+    cli.add_command(api_cmd.token)
+
+
+def _bind_envvars(cmd: click.Command, path: list[str]) -> None:
+    """Every option reads WOOW_<COMMAND PATH>_<LONG OPTION NAME> (shown in --help).
+
+    Named after the option people type (``-n/--count`` -> ``..._COUNT``), not click's internal
+    parameter name, so the variable is guessable from the help text.
+    """
+    for param in cmd.params:
+        if not isinstance(param, click.Option) or param.envvar or param.name in {"help", "version"}:
+            continue
+        longs = [o for o in param.opts if o.startswith("--")]
+        name = (longs[0] if longs else param.opts[0]).lstrip("-").replace("-", "_").upper()
+        param.envvar = "_".join(["WOOW", *path, name])
+        param.show_envvar = True
+    if isinstance(cmd, click.Group):
+        for sub_name, sub in cmd.commands.items():
+            _bind_envvars(sub, [*path, sub_name.replace("-", "_").upper()])
 
 
 _register()
+_bind_envvars(cli, [])
 
 
 def main() -> None:

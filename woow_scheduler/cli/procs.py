@@ -60,6 +60,8 @@ def worker(app: AppContext, celery_args: tuple[str, ...]) -> None:
 def flower(app: AppContext, flower_args: tuple[str, ...]) -> None:
     """Run Flower against the woow broker (extra args go to Flower, e.g. --port=5555)."""
     app.settings  # noqa: B018
+    # Flower reads the broker's type from its URL: keep kombu's own Redis transport for it
+    os.environ["WOOW_BROKER_CLIENT_REUSE"] = "false"
     _exec(celery_argv("flower", *flower_args))
 
 

@@ -225,7 +225,8 @@ def delete(app: AppContext, trigger_ref: str, as_json: bool) -> None:
 
 @trigger.command("next")
 @TRIGGER_ARG
-@click.option("-n", "count", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many.")
+@click.option("-n", "--count", "count", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="How many.")
 @JSON_OPT
 @pass_app
 def next_(app: AppContext, trigger_ref: str, count: int, as_json: bool) -> None:

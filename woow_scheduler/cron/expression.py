@@ -176,9 +176,7 @@ class CronExpression:
         if self._fixed:
             o = self._fixed_offset
             lo = datetime.fromtimestamp(t + 1 + o, UTC)
-            w = self._matcher.next_wall(
-                lo.year, lo.month, lo.day, lo.hour, lo.minute, lo.second, self._limit(lo.year)
-            )
+            w = self._matcher.next_wall(lo.year, lo.month, lo.day, lo.hour, lo.minute, lo.second, self._limit(lo.year))
             return None if w is None else _timegm(w) - o
         return self._next_wall_clock(t)
 
@@ -190,9 +188,7 @@ class CronExpression:
 
     def _wall_from(self, lo: int, offset: int) -> tuple[int, int, int, int, int, int] | None:
         w = datetime.fromtimestamp(lo + offset, UTC)
-        return self._matcher.next_wall(
-            w.year, w.month, w.day, w.hour, w.minute, w.second, self._limit(w.year)
-        )
+        return self._matcher.next_wall(w.year, w.month, w.day, w.hour, w.minute, w.second, self._limit(w.year))
 
     def _next_wall_clock(self, t: int) -> int | None:
         """Segment walk: between two offset changes wall time is instant + offset.

@@ -265,9 +265,7 @@ def _parse_quartz_dow(text: str, out: dict[str, object]) -> None:
             out["dow_values"] = (_dow_value(m.group(1), text),)
             out["dow_nth"] = nth
             return
-        raise DOW.fail(
-            text, "is not valid; allowed: 1-7 (1=SUN) or SUN-SAT lists/ranges/steps, *, ?, L, nL, n#k"
-        )
+        raise DOW.fail(text, "is not valid; allowed: 1-7 (1=SUN) or SUN-SAT lists/ranges/steps, *, ?, L, nL, n#k")
     values, star = _parse_list(DOW, text)
     out["dow_kind"] = DowKind.ANY if star else DowKind.SET
     out["dow_values"] = tuple(sorted(values))
@@ -286,8 +284,7 @@ def _parse_unix(parts: list[str]) -> CronFields:
             if ch in text and not (ch == "L" and "JUL" in text):
                 raise fd.fail(
                     text,
-                    f"uses {ch!r}, which Unix cron does not support; "
-                    "write a 6/7-field Quartz expression instead",
+                    f"uses {ch!r}, which Unix cron does not support; write a 6/7-field Quartz expression instead",
                 )
         parsed.append(_parse_list(fd, text))
     (mins, _), (hrs, _), (doms, dom_star), (mons, _), (dows, dow_star) = parsed

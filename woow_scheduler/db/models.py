@@ -83,9 +83,7 @@ class Trigger(Base):
     __tablename__ = "triggers"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    workflow_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("workflows.id", ondelete="CASCADE"), index=True
-    )
+    workflow_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("workflows.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(20))
     spec: Mapped[dict[str, Any]] = mapped_column(json_type())

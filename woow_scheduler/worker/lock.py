@@ -70,7 +70,7 @@ def split_value(value: str | None) -> tuple[str | None, str | None]:
 
 def execution_lease_key(keys: Keys, execution_id: uuid.UUID | str) -> str:
     """Liveness key of one run of an ``allow`` workflow (which takes no workflow lock)."""
-    return f"{keys.prefix}lock:execution:{uuid.UUID(str(execution_id))}"
+    return keys.execution_lease(execution_id)
 
 
 class WorkflowLock:

@@ -1,0 +1,144 @@
+"""N triggers due in the same second: time until every task is published, ours vs plain RedBeat
+with N interval entries (same broker, same app configuration, measured in the same run).
+
+    python -m bench.dispatch_bench [--quick] [--json]
+
+Both schedulers run in this process; each ``send_task`` is timed by wrapping the app's method.
+Lateness of a fire = publish time - scheduled_for (ours carries it; for RedBeat the due second).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import Celery
+from celery.schedules import schedule as interval
+from redbeat.decoder import RedBeatJSONEncoder
+from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry
+
+from woow_scheduler.beat import WoowScheduler
+from woow_scheduler.celery_app import create_app
+from woow_scheduler.sync import full_sync
+
+from ._sched_env import bench_env, bench_main, insert_triggers, percentile
+
+FULL = 10_000
+QUICK = 2_000
+
+
+class _BenchScheduler(WoowScheduler):
+    run_maintenance = False  # dispatch only, as the baseline
+
+
+def _record(app: Celery) -> list[tuple[float, dict[str, Any]]]:
+    sent: list[tuple[float, dict[str, Any]]] = []
+    real: Callable[..., Any] = app.send_task
+
+    def send_task(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        sent.append((time.time(), kwargs.get("kwargs") or {}))
+        return result
+
+    app.send_task = send_task  # type: ignore[method-assign]
+    return sent
+
+
+def _drive(tick: Callable[[], float], sent: list[Any], n: int, due: float, timeout: float) -> None:
+    time.sleep(max(0.0, due - 0.5 - time.time()))
+    deadline = time.time() + timeout
+    while len(sent) < n and time.time() < deadline:
+        wait = tick()
+        if len(sent) < n and wait and wait > 0:
+            time.sleep(min(wait, 0.5))
+
+
+def _ours(n: int) -> dict[str, Any]:
+    with bench_env() as (settings, db, client):
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4 + n // 5000)
+        spec = {"type": "interval", "every": 3600, "start_at": due.isoformat()}
+        insert_triggers(db, [spec] * n)
+        full_sync(settings, db=db, client=client)
+        app = create_app(settings)
+        sent = _record(app)
+        sch = _BenchScheduler(app)
+        try:
+            _drive(sch.tick, sent, n, due.timestamp(), 120)
+        finally:
+            sch.close()
+        assert len(sent) == n, f"ours published {len(sent)} of {n}"
+        late = [t - datetime.fromisoformat(kw["scheduled_for"]).timestamp() for t, kw in sent]
+        assert {kw["scheduled_for"] for _, kw in sent} == {due.isoformat()}
+        return {
+            "dispatch_10k_s": round(max(t for t, _ in sent) - due.timestamp(), 3),
+            "dispatch_first_s": round(min(t for t, _ in sent) - due.timestamp(), 3),
+            "dispatch_lateness_p50_ms": round(percentile(late, 50) * 1000, 1),
+            "dispatch_lateness_p99_ms": round(percentile(late, 99) * 1000, 1),
+        }
+
+
+def _redbeat(n: int) -> dict[str, Any]:
+    with bench_env() as (settings, _db, client):
+        app = create_app(settings)
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4 + n // 5000)
+        schedule_key = app.conf.redbeat_key_prefix + ":schedule"
+        pipe = client.pipeline(transaction=False)
+        for i in range(n):
+            e = RedBeatSchedulerEntry(
+                name=f"entry-{i}",
+                task="woow.execute_workflow",
+                schedule=interval(run_every=3600),
+                kwargs={"workflow_id": "w", "trigger_id": str(i), "user_id": "bench"},
+                options={"shadow": "workflow:bench"},
+                app=app,
+            )
+            e.last_run_at = due - timedelta(seconds=3600)  # due exactly at `due`
+            definition = {
+                k: getattr(e, k) for k in ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
+            }
+            pipe.hset(e.key, "definition", json.dumps(definition, cls=RedBeatJSONEncoder))
+            pipe.hset(e.key, "meta", json.dumps({"last_run_at": e.last_run_at}, cls=RedBeatJSONEncoder))
+            pipe.zadd(schedule_key, {e.key: e.score})
+            if i % 2000 == 1999:
+                pipe.execute()
+        pipe.execute()
+        sent = _record(app)
+        sch = RedBeatScheduler(app)
+        sch.lock_key = None  # one beat, in-process: no lock (its lock handler runs only under `celery beat`)
+        try:
+            _drive(sch.tick, sent, n, due.timestamp(), 180)
+        finally:
+            sch.close()
+        assert len(sent) == n, f"redbeat published {len(sent)} of {n}"
+        late = [t - due.timestamp() for t, _ in sent]
+        return {
+            "redbeat_dispatch_10k_s": round(max(late), 3),
+            "redbeat_dispatch_first_s": round(min(late), 3),
+            "redbeat_lateness_p99_ms": round(percentile(late, 99) * 1000, 1),
+        }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    n = QUICK if quick else FULL
+    result: dict[str, Any] = {"dispatch_n": n}
+    result.update(_redbeat(n))
+    result.update(_ours(n))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(
+        run,
+        __doc__ or "",
+        target="ratio_dispatch_vs_redbeat <= 1.5",
+        ratio=("ratio_dispatch_vs_redbeat", "dispatch_10k_s", "redbeat_dispatch_10k_s"),
+        argv=argv,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Full sync of N triggers from PostgreSQL into Redis vs writing the same number of entries with
+RedBeat's own API in a Redis pipeline (measured in the same run).
+
+    python -m bench.sync_bench [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery.schedules import schedule as interval
+from redbeat.decoder import RedBeatJSONEncoder
+from redbeat.schedulers import RedBeatSchedulerEntry
+
+from woow_scheduler.celery_app import create_app
+from woow_scheduler.sync import full_sync
+
+from ._sched_env import bench_env, bench_main, clear_prefix, insert_triggers
+
+FULL = 100_000
+QUICK = 20_000
+
+
+def specs(n: int) -> list[dict[str, Any]]:
+    """A realistic mix: Quartz cron (distinct expressions), anchored intervals, one-time triggers."""
+    start = "2026-01-01T00:00:00Z"
+    future = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0).isoformat()
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:  # 86,400 distinct expressions: no help from any cache
+            out.append({"type": "cron", "expression": f"{i % 60} {(i // 60) % 60} {(i // 3600) % 24} * * ?"})
+        elif kind == 1:
+            out.append({"type": "interval", "every": 60 + i, "start_at": start})
+        else:
+            out.append({"type": "once", "run_at": future})
+    return out
+
+
+def redbeat_pipelined(settings: Any, client: Any, n: int, batch: int) -> float:
+    """Baseline: RedBeat entries (interval schedules) built with its API, saved in a pipeline."""
+    app = create_app(settings)
+    app.conf.redbeat_key_prefix = f"{settings.key_prefix}plain:"
+    schedule_key = app.conf.redbeat_key_prefix + ":schedule"
+    t0 = time.perf_counter()
+    pipe = client.pipeline(transaction=False)
+    for i in range(n):
+        e = RedBeatSchedulerEntry(
+            name=f"entry-{i}",
+            task="woow.execute_workflow",
+            schedule=interval(run_every=60 + i % 3600),
+            kwargs={"workflow_id": "w", "trigger_id": str(i), "user_id": "bench"},
+            options={"shadow": "workflow:bench"},
+            app=app,
+        )
+        definition = {
+            "name": e.name,
+            "task": e.task,
+            "args": e.args,
+            "kwargs": e.kwargs,
+            "options": e.options,
+            "schedule": e.schedule,
+            "enabled": e.enabled,
+        }
+        pipe.hset(e.key, "definition", json.dumps(definition, cls=RedBeatJSONEncoder))
+        pipe.hsetnx(e.key, "meta", json.dumps({"last_run_at": e.last_run_at}, cls=RedBeatJSONEncoder))
+        pipe.zadd(schedule_key, {e.key: e.score})
+        if (i + 1) % batch == 0:
+            pipe.execute()
+    pipe.execute()
+    elapsed = time.perf_counter() - t0
+    clear_prefix(client, f"{settings.key_prefix}plain:")
+    return elapsed
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    n = QUICK if quick else FULL
+    with bench_env() as (settings, db, client):
+        insert_triggers(db, specs(n))
+        base = redbeat_pipelined(settings, client, n, settings.sync_batch_size)
+        t0 = time.perf_counter()
+        report = full_sync(settings, db=db, client=client)
+        ours = time.perf_counter() - t0
+        assert report.added == n, report
+        t0 = time.perf_counter()
+        again = full_sync(settings, db=db, client=client)
+        noop = time.perf_counter() - t0
+        assert again.unchanged == n, again
+        clear_prefix(client, settings.key_prefix + "redbeat:")
+        t0 = time.perf_counter()
+        rebuilt = full_sync(settings, db=db, client=client)
+        rebuild = time.perf_counter() - t0
+        assert rebuilt.added == n, rebuilt
+    return {
+        "sync_n": n,
+        "sync_100k_s": round(ours, 3),
+        "redbeat_pipelined_100k_s": round(base, 3),
+        "sync_entries_per_s": round(n / ours),
+        "redbeat_pipelined_entries_per_s": round(n / base),
+        "sync_unchanged_100k_s": round(noop, 3),
+        "sync_rebuild_after_flush_100k_s": round(rebuild, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(
+        run,
+        __doc__ or "",
+        target="ratio_sync_vs_redbeat <= 2",
+        ratio=("ratio_sync_vs_redbeat", "sync_100k_s", "redbeat_pipelined_100k_s"),
+        argv=argv,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

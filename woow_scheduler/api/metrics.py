@@ -1,0 +1,121 @@
+"""Prometheus metrics read from the stores at scrape time (nothing is kept in the API process,
+so any number of API replicas report the same values).
+
+- ``woow_executions{status}``: executions in the history, by status
+- ``woow_execution_duration_seconds``: histogram of finished executions' durations
+- ``woow_fire_lateness_seconds``: histogram of scheduled fires' dispatch lateness (enqueued - nominal)
+- ``woow_queue_depth{queue}``: messages waiting in the Celery queue (Redis broker)
+- ``woow_triggers{state}``: triggers by state
+- ``woow_store_up{store}``: 1 when the store answered this scrape
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import redis
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..db.models import Execution, Trigger
+from ..enums import ExecutionStatus, TriggerState
+from ..keys import Keys
+
+log = logging.getLogger("woow.api")
+
+DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0)
+
+
+class WoowCollector(Collector):
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("woow_store_up", "1 when the store answered this scrape", labels=["store"])
+        try:
+            families = list(self._database_families())
+            up.add_metric(["database"], 1)
+        except Exception as exc:
+            log.warning("metrics: database unreadable: %s", exc)
+            families = []
+            up.add_metric(["database"], 0)
+        families.append(self._queue_depth(up))
+        yield up
+        yield from families
+
+    # -- PostgreSQL -----------------------------------------------------------------------------
+
+    def _database_families(self) -> Iterator[Metric]:
+        db = self.state.db
+        with db.session() as s:
+            by_status = dict(s.execute(select(Execution.status, func.count()).group_by(Execution.status)).all())
+            by_state = dict(s.execute(select(Trigger.state, func.count()).group_by(Trigger.state)).all())
+            durations = _histogram_row(
+                s, Execution.duration_ms / 1000.0, [b for b in DURATION_BUCKETS],
+                Execution.duration_ms.is_not(None),
+            )
+            lateness = _histogram_row(
+                s, _seconds_between(db.dialect, Execution.enqueued_at, Execution.scheduled_for),
+                list(LATENESS_BUCKETS),
+                Execution.trigger_id.is_not(None), Execution.enqueued_at.is_not(None),
+                Execution.scheduled_for.is_not(None),
+            )
+        executions = GaugeMetricFamily("woow_executions", "Executions in the history by status", labels=["status"])
+        for status in ExecutionStatus:
+            executions.add_metric([status.value], float(by_status.get(status, 0)))
+        yield executions
+        triggers = GaugeMetricFamily("woow_triggers", "Triggers by state", labels=["state"])
+        for state in TriggerState:
+            if state != TriggerState.BLOCKED:
+                triggers.add_metric([state.value], float(by_state.get(state, 0)))
+        yield triggers
+        yield _histogram("woow_execution_duration_seconds", "Durations of finished executions",
+                         DURATION_BUCKETS, durations)
+        yield _histogram("woow_fire_lateness_seconds", "Scheduled fires: enqueued_at - scheduled_for",
+                         LATENESS_BUCKETS, lateness)
+
+    # -- Redis ----------------------------------------------------------------------------------
+    def _queue_depth(self, up: GaugeMetricFamily) -> Metric:
+        settings = self.state.settings
+        depth = GaugeMetricFamily("woow_queue_depth", "Messages waiting in the Celery queue", labels=["queue"])
+        try:
+            client: redis.Redis = self.state.redis
+            client.ping()
+            up.add_metric(["redis"], 1)
+            if settings.effective_broker_url == settings.redis_url:
+                key = Keys(settings.key_prefix).broker_queue(settings.queue)
+                depth.add_metric([settings.queue], float(client.llen(key)))
+        except redis.RedisError as exc:
+            log.warning("metrics: redis unreadable: %s", exc)
+            up.add_metric(["redis"], 0)
+        return depth
+
+
+def _seconds_between(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:
+    if dialect == "postgresql":
+        return func.extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _histogram_row(s: Any, value: Any, buckets: Sequence[float], *where: Any) -> tuple[list[int], int, float]:
+    columns = [func.count().filter(value <= b) for b in buckets]
+    row = s.execute(select(*columns, func.count(), func.coalesce(func.sum(value), 0.0)).where(*where)).one()
+    return [int(c or 0) for c in row[: len(buckets)]], int(row[len(buckets)] or 0), float(row[-1] or 0.0)
+
+
+def _histogram(name: str, doc: str, buckets: Sequence[float], data: tuple[list[int], int, float]) -> Metric:
+    counts, total, total_sum = data
+    family = HistogramMetricFamily(name, doc)
+    pairs = [(_le(b), float(c)) for b, c in zip(buckets, counts, strict=True)]
+    pairs.append(("+Inf", float(total)))
+    family.add_metric([], pairs, sum_value=total_sum)
+    return family
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))

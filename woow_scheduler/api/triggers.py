@@ -1,0 +1,52 @@
+"""/triggers/{id}: one trigger of a workflow you own (addressed by its id)."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from ..views import TriggerView
+from .auth import State, User
+from .live import live_triggers
+from .models import FireTimes
+from .problems import Problem
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing, unknown or revoked token"},
+    404: {"model": Problem, "description": "No such trigger (or not yours)"},
+    422: {"model": Problem, "description": "Invalid input or a state change that is not allowed"},
+}
+
+router = APIRouter(prefix="/triggers", tags=["triggers"], responses=_ERRORS)
+
+
+@router.get("/{id}", summary="One trigger with state and live previous/next fire times")
+def get_trigger(id: uuid.UUID, state: State, user: User) -> TriggerView:
+    return live_triggers(state.redis, state.keys, [state.trigger_for(user, id)])[0]
+
+
+@router.post("/{id}/pause", summary="Pause a trigger (no fires until it is resumed)")
+def pause_trigger(id: uuid.UUID, state: State, user: User) -> TriggerView:
+    state.trigger_for(user, id)
+    return state.service.pause_trigger(str(id))
+
+
+@router.post("/{id}/resume", summary="Resume a paused trigger (fires missed while paused are not caught up)")
+def resume_trigger(id: uuid.UUID, state: State, user: User) -> TriggerView:
+    state.trigger_for(user, id)
+    return state.service.resume_trigger(str(id))
+
+
+@router.delete("/{id}", status_code=204, summary="Delete a trigger (its history is kept)")
+def delete_trigger(id: uuid.UUID, state: State, user: User) -> Response:
+    state.trigger_for(user, id)
+    state.service.delete_trigger(str(id))
+    return Response(status_code=204)
+
+
+@router.get("/{id}/next", summary="The trigger's next n fire times (UTC)")
+def next_fire_times(
+    id: uuid.UUID, state: State, user: User, n: Annotated[int, Query(ge=1, le=1000)] = 10
+) -> FireTimes:
+    state.trigger_for(user, id)
+    return FireTimes(trigger_id=id, fire_times=state.service.next_fire_times(str(id), n))
