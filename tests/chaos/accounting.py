@@ -114,16 +114,16 @@ class Tally:
 
 
 def load_triggers(db: Database, trigger_ids: Iterable[uuid.UUID] | None = None) -> list[TriggerInfo]:
-    stmt = select(Trigger.id, Trigger.workflow_id, Trigger.spec, Trigger.updated_at, Workflow.concurrency).join(
+    stmt = select(Trigger.id, Trigger.workflow_id, Trigger.spec, Trigger.anchor_at, Workflow.concurrency).join(
         Workflow, Workflow.id == Trigger.workflow_id
     )
     if trigger_ids is not None:
         stmt = stmt.where(Trigger.id.in_(list(trigger_ids)))
     with db.session() as s:
         rows = s.execute(stmt).all()
-    # the schedule's anchor is the trigger's updated_at, floored to the second (sync.entry_definition)
+    # fires at or before the trigger's anchor never count (schedule.WoowTriggerSchedule, floored to the second)
     return [
-        TriggerInfo(r.id, r.workflow_id, spec_from_stored(r.spec), r.updated_at.replace(microsecond=0), r.concurrency)
+        TriggerInfo(r.id, r.workflow_id, spec_from_stored(r.spec), r.anchor_at.replace(microsecond=0), r.concurrency)
         for r in rows
     ]
 
