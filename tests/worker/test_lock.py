@@ -64,3 +64,20 @@ def test_background_renewal_keeps_a_long_run_locked(redis_client: redis.Redis, k
     assert not lock.lost
     time.sleep(0.8)  # renewal stopped with the block: the lock now expires
     assert lock.holder() is None
+
+
+def test_a_vanished_lock_is_taken_back_but_never_after_release(redis_client: redis.Redis, key_prefix: str) -> None:
+    key = f"{key_prefix}lock:workflow:vanish"
+    lock = WorkflowLock(redis_client, key, ttl=5)
+    assert lock.acquire()
+    redis_client.delete(key)  # Redis restarted empty under a running workflow
+    assert lock.renew() and redis_client.get(key) == lock.value and not lock.lost
+    assert 0 < redis_client.pttl(key) <= 5000
+    other = WorkflowLock(redis_client, key, ttl=5)
+    assert not other.acquire()  # the run still excludes others
+    assert lock.release()
+    assert not lock.renew()  # a renewal racing the release must not bring the lock back
+    assert redis_client.get(key) is None
+    taken = WorkflowLock(redis_client, key, ttl=5)
+    assert taken.acquire()
+    assert not lock.renew() and redis_client.get(key) == taken.value  # somebody else's: never touched

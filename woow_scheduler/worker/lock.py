@@ -84,7 +84,9 @@ class WorkflowLock:
         self.ttl = float(ttl)
         self.token = secrets.token_hex(16)
         self.value = f"{self.token}:{owner}" if owner else self.token
-        self.lost = False  # set when a renewal found the lock gone or taken
+        self.lost = False  # set when a renewal found the lock taken by somebody else
+        self._guard = threading.Lock()  # a renewal never runs concurrently with the release
+        self._released = False
 
     @property
     def ttl_ms(self) -> int:
@@ -92,21 +94,38 @@ class WorkflowLock:
 
     def acquire(self) -> bool:
         """Take the lock if it is free; ``True`` when this handle now owns it."""
-        ok = bool(self.client.set(self.key, self.value, nx=True, px=self.ttl_ms))
-        if ok:
-            self.lost = False
+        with self._guard:
+            ok = bool(self.client.set(self.key, self.value, nx=True, px=self.ttl_ms))
+            if ok:
+                self.lost = False
+                self._released = False
         return ok
 
     def renew(self) -> bool:
-        """Push the expiry ``ttl`` into the future if this handle still owns the lock."""
-        ok = bool(run_script(self.client, "renew", [self.key], [self.value, self.ttl_ms]))
-        if not ok:
+        """Push the expiry ``ttl`` into the future if this handle still owns the lock.
+
+        A lock whose key vanished (Redis restarted empty, or the TTL ran out while this owner
+        stalled) is taken back, so a run still going keeps excluding others; a lock somebody else
+        holds is lost.  After ``release`` a renewal does nothing.
+        """
+        with self._guard:
+            if self._released:
+                return False
+            result = int(run_script(self.client, "renew", [self.key], [self.value, self.ttl_ms]))
+        if result == 2:
+            log.warning("lock %s had vanished (Redis restarted or the owner stalled); taken back", self.key)
+        if result == 0:
             self.lost = True
-        return ok
+        return result != 0
 
     def release(self) -> bool:
         """Delete the lock if this handle owns it; never touches somebody else's lock."""
-        return bool(run_script(self.client, "release", [self.key], [self.value]))
+        with self._guard:
+            self._released = True
+            ok = bool(run_script(self.client, "release", [self.key], [self.value]))
+        if not ok:
+            self.lost = True  # it was not ours any more when the run ended
+        return ok
 
     def holder(self) -> str | None:
         """The current value of the key (``<token>:<execution id>``), or ``None`` when free."""
