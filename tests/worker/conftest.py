@@ -18,6 +18,7 @@ from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
 from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
+from woow_scheduler.worker.dispatch import enqueue_fire
 
 
 def make_workflow(db: Database, steps: list[dict[str, Any]], **fields: Any) -> Workflow:
@@ -39,6 +40,14 @@ def make_trigger(db: Database, workflow: Workflow, **fields: Any) -> Trigger:
         s.add(tr)
         s.flush()
     return tr
+
+
+def send_fire(
+    app: Celery, settings: Settings, wf: Workflow, tr: Trigger, when: datetime, user_id: str | None = None
+) -> None:
+    """Publish the fire of ``tr`` at ``when`` as beat would."""
+    enqueue_fire(app, settings, workflow_id=wf.id, workflow_name=wf.name, trigger_id=tr.id, user_id=user_id,
+                 scheduled_for=when)
 
 
 def executions(db: Database, workflow_id: uuid.UUID) -> list[Execution]:

@@ -16,7 +16,7 @@ from celery import Celery
 
 from tests.chaos.servers import ThrowawayPostgres
 from tests.procs import celery_worker
-from tests.worker.conftest import executions, make_trigger, make_workflow, wait_final, wait_for
+from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final, wait_for
 from woow_scheduler.db import Database
 from woow_scheduler.db.migrate import upgrade
 from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
@@ -24,7 +24,6 @@ from woow_scheduler.keys import Keys
 from woow_scheduler.redis_store import make_redis
 from woow_scheduler.settings import Settings
 from woow_scheduler.worker import get_app
-from woow_scheduler.worker.dispatch import enqueue_fire
 from woow_scheduler.worker.lock import lock_holder
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
@@ -43,25 +42,9 @@ def test_no_overlap_forbid_skips_and_queue_runs_in_order(
         start = datetime.now(UTC).replace(microsecond=0)
         for i in range(n_forbid):
             when = start + timedelta(seconds=i)
-            enqueue_fire(
-                app,
-                wsettings,
-                workflow_id=forbid.id,
-                workflow_name=forbid.name,
-                trigger_id=t_forbid.id,
-                user_id=None,
-                scheduled_for=when,
-            )
+            send_fire(app, wsettings, forbid, t_forbid, when)
             if i < n_queue:
-                enqueue_fire(
-                    app,
-                    wsettings,
-                    workflow_id=queued.id,
-                    workflow_name=queued.name,
-                    trigger_id=t_queue.id,
-                    user_id=None,
-                    scheduled_for=when,
-                )
+                send_fire(app, wsettings, queued, t_queue, when)
             time.sleep(max(0.0, (start + timedelta(seconds=i + 1) - datetime.now(UTC)).total_seconds()))
         f_rows = wait_final(db, forbid.id, n_forbid, timeout=30)
         q_rows = wait_final(db, queued.id, n_queue, timeout=40)
@@ -88,14 +71,7 @@ def test_worker_killed_mid_run_is_redelivered_and_finishes_once(
     wf = make_workflow(db, [{"name": "s", "type": "sleep", "config": {"seconds": 3}}])
     tr = make_trigger(db, wf)
     with celery_worker(wsettings, log_dir=log_dir, name="victim", concurrency=1) as victim:
-        enqueue_fire(
-            app,
-            wsettings,
-            workflow_id=wf.id,
-            workflow_name=wf.name,
-            trigger_id=tr.id,
-            user_id=None,
-            scheduled_for=datetime(2030, 2, 2, tzinfo=UTC),
+        send_fire(app, wsettings, wf, tr, datetime(2030, 2, 2, tzinfo=UTC),
         )
         wait_for(lambda: [r for r in executions(db, wf.id) if r.status == ExecutionStatus.RUNNING], 15, what="running")
         victim.kill9()
@@ -129,27 +105,12 @@ def test_database_outage_loses_no_execution(wsettings: Settings, log_dir: Path) 
         tr = make_trigger(db, wf)
         base_time = datetime(2030, 3, 3, tzinfo=UTC)
         with celery_worker(settings, log_dir=log_dir, concurrency=2) as worker:
-            enqueue_fire(
-                app,
-                settings,
-                workflow_id=wf.id,
-                workflow_name=wf.name,
-                trigger_id=tr.id,
-                user_id=None,
-                scheduled_for=base_time,
-            )
+            send_fire(app, settings, wf, tr, base_time)
             wait_final(db, wf.id, 1)
             db.dispose()
             pg.stop()
             for i in range(1, 6):
-                enqueue_fire(
-                    app,
-                    settings,
-                    workflow_id=wf.id,
-                    workflow_name=wf.name,
-                    trigger_id=tr.id,
-                    user_id=None,
-                    scheduled_for=base_time + timedelta(minutes=i),
+                send_fire(app, settings, wf, tr, base_time + timedelta(minutes=i),
                 )
             time.sleep(3)  # the worker meets the outage and retries
             pg.start()

@@ -9,12 +9,12 @@ import pytest
 from celery import Celery
 
 from tests.procs import celery_worker
-from tests.worker.conftest import executions, make_trigger, make_workflow, wait_final
+from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final
 from tests.worker.httpserver import scripted_server
 from woow_scheduler.db import Database
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.settings import Settings
-from woow_scheduler.worker.dispatch import enqueue_fire, enqueue_manual_run
+from woow_scheduler.worker.dispatch import enqueue_manual_run
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +26,7 @@ def test_same_fire_delivered_three_times_runs_once(
     tr = make_trigger(db, wf)
     fire = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
     for _ in range(3):
-        enqueue_fire(
-            app, wsettings, workflow_id=wf.id, workflow_name=wf.name, trigger_id=tr.id, user_id="u1", scheduled_for=fire
-        )
+        send_fire(app, wsettings, wf, tr, fire, user_id="u1")
     with celery_worker(wsettings, log_dir=log_dir) as worker:
         rows = wait_final(db, wf.id, 1)
         import time
@@ -54,15 +52,7 @@ def test_failed_run_is_retried_until_it_succeeds(app: Celery, db: Database, wset
         )
         tr = make_trigger(db, wf)
         with celery_worker(wsettings, log_dir=log_dir, concurrency=1):
-            enqueue_fire(
-                app,
-                wsettings,
-                workflow_id=wf.id,
-                workflow_name=wf.name,
-                trigger_id=tr.id,
-                user_id=None,
-                scheduled_for=datetime(2030, 1, 1, tzinfo=UTC),
-            )
+            send_fire(app, wsettings, wf, tr, datetime(2030, 1, 1, tzinfo=UTC))
             (row,) = wait_final(db, wf.id, 1)
         assert len(srv.requests) == 3
     assert row.status == ExecutionStatus.SUCCEEDED
