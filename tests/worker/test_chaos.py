@@ -71,8 +71,7 @@ def test_worker_killed_mid_run_is_redelivered_and_finishes_once(
     wf = make_workflow(db, [{"name": "s", "type": "sleep", "config": {"seconds": 3}}])
     tr = make_trigger(db, wf)
     with celery_worker(wsettings, log_dir=log_dir, name="victim", concurrency=1) as victim:
-        send_fire(app, wsettings, wf, tr, datetime(2030, 2, 2, tzinfo=UTC),
-        )
+        send_fire(app, wsettings, wf, tr, datetime(2030, 2, 2, tzinfo=UTC))
         wait_for(lambda: [r for r in executions(db, wf.id) if r.status == ExecutionStatus.RUNNING], 15, what="running")
         victim.kill9()
     (row,) = executions(db, wf.id)
@@ -110,8 +109,7 @@ def test_database_outage_loses_no_execution(wsettings: Settings, log_dir: Path) 
             db.dispose()
             pg.stop()
             for i in range(1, 6):
-                send_fire(app, settings, wf, tr, base_time + timedelta(minutes=i),
-                )
+                send_fire(app, settings, wf, tr, base_time + timedelta(minutes=i))
             time.sleep(3)  # the worker meets the outage and retries
             pg.start()
             rows = wait_final(db, wf.id, 6, timeout=60)
