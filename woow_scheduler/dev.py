@@ -64,8 +64,19 @@ class DevRunner:
         port = free_port()
         if binary is not None:
             proc = subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(self.workdir)],
+                [
+                    binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.workdir),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
@@ -74,8 +85,12 @@ class DevRunner:
             kind = "redis-server"
         else:  # no binary for this platform: a fakeredis TCP server with Lua
             proc = subprocess.Popen(
-                [sys.executable, "-c", "from fakeredis import TcpFakeServer as S; "
-                 f"S(('127.0.0.1', {port}), server_type='redis').serve_forever()"],
+                [
+                    sys.executable,
+                    "-c",
+                    "from fakeredis import TcpFakeServer as S; "
+                    f"S(('127.0.0.1', {port}), server_type='redis').serve_forever()",
+                ],
                 start_new_session=True,
             )
             self.children.append(("redis", proc))
@@ -111,16 +126,22 @@ class DevRunner:
         svc = Service(db, settings, mirror=None)
         if svc.list_workflows():
             return
-        svc.create_workflow({
-            "name": "demo",
-            "description": "Seeded by woow dev: logs a line and sleeps a moment.",
-            "steps": [
-                {"name": "hello", "type": "log", "config": {"message": "hello from the woow demo"}},
-                {"name": "nap", "type": "sleep", "config": {"seconds": 1}},
-            ],
-        })
-        svc.add_trigger("demo", {"type": "cron", "expression": self.cron, "timezone": settings.timezone},
-                        name="demo-cron", user_id="demo")
+        svc.create_workflow(
+            {
+                "name": "demo",
+                "description": "Seeded by woow dev: logs a line and sleeps a moment.",
+                "steps": [
+                    {"name": "hello", "type": "log", "config": {"message": "hello from the woow demo"}},
+                    {"name": "nap", "type": "sleep", "config": {"seconds": 1}},
+                ],
+            }
+        )
+        svc.add_trigger(
+            "demo",
+            {"type": "cron", "expression": self.cron, "timezone": settings.timezone},
+            name="demo-cron",
+            user_id="demo",
+        )
         click.echo(f"dev: seeded workflow 'demo' with cron '{self.cron}'")
 
     # -- run ------------------------------------------------------------------------------------
@@ -162,8 +183,10 @@ class DevRunner:
                 break
             for name, proc in self.children:
                 if proc.poll() is not None:
-                    click.echo(f"dev: {name} exited with code {proc.returncode}; see {self.workdir / (name + '.log')}",
-                               err=True)
+                    click.echo(
+                        f"dev: {name} exited with code {proc.returncode}; see {self.workdir / (name + '.log')}",
+                        err=True,
+                    )
                     self._stopping = True
             try:
                 rows = svc.history(limit=20)
@@ -176,8 +199,10 @@ class DevRunner:
                     seen[key] = ex.status
                     when = ex.scheduled_for.isoformat(timespec="seconds") if ex.scheduled_for else "manual"
                     extra = f" in {ex.duration_ms} ms" if ex.duration_ms is not None else ""
-                    click.echo(f"{ex.workflow}  fire {when}  execution {key[:8]}  {ex.status}{extra}"
-                               + (f"  ({ex.error})" if ex.error else ""))
+                    click.echo(
+                        f"{ex.workflow}  fire {when}  execution {key[:8]}  {ex.status}{extra}"
+                        + (f"  ({ex.error})" if ex.error else "")
+                    )
             time.sleep(0.5)
 
     def stop(self) -> None:

@@ -139,7 +139,8 @@ class Service:
             self.mirror.triggers_changed(list(trigger_ids))
         except Exception as exc:  # the change is committed; the reconciler repairs Redis
             log.warning(
-                "schedule not updated in Redis (%s); the next reconcile will repair it", exc,
+                "schedule not updated in Redis (%s); the next reconcile will repair it",
+                exc,
                 extra={"trigger_ids": [str(t) for t in trigger_ids]},
             )
 
@@ -228,9 +229,7 @@ class Service:
             wf = self._workflow(s, workflow_ref)
             trigger_name = name or self._default_trigger_name(s, wf.id, parsed)
             if s.scalar(select(Trigger.id).where(Trigger.workflow_id == wf.id, Trigger.name == trigger_name)):
-                raise Conflict(
-                    f"name: workflow '{wf.name}' already has a trigger named '{trigger_name}'", field="name"
-                )
+                raise Conflict(f"name: workflow '{wf.name}' already has a trigger named '{trigger_name}'", field="name")
             tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id)
             view = TriggerView.of(tr, wf.name)
         self._mirror([view.id])
@@ -401,8 +400,7 @@ class Service:
         plan: list[dict[str, Any]] = []
         changed_triggers: list[uuid.UUID] = []
         try:
-            self._apply_in_session(docs, plan, changed_triggers, now=now, dry_run=dry_run, prune=prune,
-                                   user_id=user_id)
+            self._apply_in_session(docs, plan, changed_triggers, now=now, dry_run=dry_run, prune=prune, user_id=user_id)
         except _DryRunDone:
             return plan
         self._mirror(changed_triggers)
@@ -474,9 +472,7 @@ class Service:
                         changed_triggers.append(tr.id)
                         plan.append({"action": "create", "kind": "trigger", "name": full, "fields": []})
                     elif parsed.model_dump(mode="json") != old.spec:
-                        fields = sorted(
-                            k for k, v in parsed.model_dump(mode="json").items() if old.spec.get(k) != v
-                        )
+                        fields = sorted(k for k, v in parsed.model_dump(mode="json").items() if old.spec.get(k) != v)
                         self._apply_spec(old, parsed, now)
                         old.anchor_at = max(now, old.anchor_at)
                         old.version += 1
@@ -487,8 +483,9 @@ class Service:
                         if name not in listed:
                             changed_triggers.append(old.id)
                             s.delete(old)
-                            plan.append({"action": "delete", "kind": "trigger", "name": f"{wf.name}/{name}",
-                                         "fields": []})
+                            plan.append(
+                                {"action": "delete", "kind": "trigger", "name": f"{wf.name}/{name}", "fields": []}
+                            )
             if dry_run:
                 raise _DryRunDone  # rolls the transaction back
 

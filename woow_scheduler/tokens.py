@@ -98,8 +98,9 @@ def revoke_token(db: Database, token_id: str, *, now: datetime | None = None) ->
     try:
         key = uuid.UUID(token_id.strip())
     except ValueError:
-        raise InvalidInput(f"token: '{token_id}' is not a token id (a UUID, see woow token list)",
-                           field="token") from None
+        raise InvalidInput(
+            f"token: '{token_id}' is not a token id (a UUID, see woow token list)", field="token"
+        ) from None
     with db.session() as s:
         row = s.get(ApiToken, key)
         if row is None:

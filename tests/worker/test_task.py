@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -12,13 +13,17 @@ from celery import Celery
 from tests.worker.conftest import executions, make_trigger, make_workflow
 from woow_scheduler.celery_app import TASK_EXECUTE
 from woow_scheduler.db import Database
+from woow_scheduler.db.migrate import upgrade
 from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
 from woow_scheduler.keys import Keys
-from woow_scheduler.settings import Settings
+from woow_scheduler.service import Service
+from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
 from woow_scheduler.worker.dispatch import publish_options, time_limits
 from woow_scheduler.worker.lock import WorkflowLock, lock_holder
+from woow_scheduler.worker.history import WorkflowDef
 from woow_scheduler.worker.payload import FirePayload
+from woow_scheduler.worker.tasks import WorkflowCache
 
 FIRE = datetime(2030, 5, 1, 8, 0, tzinfo=UTC)
 
@@ -119,3 +124,92 @@ def test_publish_options_name_the_workflow_and_bound_the_time(wsettings: Setting
     assert opts["shadow"] == "workflow:nightly" and opts["queue"] == wsettings.queue
     assert 60 < opts["soft_time_limit"] < opts["time_limit"]
     assert time_limits(None) == {}
+
+
+# -- definitions kept between fires ----------------------------------------------------------------
+
+
+def _step_messages(db: Database, workflow_id: uuid.UUID) -> list[str]:
+    return [row.steps[0]["output"]["message"] for row in executions(db, workflow_id)]
+
+
+def test_an_edit_applies_to_the_next_fire_although_workers_keep_definitions(
+    app: Celery, db: Database, wsettings: Settings
+) -> None:
+    svc = Service(db, wsettings)
+    view = svc.create_workflow({"name": "kept", "steps": [{"name": "s", "type": "log", "config": {"message": "v1"}}]})
+    wf = svc.get_workflow(view.name)
+    tr = make_trigger(db, wf)
+    assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "succeeded"  # definition now kept
+    svc.update_workflow("kept", {"steps": [{"name": "s", "type": "log", "config": {"message": "v2"}}]})
+    assert apply(app, **fire_kwargs(wf, tr, FIRE + timedelta(seconds=1)))["outcome"] == "succeeded"
+    assert _step_messages(db, wf.id) == ["v1", "v2"]
+    # a duplicate delivery of the first fire is still a duplicate, not a run with the new definition
+    assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "duplicate"
+    assert len(executions(db, wf.id)) == 2
+
+
+def test_a_policy_change_applies_to_the_next_fire(
+    app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    svc = Service(db, wsettings)
+    svc.create_workflow({"name": "pol", "steps": [{"name": "s", "type": "log", "config": {"message": "x"}}]})
+    wf = svc.get_workflow("pol")
+    tr = make_trigger(db, wf)
+    lock = WorkflowLock(redis_client, Keys(key_prefix).workflow_lock(wf.id), 30, owner="someone")
+    assert lock.acquire()
+    assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "skipped"  # forbid, kept
+    svc.update_workflow("pol", {"concurrency": "allow"})
+    assert apply(app, **fire_kwargs(wf, tr, FIRE + timedelta(seconds=1)))["outcome"] == "succeeded"
+    assert lock.owned()  # 'allow' ran beside the holder without touching its lock
+    lock.release()
+
+
+def test_a_workflow_deleted_after_its_definition_was_kept_drops_the_fire(
+    app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    svc = Service(db, wsettings)
+    svc.create_workflow({"name": "gone", "steps": [{"name": "s", "type": "log", "config": {"message": "x"}}]})
+    wf = svc.get_workflow("gone")
+    tr = make_trigger(db, wf)
+    assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "succeeded"
+    svc.delete_workflow("gone")
+    result = apply(app, **fire_kwargs(wf, tr, FIRE + timedelta(seconds=1)))
+    assert result == {"outcome": "dropped", "reason": "workflow not found"}
+    assert executions(db, wf.id) == []
+    assert lock_holder(redis_client, Keys(key_prefix), wf.id) is None  # the lock taken for it was released
+
+
+def test_kept_definitions_expire_and_are_bounded() -> None:
+    cache = WorkflowCache(size=2, max_age=60)
+    defs = [
+        WorkflowDef(uuid.uuid4(), f"w{i}", [], ConcurrencyPolicy.FORBID, 0, 15.0, False, None, None) for i in range(3)
+    ]
+    for d in defs:
+        cache.put(d)
+    assert cache.get(defs[0].id) is None and cache.get(defs[2].id) is defs[2]  # oldest evicted
+    stale = WorkflowCache(max_age=0.0)
+    stale.put(defs[0])
+    time.sleep(0.01)
+    assert stale.get(defs[0].id) is None
+
+
+def test_fires_run_and_stay_idempotent_on_sqlite(sqlite_url: str, redis_url: str, key_prefix: str) -> None:
+    """The embedded mode's database: the checked insert and the transitions work on SQLite too."""
+    settings = load_settings(database_url=sqlite_url, redis_url=redis_url, key_prefix=key_prefix, queue="q-sqlite")
+    sdb = Database(sqlite_url)
+    upgrade(sdb)
+    app = get_app(settings)
+    try:
+        svc = Service(sdb, settings)
+        svc.create_workflow({"name": "lite", "steps": [{"name": "s", "type": "log", "config": {"message": "a"}}]})
+        wf = svc.get_workflow("lite")
+        tr = make_trigger(sdb, wf)
+        assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "succeeded"
+        assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "duplicate"
+        svc.update_workflow("lite", {"steps": [{"name": "s", "type": "log", "config": {"message": "b"}}]})
+        assert apply(app, **fire_kwargs(wf, tr, FIRE + timedelta(seconds=1)))["outcome"] == "succeeded"
+        assert _step_messages(sdb, wf.id) == ["a", "b"]
+    finally:
+        app.close()
+        sdb.dispose()

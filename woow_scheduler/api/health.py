@@ -65,9 +65,13 @@ def beat_check(state: Any, *, redis_ok: bool, db_ok: bool, now: datetime | None 
                 limit = max(float(info.get("lock_timeout") or settings.beat_lock_timeout), 5.0)
                 lock_ttl = state.redis.pttl(state.keys.redbeat_lock)
                 ok = age <= limit and lock_ttl is not None and lock_ttl > 0
-                return {"ok": ok, "source": "redis", "instance": info.get("instance"),
-                        "last_tick_age_s": round(age, 3), **({} if ok else {"error": "no recent tick of a beat "
-                                                                              "holding the lock"})}
+                return {
+                    "ok": ok,
+                    "source": "redis",
+                    "instance": info.get("instance"),
+                    "last_tick_age_s": round(age, 3),
+                    **({} if ok else {"error": "no recent tick of a beat holding the lock"}),
+                }
         except Exception as exc:  # an unreadable state hash: fall through to the heartbeat table
             log.warning("readyz: cannot read the beat state: %s", exc)
     if db_ok:
@@ -76,8 +80,11 @@ def beat_check(state: Any, *, redis_ok: bool, db_ok: bool, now: datetime | None 
             with state.db.session() as s:
                 row = s.scalar(
                     select(SchedulerInstance)
-                    .where(SchedulerInstance.kind == InstanceKind.BEAT, SchedulerInstance.is_leader.is_(True),
-                           SchedulerInstance.last_heartbeat >= fresh)
+                    .where(
+                        SchedulerInstance.kind == InstanceKind.BEAT,
+                        SchedulerInstance.is_leader.is_(True),
+                        SchedulerInstance.last_heartbeat >= fresh,
+                    )
                     .limit(1)
                 )
         except Exception as exc:
@@ -87,8 +94,12 @@ def beat_check(state: Any, *, redis_ok: bool, db_ok: bool, now: datetime | None 
     return {"ok": False, "error": "no active beat"}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
 def metrics(state: State) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(WoowCollector(state))

@@ -56,13 +56,17 @@ class WoowCollector(Collector):
             by_status = dict(s.execute(select(Execution.status, func.count()).group_by(Execution.status)).all())
             by_state = dict(s.execute(select(Trigger.state, func.count()).group_by(Trigger.state)).all())
             durations = _histogram_row(
-                s, Execution.duration_ms / 1000.0, [b for b in DURATION_BUCKETS],
+                s,
+                Execution.duration_ms / 1000.0,
+                [b for b in DURATION_BUCKETS],
                 Execution.duration_ms.is_not(None),
             )
             lateness = _histogram_row(
-                s, _seconds_between(db.dialect, Execution.enqueued_at, Execution.scheduled_for),
+                s,
+                _seconds_between(db.dialect, Execution.enqueued_at, Execution.scheduled_for),
                 list(LATENESS_BUCKETS),
-                Execution.trigger_id.is_not(None), Execution.enqueued_at.is_not(None),
+                Execution.trigger_id.is_not(None),
+                Execution.enqueued_at.is_not(None),
                 Execution.scheduled_for.is_not(None),
             )
         executions = GaugeMetricFamily("woow_executions", "Executions in the history by status", labels=["status"])
@@ -74,10 +78,12 @@ class WoowCollector(Collector):
             if state != TriggerState.BLOCKED:
                 triggers.add_metric([state.value], float(by_state.get(state, 0)))
         yield triggers
-        yield _histogram("woow_execution_duration_seconds", "Durations of finished executions",
-                         DURATION_BUCKETS, durations)
-        yield _histogram("woow_fire_lateness_seconds", "Scheduled fires: enqueued_at - scheduled_for",
-                         LATENESS_BUCKETS, lateness)
+        yield _histogram(
+            "woow_execution_duration_seconds", "Durations of finished executions", DURATION_BUCKETS, durations
+        )
+        yield _histogram(
+            "woow_fire_lateness_seconds", "Scheduled fires: enqueued_at - scheduled_for", LATENESS_BUCKETS, lateness
+        )
 
     # -- Redis ----------------------------------------------------------------------------------
     def _queue_depth(self, up: GaugeMetricFamily) -> Metric:

@@ -39,9 +39,7 @@ class ExecutionPage(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     items: list[ExecutionView]
-    next_cursor: str | None = Field(
-        description="Pass as ?cursor= to get the next (older) page; null on the last page."
-    )
+    next_cursor: str | None = Field(description="Pass as ?cursor= to get the next (older) page; null on the last page.")
 
 
 class Health(BaseModel):

@@ -109,8 +109,9 @@ def woow_error_response(request: Request, exc: WoowError) -> JSONResponse:
                 field = _field_of(detail, exc.field)
             return problem_response(status, kind, title, detail, request=request, field=field)
     log.error("api: unexpected %s on %s: %s", type(exc).__name__, request.url.path, detail)
-    return problem_response(500, "internal", "Internal error", "the request failed; see the server log",
-                            request=request)
+    return problem_response(
+        500, "internal", "Internal error", "the request failed; see the server log", request=request
+    )
 
 
 def _loc_to_field(loc: Sequence[Any]) -> tuple[str | None, str]:
@@ -152,8 +153,13 @@ def install(app: FastAPI) -> None:
         problems = validation_problems(exc.errors())
         first = problems[0] if problems else FieldProblem(field="input", reason="invalid")
         return problem_response(
-            422, "invalid-input", "Invalid input", f"{first.field}: {first.reason}",
-            request=request, field=first.field, errors=problems,
+            422,
+            "invalid-input",
+            "Invalid input",
+            f"{first.field}: {first.reason}",
+            request=request,
+            field=first.field,
+            errors=problems,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -165,5 +171,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("api: unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "internal", "Internal error", "the request failed; see the server log",
-                                request=request)
+        return problem_response(
+            500, "internal", "Internal error", "the request failed; see the server log", request=request
+        )

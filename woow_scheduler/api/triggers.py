@@ -45,8 +45,6 @@ def delete_trigger(id: uuid.UUID, state: State, user: User) -> Response:
 
 
 @router.get("/{id}/next", summary="The trigger's next n fire times (UTC)")
-def next_fire_times(
-    id: uuid.UUID, state: State, user: User, n: Annotated[int, Query(ge=1, le=1000)] = 10
-) -> FireTimes:
+def next_fire_times(id: uuid.UUID, state: State, user: User, n: Annotated[int, Query(ge=1, le=1000)] = 10) -> FireTimes:
     state.trigger_for(user, id)
     return FireTimes(trigger_id=id, fire_times=state.service.next_fire_times(str(id), n))

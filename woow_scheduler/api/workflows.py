@@ -103,8 +103,12 @@ def list_workflow_triggers(id: str, state: State, user: User) -> list[TriggerVie
     return live_triggers(state.redis, state.keys, views)
 
 
-@router.post("/{id}/run", status_code=202, summary="Run the workflow now (returns the execution id)",
-             responses={503: {"model": Problem, "description": "The broker is unreachable"}})
+@router.post(
+    "/{id}/run",
+    status_code=202,
+    summary="Run the workflow now (returns the execution id)",
+    responses={503: {"model": Problem, "description": "The broker is unreachable"}},
+)
 def run_workflow(id: str, state: State, user: User) -> RunAccepted:
     from ..worker.dispatch import enqueue_manual_run
 
@@ -118,8 +122,9 @@ def list_executions(
     id: str,
     state: State,
     user: User,
-    status: Annotated[str | None, Query(description="queued, running, succeeded, failed, skipped, "
-                                        "retrying or timed_out")] = None,
+    status: Annotated[
+        str | None, Query(description="queued, running, succeeded, failed, skipped, retrying or timed_out")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
 ) -> ExecutionPage:

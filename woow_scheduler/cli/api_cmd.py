@@ -73,8 +73,15 @@ def list_(app: AppContext, as_json: bool) -> None:
         None,
         ["id", "user", "name", "admin", "created", "last used", "revoked"],
         [
-            (v.id, v.user_id, v.name, "yes" if v.is_admin else "", fmt_time(v.created_at),
-             fmt_time(v.last_used_at), fmt_time(v.revoked_at) if v.revoked_at else "")
+            (
+                v.id,
+                v.user_id,
+                v.name,
+                "yes" if v.is_admin else "",
+                fmt_time(v.created_at),
+                fmt_time(v.last_used_at),
+                fmt_time(v.revoked_at) if v.revoked_at else "",
+            )
             for v in views
         ],
     )

@@ -19,10 +19,10 @@ def cron() -> None:
 @cron.command("next")
 @click.argument("expression")
 @click.option("--tz", default="UTC", show_default=True, help="IANA time zone the expression is read in.")
-@click.option("--after", default=None, metavar="DATETIME",
-              help="Start instant (ISO 8601; naive = --tz) [default: now].")
-@click.option("-n", "--count", "count", type=click.IntRange(1, 1000), default=10, show_default=True,
-              help="How many.")
+@click.option(
+    "--after", default=None, metavar="DATETIME", help="Start instant (ISO 8601; naive = --tz) [default: now]."
+)
+@click.option("-n", "--count", "count", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many.")
 @click.option("--dst-policy", type=click.Choice(["wall_clock", "quartz"]), default="wall_clock", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def next_(expression: str, tz: str, after: str | None, count: int, dst_policy: str, as_json: bool) -> None:

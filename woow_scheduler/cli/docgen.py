@@ -1,7 +1,7 @@
 """Renders generated docs, so they can never drift from the code (tests check both are current):
 
-    python -m woow_scheduler.cli.docgen > docs/cli.md                     # every command's --help
-    python -m woow_scheduler.cli.docgen --config > config/woow.example.toml  # every setting
+python -m woow_scheduler.cli.docgen > docs/cli.md                     # every command's --help
+python -m woow_scheduler.cli.docgen --config > config/woow.example.toml  # every setting
 """
 
 from __future__ import annotations
@@ -30,8 +30,13 @@ def render() -> str:
         "",
     ]
     for path, cmd in _walk(cli, ["woow"]):
-        ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=WIDTH, max_content_width=WIDTH,
-                            help_option_names=["-h", "--help"])
+        ctx = click.Context(
+            cmd,
+            info_name=" ".join(path),
+            terminal_width=WIDTH,
+            max_content_width=WIDTH,
+            help_option_names=["-h", "--help"],
+        )
         parts += [f"## `{' '.join(path)}`", "", "```", cmd.get_help(ctx).rstrip(), "```", ""]
     return "\n".join(parts)
 

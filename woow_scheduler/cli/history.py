@@ -36,8 +36,7 @@ def _since(value: str | None) -> datetime | None:
 @click.command()
 @click.option("--workflow", "workflow_ref", default=None, help="Only this workflow (name or id).")
 @click.option("--trigger", "trigger_ref", default=None, help="Only this trigger (id).")
-@click.option("--status", default=None,
-              help="queued, running, succeeded, failed, skipped, retrying or timed_out.")
+@click.option("--status", default=None, help="queued, running, succeeded, failed, skipped, retrying or timed_out.")
 @click.option("--since", default=None, metavar="DATETIME", help="ISO 8601, or a look-back like -1h.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -62,9 +61,18 @@ def history(
         None,
         ["id", "workflow", "trigger", "scheduled for", "started", "ms", "status", "try", "worker", "error"],
         [
-            (str(v.id)[:8], v.workflow, str(v.trigger_id)[:8] if v.trigger_id else "manual",
-             fmt_time(v.scheduled_for), fmt_time(v.started_at), v.duration_ms, v.status, v.attempt,
-             v.worker, (v.error or "")[:60])
+            (
+                str(v.id)[:8],
+                v.workflow,
+                str(v.trigger_id)[:8] if v.trigger_id else "manual",
+                fmt_time(v.scheduled_for),
+                fmt_time(v.started_at),
+                v.duration_ms,
+                v.status,
+                v.attempt,
+                v.worker,
+                (v.error or "")[:60],
+            )
             for v in views
         ],
     )
@@ -104,6 +112,17 @@ def show(app: AppContext, execution_ref: str, as_json: bool) -> None:
         ]
     )
     if v.steps:
-        table("steps", ["step", "type", "status", "ms", "output / error"],
-              [(s.get("name"), s.get("type"), s.get("status"), s.get("duration_ms"),
-                s.get("error") or json.dumps(s.get("output"))[:200]) for s in v.steps])
+        table(
+            "steps",
+            ["step", "type", "status", "ms", "output / error"],
+            [
+                (
+                    s.get("name"),
+                    s.get("type"),
+                    s.get("status"),
+                    s.get("duration_ms"),
+                    s.get("error") or json.dumps(s.get("output"))[:200],
+                )
+                for s in v.steps
+            ],
+        )

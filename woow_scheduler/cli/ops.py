@@ -19,8 +19,13 @@ COMPONENTS = ("database", "redis", "broker", "beat", "workers")
 
 @click.command()
 @click.option("--full", is_flag=True, help="Every trigger: add missing entries, fix drifted ones, remove stale ones.")
-@click.option("--since", default="1h", show_default=True, metavar="DURATION",
-              help="Without --full: reconcile triggers changed within this look-back.")
+@click.option(
+    "--since",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="Without --full: reconcile triggers changed within this look-back.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def sync(app: AppContext, full: bool, since: str, as_json: bool) -> None:
@@ -170,8 +175,13 @@ def _safe_url(url: str) -> str:
 
 
 @click.command()
-@click.option("--check", "only", multiple=True, type=click.Choice(COMPONENTS),
-              help="Check only these components (repeatable), e.g. for a container health check.")
+@click.option(
+    "--check",
+    "only",
+    multiple=True,
+    type=click.Choice(COMPONENTS),
+    help="Check only these components (repeatable), e.g. for a container health check.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for monitoring.")
 @pass_app
 def status(app: AppContext, only: tuple[str, ...], as_json: bool) -> None:
@@ -196,9 +206,11 @@ def _print_status(report: dict[str, Any]) -> None:
         detail = c["detail"]
         if name == "beat" and c["ok"]:
             active = detail.get("active") or {}
-            detail = (f"active {active.get('host', '?')} pid {active.get('pid', '?')}, last tick "
-                      f"{detail.get('last_tick_age_s')}s ago, {len(detail.get('standbys', []))} standby, "
-                      f"{detail.get('entries')} entries")
+            detail = (
+                f"active {active.get('host', '?')} pid {active.get('pid', '?')}, last tick "
+                f"{detail.get('last_tick_age_s')}s ago, {len(detail.get('standbys', []))} standby, "
+                f"{detail.get('entries')} entries"
+            )
         elif name == "workers" and c["ok"]:
             detail = ", ".join(detail["alive"]) or "none"
         elif name == "broker" and c["ok"]:
@@ -211,8 +223,9 @@ def _print_status(report: dict[str, Any]) -> None:
     if counts:
         states = ", ".join(f"{k} {v}" for k, v in sorted(counts["triggers_by_state"].items())) or "none"
         click.echo(f"triggers: {states}")
-        click.echo(f"executions: {counts['executions_running']} running, "
-                   f"{counts['failed_last_hour']} failed in the last hour")
+        click.echo(
+            f"executions: {counts['executions_running']} running, {counts['failed_last_hour']} failed in the last hour"
+        )
     for p in report["problems"]:
         click.echo(f"problem: {p}")
     click.echo(f"status: {report['state']}")

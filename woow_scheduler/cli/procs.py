@@ -66,12 +66,22 @@ def flower(app: AppContext, flower_args: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("--cron", "cron_expr", default="*/5 * * * * ?", show_default=True,
-              help="Cron of the demo trigger seeded into an empty database.")
+@click.option(
+    "--cron",
+    "cron_expr",
+    default="*/5 * * * * ?",
+    show_default=True,
+    help="Cron of the demo trigger seeded into an empty database.",
+)
 @click.option("--concurrency", type=int, default=2, show_default=True, help="Worker processes.")
 @click.option("--for", "duration", type=float, default=None, help="Stop by itself after this many seconds.")
-@click.option("--dir", "workdir", default=".woow-dev", show_default=True,
-              help="Where the embedded Redis and the SQLite database keep their files.")
+@click.option(
+    "--dir",
+    "workdir",
+    default=".woow-dev",
+    show_default=True,
+    help="Where the embedded Redis and the SQLite database keep their files.",
+)
 def dev(cron_expr: str, concurrency: int, duration: float | None, workdir: str) -> None:
     """Everything in one terminal: embedded Redis, SQLite, beat and a worker, with live output.
 

@@ -52,22 +52,41 @@ def trigger() -> None:
 
 @trigger.command()
 @click.argument("workflow_ref", metavar="WORKFLOW")
-@click.option("--cron", "cron_expr", metavar="EXPR",
-              help="Quartz cron 'sec min hour dom month dow [year]' (or Unix 5-field).")
+@click.option(
+    "--cron", "cron_expr", metavar="EXPR", help="Quartz cron 'sec min hour dom month dow [year]' (or Unix 5-field)."
+)
 @click.option("--every", metavar="DURATION", help="Fixed interval: 30, 45s, 5m, 1h30m, 1d.")
 @click.option("--at", "at", metavar="DATETIME", help="One-time fire: ISO 8601, or +10m from now.")
-@click.option("--tz", default=None, help="IANA time zone for the cron and for times without offset "
-              "[default: WOOW_TIMEZONE or UTC].")
-@click.option("--dst-policy", type=click.Choice(["wall_clock", "quartz"]), default="wall_clock", show_default=True,
-              help="How cron handles DST changes.")
+@click.option(
+    "--tz",
+    default=None,
+    help="IANA time zone for the cron and for times without offset [default: WOOW_TIMEZONE or UTC].",
+)
+@click.option(
+    "--dst-policy",
+    type=click.Choice(["wall_clock", "quartz"]),
+    default="wall_clock",
+    show_default=True,
+    help="How cron handles DST changes.",
+)
 @click.option("--name", default=None, help="Trigger name, unique within the workflow [default: TYPE-N].")
 @click.option("--start", default=None, metavar="DATETIME", help="No fire before this instant (interval anchor).")
 @click.option("--end", default=None, metavar="DATETIME", help="No fire after this instant.")
 @click.option("--repeat", type=int, default=None, help="Interval only: repeats after the first fire (Quartz).")
-@click.option("--misfire", type=click.Choice(["fire_once_now", "skip", "fire_all"]), default="fire_once_now",
-              show_default=True, help="What to do with fires missed while beat was down or late.")
-@click.option("--misfire-threshold", type=float, default=60.0, show_default=True,
-              help="Seconds late before a fire counts as missed.")
+@click.option(
+    "--misfire",
+    type=click.Choice(["fire_once_now", "skip", "fire_all"]),
+    default="fire_once_now",
+    show_default=True,
+    help="What to do with fires missed while beat was down or late.",
+)
+@click.option(
+    "--misfire-threshold",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds late before a fire counts as missed.",
+)
 @click.option("--max-catchup", type=int, default=100, show_default=True, help="Bound of fire_all catch-up.")
 @click.option("--allow-past", is_flag=True, help="Accept an --at in the past (it fires at once).")
 @click.option("--user", default=None, help="User id recorded as the trigger's creator and in its fires.")
@@ -148,8 +167,18 @@ def list_(app: AppContext, workflow_ref: str | None, state: str | None, as_json:
         None,
         ["id", "workflow", "name", "type", "spec", "tz", "state", "next fire", "previous fire", "fires"],
         [
-            (str(v.id)[:8], v.workflow, v.name, v.type, _spec_text(v), v.timezone, v.state,
-             fmt_time(v.next_fire_time, v.timezone), fmt_time(v.previous_fire_time, v.timezone), v.fire_count)
+            (
+                str(v.id)[:8],
+                v.workflow,
+                v.name,
+                v.type,
+                _spec_text(v),
+                v.timezone,
+                v.state,
+                fmt_time(v.next_fire_time, v.timezone),
+                fmt_time(v.previous_fire_time, v.timezone),
+                v.fire_count,
+            )
             for v in views
         ],
     )
@@ -225,8 +254,7 @@ def delete(app: AppContext, trigger_ref: str, as_json: bool) -> None:
 
 @trigger.command("next")
 @TRIGGER_ARG
-@click.option("-n", "--count", "count", type=click.IntRange(1, 1000), default=10, show_default=True,
-              help="How many.")
+@click.option("-n", "--count", "count", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many.")
 @JSON_OPT
 @pass_app
 def next_(app: AppContext, trigger_ref: str, count: int, as_json: bool) -> None:
@@ -239,11 +267,18 @@ def next_(app: AppContext, trigger_ref: str, count: int, as_json: bool) -> None:
 def print_times(times: list[datetime], tz: str, as_json: bool) -> None:
     zone = ZoneInfo(tz)
     if as_json:
-        emit_json([{"local": t.astimezone(zone).isoformat(), "utc": t.astimezone(UTC).isoformat(), "timezone": tz}
-                   for t in times])
+        emit_json(
+            [
+                {"local": t.astimezone(zone).isoformat(), "utc": t.astimezone(UTC).isoformat(), "timezone": tz}
+                for t in times
+            ]
+        )
         return
     if not times:
         click.echo("no fire times: the schedule never fires again")
         return
-    table(None, ["#", f"local ({tz})", "UTC"],
-          [(i + 1, t.astimezone(zone).isoformat(), t.astimezone(UTC).isoformat()) for i, t in enumerate(times)])
+    table(
+        None,
+        ["#", f"local ({tz})", "UTC"],
+        [(i + 1, t.astimezone(zone).isoformat(), t.astimezone(UTC).isoformat()) for i, t in enumerate(times)],
+    )

@@ -46,8 +46,13 @@ def _parse_steps(raw_steps: tuple[str, ...]) -> list[Any]:
     metavar="JSON",
     help='A step as JSON, repeatable: \'{"name": "hello", "type": "log", "config": {"message": "hi"}}\'.',
 )
-@click.option("--concurrency", type=click.Choice(["forbid", "queue", "allow"]), default="forbid", show_default=True,
-              help="What a fire does while another run of this workflow holds its lock.")
+@click.option(
+    "--concurrency",
+    type=click.Choice(["forbid", "queue", "allow"]),
+    default="forbid",
+    show_default=True,
+    help="What a fire does while another run of this workflow holds its lock.",
+)
 @click.option("--max-retries", type=int, default=0, show_default=True, help="Retries of a failed run.")
 @click.option("--retry-delay", type=float, default=15.0, show_default=True, help="Seconds before a retry.")
 @click.option("--retry-backoff/--no-retry-backoff", default=False, help="Double the delay on each retry.")
@@ -105,8 +110,15 @@ def list_(app: AppContext, as_json: bool) -> None:
         None,
         ["id", "name", "steps", "concurrency", "retries", "timeout", "owner"],
         [
-            (str(v.id)[:8], v.name, ", ".join(s["name"] for s in v.steps), v.concurrency, v.max_retries,
-             v.timeout or "-", v.owner_user_id or "-")
+            (
+                str(v.id)[:8],
+                v.name,
+                ", ".join(s["name"] for s in v.steps),
+                v.concurrency,
+                v.max_retries,
+                v.timeout or "-",
+                v.owner_user_id or "-",
+            )
             for v in views
         ],
     )
@@ -138,11 +150,25 @@ def show(app: AppContext, workflow_ref: str, as_json: bool) -> None:
             ("created", view.created_at.isoformat(timespec="seconds")),
         ]
     )
-    table("steps", ["#", "name", "type", "config"],
-          [(i + 1, s["name"], s["type"], json.dumps(s.get("config", {}))) for i, s in enumerate(view.steps)])
-    table("triggers", ["id", "name", "type", "state", "next fire (UTC)"],
-          [(str(t.id)[:8], t.name, t.type, t.state,
-            t.next_fire_time.isoformat(timespec="seconds") if t.next_fire_time else "-") for t in triggers])
+    table(
+        "steps",
+        ["#", "name", "type", "config"],
+        [(i + 1, s["name"], s["type"], json.dumps(s.get("config", {}))) for i, s in enumerate(view.steps)],
+    )
+    table(
+        "triggers",
+        ["id", "name", "type", "state", "next fire (UTC)"],
+        [
+            (
+                str(t.id)[:8],
+                t.name,
+                t.type,
+                t.state,
+                t.next_fire_time.isoformat(timespec="seconds") if t.next_fire_time else "-",
+            )
+            for t in triggers
+        ],
+    )
 
 
 @workflow.command()
@@ -198,8 +224,14 @@ def run(app: AppContext, workflow_ref: str, user: str | None, wait: bool, wait_t
 
 
 @workflow.command()
-@click.option("-f", "--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="YAML or JSON file with one workflow (or a list under 'workflows').")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="YAML or JSON file with one workflow (or a list under 'workflows').",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would change and change nothing.")
 @click.option("--prune", is_flag=True, help="Also delete triggers that the file no longer lists.")
 @click.option("--user", default=None, help="Owner / creator user id for new objects.")
@@ -249,6 +281,11 @@ def strategies(app: AppContext, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table(None, ["name", "source", "enabled", "config keys", "description"],
-          [(r["name"], r["source"], "yes" if r["enabled"] else "no", ", ".join(r["config"]), r["description"])
-           for r in rows])
+    table(
+        None,
+        ["name", "source", "enabled", "config keys", "description"],
+        [
+            (r["name"], r["source"], "yes" if r["enabled"] else "no", ", ".join(r["config"]), r["description"])
+            for r in rows
+        ],
+    )

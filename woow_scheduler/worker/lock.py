@@ -154,19 +154,25 @@ def lock_holder(client: redis.Redis, keys: Keys, workflow_id: uuid.UUID | str) -
     return owner or token
 
 
+IDLE_WAKE = 1.0  # seconds between wake-ups of an idle renewal thread
+
+
 class _Renewer:
     """One daemon thread renewing every registered lock at a third of its TTL."""
 
     def __init__(self) -> None:
         self._locks: dict[int, tuple[WorkflowLock, float]] = {}  # id(lock) -> (lock, next renewal)
         self._cond = threading.Condition()
+        self._wake_at = 0.0  # when the thread wakes up next on its own (monotonic)
         self._thread = threading.Thread(target=self._loop, name="woow-lock-renewer", daemon=True)
         self._thread.start()
 
     def add(self, lock: WorkflowLock) -> None:
+        due = time.monotonic() + lock.ttl / 3
         with self._cond:
-            self._locks[id(lock)] = (lock, time.monotonic() + lock.ttl / 3)
-            self._cond.notify()
+            self._locks[id(lock)] = (lock, due)
+            if due < self._wake_at:  # only then: waking the thread on every run costs a switch per run
+                self._cond.notify()
 
     def discard(self, lock: WorkflowLock) -> None:
         with self._cond:
@@ -178,8 +184,11 @@ class _Renewer:
                 now = time.monotonic()
                 due = [lk for lk, at in self._locks.values() if at <= now]
                 if not due:
-                    next_at = min((at for _, at in self._locks.values()), default=now + 3600)
-                    self._cond.wait(timeout=max(0.01, next_at - now))
+                    # idle: wake up at IDLE_WAKE anyway, so a lock added later (due at ttl/3 or
+                    # more from now) rarely needs a notify
+                    next_at = min((at for _, at in self._locks.values()), default=now + IDLE_WAKE)
+                    self._wake_at = max(now + 0.01, next_at)
+                    self._cond.wait(timeout=self._wake_at - now)
                     continue
                 for lk in due:
                     self._locks[id(lk)] = (lk, now + lk.ttl / 3)

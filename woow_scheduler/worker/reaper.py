@@ -53,14 +53,24 @@ def reap_lost_runs(
         with db.session() as s:
             result = s.execute(
                 update(Execution)
-                .where(Execution.id == ex_id, Execution.status == ExecutionStatus.RUNNING,
-                       Execution.lock_token == token if token is not None else Execution.lock_token.is_(None))
-                .values(status=ExecutionStatus.FAILED, finished_at=now,
-                        error="worker lost: the run stopped renewing its lock and was not redelivered "
-                              f"within {settings.visibility_timeout}s (visibility timeout)")
+                .where(
+                    Execution.id == ex_id,
+                    Execution.status == ExecutionStatus.RUNNING,
+                    Execution.lock_token == token if token is not None else Execution.lock_token.is_(None),
+                )
+                .values(
+                    status=ExecutionStatus.FAILED,
+                    finished_at=now,
+                    error="worker lost: the run stopped renewing its lock and was not redelivered "
+                    f"within {settings.visibility_timeout}s (visibility timeout)",
+                )
             )
         if result.rowcount:  # type: ignore[attr-defined]
             reaped.append(ex_id)
-            log.warning("reaped lost run execution_id=%s workflow_id=%s", ex_id, wf_id,
-                        extra={"execution_id": str(ex_id), "workflow_id": str(wf_id)})
+            log.warning(
+                "reaped lost run execution_id=%s workflow_id=%s",
+                ex_id,
+                wf_id,
+                extra={"execution_id": str(ex_id), "workflow_id": str(wf_id)},
+            )
     return reaped

@@ -24,7 +24,8 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -64,6 +65,51 @@ QUEUE_POLL_MIN = 0.2  # first wait of a 'queue' fire for the lock (seconds), dou
 QUEUE_POLL_MAX = 2.0
 DB_BACKOFF_MAX = 30.0
 RECORD_ATTEMPTS = 8  # in-process attempts to record an outcome whose run already happened
+DEFINITION_MAX_AGE = 60.0  # seconds a kept workflow definition is trusted before it is read again
+DEFINITION_CACHE_SIZE = 4096
+STALE_CLAIMS = 5  # claims in a row that may find the definition changed under them
+
+
+class WorkflowCache:
+    """Workflow definitions a worker process keeps between fires.
+
+    Never trusted blindly: a scheduled fire is inserted only if the workflow's ``updated_at`` still
+    equals the kept one (:func:`history.insert_fire_checked`), so an edit takes effect on the very
+    next claim; manual runs, retries and queued fires always read the definition afresh.  Entries
+    are dropped after :data:`DEFINITION_MAX_AGE` seconds in case a row was edited by hand without
+    touching ``updated_at``.
+    """
+
+    def __init__(self, size: int = DEFINITION_CACHE_SIZE, max_age: float = DEFINITION_MAX_AGE) -> None:
+        self.size = size
+        self.max_age = max_age
+        self._items: OrderedDict[uuid.UUID, tuple[h.WorkflowDef, float]] = OrderedDict()
+
+    def get(self, workflow_id: uuid.UUID) -> h.WorkflowDef | None:
+        found = self._items.get(workflow_id)
+        if found is None:
+            return None
+        if time.monotonic() - found[1] > self.max_age:
+            del self._items[workflow_id]
+            return None
+        return found[0]
+
+    def put(self, wf: h.WorkflowDef) -> None:
+        self._items[wf.id] = (wf, time.monotonic())
+        self._items.move_to_end(wf.id)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def discard(self, workflow_id: uuid.UUID) -> None:
+        self._items.pop(workflow_id, None)
+
+
+class _DefinitionChanged(Exception):
+    """The workflow's definition changed (or it was deleted) after this worker read it."""
+
+    def __init__(self, fresh: h.WorkflowDef | None) -> None:
+        super().__init__("workflow definition changed")
+        self.fresh = fresh
 
 
 # -- per-process context ----------------------------------------------------------------------------
@@ -80,6 +126,7 @@ class WorkerContext:
     redis: redis.Redis
     keys: Keys
     hostname: str
+    workflows: WorkflowCache = field(default_factory=WorkflowCache)
 
     def close(self) -> None:
         self.db.dispose()
@@ -97,12 +144,14 @@ def worker_context(settings: Settings) -> WorkerContext:
     if ctx is None or ctx.pid != pid:
         # pre-ping would add a round trip to every execution; a dead pooled connection raises a
         # disconnect error instead, which invalidates the pool and retries the task
-        db = Database(settings.database_url, pool_pre_ping=False)
+        # autocommit for the whole pool (every statement here is its own transaction): set per
+        # checkout instead, it cost an isolation-level switch and reset on every statement
+        db = Database(settings.database_url, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
         ctx = WorkerContext(
             pid=pid,
             settings=settings,
             db=db,
-            engine=h.autocommit(db.engine),
+            engine=db.engine,
             redis=make_redis(settings.redis_url),
             keys=Keys(settings.key_prefix),
             hostname=f"{socket.gethostname()}:{pid}",
@@ -203,14 +252,38 @@ class FireRun:
         return self.task.retry(kwargs=kwargs, countdown=max(0.0, countdown), max_retries=None, exc=None)
 
     # .. entry ..
+    def load(self) -> h.WorkflowDef | None:
+        """The workflow's definition read now (and kept for the next scheduled fires)."""
+        wf: h.WorkflowDef | None = self.sql(h.load_workflow, self.p.workflow_id)
+        if wf is None:
+            self.ctx.workflows.discard(self.p.workflow_id)
+        else:
+            self.ctx.workflows.put(wf)
+        return wf
+
+    def definition(self) -> h.WorkflowDef | None:
+        """A scheduled fire may start from the kept definition (its claim checks it is current)."""
+        if self.p.trigger_id is not None and self.p.execution_id is None:
+            kept = self.ctx.workflows.get(self.p.workflow_id)
+            if kept is not None:
+                return kept
+        return self.load()
+
     def execute(self) -> dict[str, Any]:
         try:
-            wf = self.sql(h.load_workflow, self.p.workflow_id)
-            if wf is None:
-                self.rlog.error("fire dropped: workflow no longer exists")
-                return {"outcome": Outcome.DROPPED.value, "reason": "workflow not found"}
-            self.rlog = self.rlog.bind(workflow=wf.name)
-            claim = self.claim(wf)
+            wf = self.definition()
+            for _ in range(STALE_CLAIMS):
+                if wf is None:
+                    self.rlog.error("fire dropped: workflow no longer exists")
+                    return {"outcome": Outcome.DROPPED.value, "reason": "workflow not found"}
+                self.rlog = self.rlog.bind(workflow=wf.name)
+                try:
+                    claim = self.claim(wf)
+                    break
+                except _DefinitionChanged as changed:
+                    wf = changed.fresh
+            else:
+                raise StoreUnavailable(f"workflow {self.p.workflow_id} kept changing while its fire was claimed")
         except STORE_ERRORS as exc:
             self.release_held()
             retries = int(getattr(self.task.request, "retries", 0) or 0)
@@ -272,9 +345,8 @@ class FireRun:
                     self.release_held()
                     return self.wait_new(wf, new_id, f"earlier queued execution {earlier}")
             values = self.fire_values(new_id, wf) | self.running_values(lock, 1)
-            if self.sql(h.insert_fire, values):
+            if self.insert_new(wf, values):
                 return Claim(Outcome.RUN, new_id, 1, lock, scheduled_for=p.scheduled_for, user_id=p.user_id)
-            self.release_held()
             return self.existing_fire(wf)
         holder = _owner(lock.holder())
         if wf.concurrency is ConcurrencyPolicy.QUEUE:
@@ -288,13 +360,28 @@ class FireRun:
             "worker": self.ctx.hostname,
             "celery_task_id": self.task_id,
         }
-        if self.sql(h.insert_fire, values):
+        if self.insert_new(wf, values):
             self.rlog.bind(execution_id=new_id).info("fire skipped", reason=reason, policy=wf.concurrency.value)
             return Claim(Outcome.SKIPPED, new_id, reason=reason)
         return self.existing_fire(wf)
 
+    def insert_new(self, wf: h.WorkflowDef, values: dict[str, Any]) -> bool:
+        """Insert the fire's row against the definition ``wf``.
+
+        ``False``: the fire exists already (the lock taken for it is released).  Raises
+        :class:`_DefinitionChanged` (lock released) when the workflow was edited or deleted since
+        ``wf`` was read, so the claim starts over with the current definition.
+        """
+        if self.sql(h.insert_fire_checked, values, wf):
+            return True
+        self.release_held()
+        fresh = self.load()
+        if fresh is None or fresh.updated_at != wf.updated_at:
+            raise _DefinitionChanged(fresh)
+        return False
+
     def wait_new(self, wf: h.WorkflowDef, new_id: uuid.UUID, holder: str) -> Claim:
-        if self.sql(h.insert_fire, self.fire_values(new_id, wf)):
+        if self.insert_new(wf, self.fire_values(new_id, wf)):
             row = self.sql(h.get_execution, new_id)
         else:
             row = self.sql(h.get_fire, self.p.trigger_id, self.p.scheduled_for)
