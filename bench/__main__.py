@@ -24,7 +24,7 @@ BENCHES: list[tuple[str, str]] = [
     ("bench.exec_bench", "end-to-end executions vs bare Celery"),
 ]
 
-PER_BENCH_KEYS = {"ratio", "target_ratio", "cases", "messages", "succeeded", "skipped"}
+PER_BENCH_KEYS = {"ratio", "target_ratio", "cases", "messages", "succeeded", "skipped", "rounds", "round_rates"}
 
 RATIOS = {
     "cron_vs_croniter": ("cron_next_per_s", "croniter_next_per_s", "higher is better; target >= 2"),
@@ -42,8 +42,12 @@ def machine() -> dict[str, Any]:
             mem_gib = round(kib / 1024 / 1024, 1)
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "memory_gib": mem_gib, "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

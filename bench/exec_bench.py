@@ -5,13 +5,18 @@ N messages are published first, then a worker is started and timed from the firs
 to the queue (and its unacked set) being empty.  An execution is the whole path: payload check,
 claim in PostgreSQL, per-workflow lock in Redis, the step, the recorded outcome, the release.
 
-    PYTHONPATH=. python bench/exec_bench.py [--quick] [--json]
+The two are measured in interleaved rounds (bare, exec, then exec, bare, ...) and the medians are
+compared: on a shared virtual machine the speed of the same code drifts by tens of percent within
+minutes, and alternating puts both sides under the same drift.  Every round is printed.
+
+    PYTHONPATH=. python bench/exec_bench.py [--quick] [--json] [--rounds N]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -70,8 +75,26 @@ def _drain_rate(client: redis.Redis, settings: Settings, n: int, log_dir: Path, 
         proc.stop()
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    n = 1500 if quick else 6000
+def _publish_noops(app: Any, settings: Settings, n: int) -> None:
+    with app.producer_or_acquire() as producer:
+        for _ in range(n):
+            app.send_task("bench.noop", queue=settings.queue, producer=producer)
+
+
+def _publish_fires(app: Any, settings: Settings, pairs: list[tuple[Any, str, Any]], n: int, first: int) -> None:
+    base = datetime(2030, 1, 1, tzinfo=UTC)
+    with app.producer_or_acquire() as producer:
+        for i in range(first, first + n):
+            wid, name, tid = pairs[i % WORKFLOWS]
+            kwargs = FirePayload(workflow_id=wid, trigger_id=tid, scheduled_for=base + timedelta(seconds=i)).to_kwargs()
+            app.send_task(
+                TASK_EXECUTE, kwargs=kwargs, queue=settings.queue, shadow=f"workflow:{name}", producer=producer
+            )
+
+
+def run(quick: bool = False, rounds: int | None = None) -> dict[str, Any]:
+    n = 1000 if quick else 4000
+    rounds = rounds or (2 if quick else 3)
     dbname = create_test_database(None)
     prefix = f"woowbench:{uuid.uuid4().hex[:8]}:"
     client = redis.Redis.from_url(REDIS_URL)
@@ -97,31 +120,41 @@ def run(quick: bool = False) -> dict[str, Any]:
             s.flush()
             pairs = [(w.id, w.name, t.id) for w, t in zip(flows, triggers, strict=True)]
         app = get_app(settings)
-        base = datetime(2030, 1, 1, tzinfo=UTC)
-        with app.producer_or_acquire() as producer:
-            for _ in range(n):
-                app.send_task("bench.noop", queue=settings.queue, producer=producer)
-        bare = _drain_rate(client, settings, n, log_dir, "bare")
-        with app.producer_or_acquire() as producer:
-            for i in range(n):
-                wid, name, tid = pairs[i % WORKFLOWS]
-                kwargs = FirePayload(
-                    workflow_id=wid, trigger_id=tid, scheduled_for=base + timedelta(seconds=i)
-                ).to_kwargs()
-                app.send_task(
-                    TASK_EXECUTE, kwargs=kwargs, queue=settings.queue, shadow=f"workflow:{name}", producer=producer
-                )
-        execs = _drain_rate(client, settings, n, log_dir, "exec")
+        bare_rates: list[float] = []
+        exec_rates: list[float] = []
+        fired = 0
+        for r in range(rounds):
+            order = ("bare", "exec") if r % 2 == 0 else ("exec", "bare")
+            for kind in order:
+                if kind == "bare":
+                    _publish_noops(app, settings, n)
+                    bare_rates.append(_drain_rate(client, settings, n, log_dir, f"bare{r}"))
+                else:
+                    _publish_fires(app, settings, pairs, n, fired)
+                    fired += n
+                    exec_rates.append(_drain_rate(client, settings, n, log_dir, f"exec{r}"))
+            print(
+                f"exec_bench: round {r + 1}/{rounds}: bare {bare_rates[-1]:.1f}/s, exec {exec_rates[-1]:.1f}/s, "
+                f"ratio {exec_rates[-1] / bare_rates[-1]:.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
         with db.session() as s:
             counts = dict(s.execute(select(Execution.status, func.count()).group_by(Execution.status)).all())
         db.dispose()
         app.close()
         succeeded = int(counts.get(ExecutionStatus.SUCCEEDED, 0))
+        bare, execs = statistics.median(bare_rates), statistics.median(exec_rates)
         return {
-            "messages": n,
+            "messages": n * rounds,
+            "rounds": rounds,
             "exec_per_s": round(execs, 1),
             "bare_celery_per_s": round(bare, 1),
             "ratio": round(execs / bare, 3),
+            "round_rates": [
+                {"bare_per_s": round(b, 1), "exec_per_s": round(e, 1), "ratio": round(e / b, 3)}
+                for b, e in zip(bare_rates, exec_rates, strict=True)
+            ],
             "succeeded": succeeded,
             "skipped": int(counts.get(ExecutionStatus.SKIPPED, 0)),
             "target_ratio": 0.5,
@@ -136,17 +169,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3, quick 2)")
     args = parser.parse_args()
-    result = run(args.quick)
+    result = run(args.quick, args.rounds)
     if args.json:
         print(json.dumps(result))
         return
-    print(f"bare celery no-op : {result['bare_celery_per_s']:8.1f} tasks/s")
+    print(f"bare celery no-op : {result['bare_celery_per_s']:8.1f} tasks/s  (median of {result['rounds']} rounds)")
     print(
         f"woow executions   : {result['exec_per_s']:8.1f} exec/s  ({result['succeeded']} succeeded, "
         f"{result['skipped']} skipped of {result['messages']})"
     )
-    print(f"ratio             : {result['ratio']:.3f}  (target >= {result['target_ratio']})")
+    print(f"ratio             : {result['ratio']:.3f}  (target >= {result['target_ratio']}; medians)")
+    for i, rr in enumerate(result["round_rates"], 1):
+        print(f"  round {i}: bare {rr['bare_per_s']:8.1f}/s  exec {rr['exec_per_s']:8.1f}/s  ratio {rr['ratio']:.3f}")
     print(f"server            : {PG_SERVER_URL.rsplit('@', 1)[-1]}")
 
 

@@ -46,8 +46,9 @@ def send_fire(
     app: Celery, settings: Settings, wf: Workflow, tr: Trigger, when: datetime, user_id: str | None = None
 ) -> None:
     """Publish the fire of ``tr`` at ``when`` as beat would."""
-    enqueue_fire(app, settings, workflow_id=wf.id, workflow_name=wf.name, trigger_id=tr.id, user_id=user_id,
-                 scheduled_for=when)
+    enqueue_fire(
+        app, settings, workflow_id=wf.id, workflow_name=wf.name, trigger_id=tr.id, user_id=user_id, scheduled_for=when
+    )
 
 
 def executions(db: Database, workflow_id: uuid.UUID) -> list[Execution]:
@@ -57,7 +58,6 @@ def executions(db: Database, workflow_id: uuid.UUID) -> list[Execution]:
                 select(Execution).where(Execution.workflow_id == workflow_id).order_by(Execution.created_at)
             ).all()
         )
-
 
 
 def wait_final(db: Database, workflow_id: uuid.UUID, count: int, timeout: float = 30.0) -> list[Execution]:

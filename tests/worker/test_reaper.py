@@ -19,12 +19,15 @@ def test_reaper_finishes_only_dead_old_runs(settings: Settings, db: Database, re
         wf = Workflow(name="reap")
         s.add(wf)
         s.flush()
-        dead = Execution(workflow_id=wf.id, status=ExecutionStatus.RUNNING, lock_token="t-dead", attempt=1,
-                         updated_at=old)
-        alive = Execution(workflow_id=wf.id, status=ExecutionStatus.RUNNING, lock_token="t-alive", attempt=1,
-                          updated_at=old)
-        young = Execution(workflow_id=wf.id, status=ExecutionStatus.RUNNING, lock_token="t-young", attempt=1,
-                          updated_at=now)
+        dead = Execution(
+            workflow_id=wf.id, status=ExecutionStatus.RUNNING, lock_token="t-dead", attempt=1, updated_at=old
+        )
+        alive = Execution(
+            workflow_id=wf.id, status=ExecutionStatus.RUNNING, lock_token="t-alive", attempt=1, updated_at=old
+        )
+        young = Execution(
+            workflow_id=wf.id, status=ExecutionStatus.RUNNING, lock_token="t-young", attempt=1, updated_at=now
+        )
         done = Execution(workflow_id=wf.id, status=ExecutionStatus.SUCCEEDED, attempt=1, updated_at=old)
         s.add_all([dead, alive, young, done])
     # `alive` is the run whose worker still renews the workflow lock

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -12,12 +13,18 @@ def _norm(key: str) -> str:
     return key.lower().replace("-", "_")
 
 
+@functools.lru_cache(maxsize=64)
+def _norm_keys(redact_keys: tuple[str, ...]) -> tuple[str, ...]:
+    # normalised once per set of keys, not once per key looked at (every run walks its step configs)
+    return tuple(_norm(k) for k in redact_keys if k)
+
+
 def is_secret_key(key: Any, redact_keys: Iterable[str]) -> bool:
     """A key is secret when any redact key occurs in it (``X-Api-Key`` matches ``api_key``)."""
     if not isinstance(key, str):
         return False
     name = _norm(key)
-    return any(_norm(k) in name for k in redact_keys if k)
+    return any(k in name for k in _norm_keys(tuple(redact_keys)))
 
 
 def redact(value: Any, redact_keys: Iterable[str]) -> Any:

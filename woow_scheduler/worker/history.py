@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..db import direct
 from ..db.models import Execution, Workflow
 from ..enums import ConcurrencyPolicy, ExecutionStatus
 
@@ -215,7 +216,7 @@ def insert_fire_checked(conn: Connection, values: dict[str, Any], wf: WorkflowDe
     row = _full_row(values)
     row.pop("workflow_id", None)
     row["_wid"], row["_wts"] = wf.id, wf.updated_at
-    return conn.execute(stmt, row).first() is not None
+    return direct.execute(conn, stmt, row).row is not None
 
 
 def insert_execution(conn: Connection, values: dict[str, Any]) -> uuid.UUID:
@@ -242,8 +243,8 @@ def transition(
     with_token = lock_token is not ...
     if with_token and lock_token is not None:
         params["_tok"] = lock_token
-    result = conn.execute(_update_stmt(with_token, with_token and lock_token is None, len(statuses)), params)
-    return bool(result.rowcount == 1)
+    result = direct.execute(conn, _update_stmt(with_token, with_token and lock_token is None, len(statuses)), params)
+    return result.rowcount == 1
 
 
 def earlier_waiting(
