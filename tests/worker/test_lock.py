@@ -7,6 +7,7 @@ import uuid
 
 import redis
 
+from tests.conftest import REDIS_URL
 from woow_scheduler.keys import Keys
 from woow_scheduler.worker.lock import WorkflowLock, lock_holder, split_value
 
@@ -81,3 +82,33 @@ def test_a_vanished_lock_is_taken_back_but_never_after_release(redis_client: red
     taken = WorkflowLock(redis_client, key, ttl=5)
     assert taken.acquire()
     assert not lock.renew() and redis_client.get(key) == taken.value  # somebody else's: never touched
+
+
+def test_release_nowait_frees_only_its_own_lock_and_keeps_the_connection_in_step(key_prefix: str) -> None:
+    key = Keys(key_prefix).workflow_lock(uuid.uuid4())
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True, max_connections=1)
+    try:
+        mine = WorkflowLock(client, key, 30, owner="e1")
+        assert mine.acquire()
+        mine.release_nowait()
+        # the one pooled connection answers the next command with its own reply, not a skipped one
+        assert client.get(key) is None and client.ping() is True
+        other = WorkflowLock(client, key, 30, owner="e2")
+        assert other.acquire()
+        mine.release_nowait()  # not the owner any more: must not touch e2's lock
+        assert client.get(key) == other.value
+        assert not mine.renew()  # a release, even unanswered, is final: no renewal takes it back
+        assert client.get(key) == other.value
+        other.release()
+    finally:
+        client.close()
+
+
+def test_release_nowait_falls_back_to_a_waited_release_on_other_clients(key_prefix: str) -> None:
+    import fakeredis
+
+    client = fakeredis.FakeRedis(decode_responses=True)
+    lock = WorkflowLock(client, f"{key_prefix}lock", 30, owner="e1")
+    assert lock.acquire()
+    lock.release_nowait()
+    assert client.get(f"{key_prefix}lock") is None

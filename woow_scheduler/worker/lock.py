@@ -3,7 +3,8 @@
 - ``acquire``: ``SET key value NX PX ttl``; the value is ``<token>:<execution id>`` so anyone can see
   which execution holds the lock (skipped rows name it, listings show triggers BLOCKED).
 - ``renew``: compare-and-``PEXPIRE`` in one Lua script (``lua/renew.lua``).
-- ``release``: compare-and-``DEL`` in one Lua script (``lua/release.lua``): only the owner releases.
+- ``release``: compare-and-``DEL`` in one Lua script (``lua/release.lua``): only the owner releases;
+  ``release_nowait`` sends the same script without waiting for the answer (end of a run).
 - While a run lasts, a background thread renews every lock it was given at ttl/3, so a run longer
   than the TTL keeps its lock; a crashed worker stops renewing and its lock expires.
 
@@ -127,6 +128,35 @@ class WorkflowLock:
             self.lost = True  # it was not ours any more when the run ended
         return ok
 
+    def release_nowait(self) -> None:
+        """Release without waiting for Redis's answer (the end of a recorded run).
+
+        ``CLIENT REPLY SKIP`` and the compare-and-delete script go out in one write on a pooled
+        connection, so the lock is gone as soon as Redis reads them and the run does not wait a
+        round trip for an answer it has no use for.  The connection stays in step (Redis sends no
+        reply to either command).  If the write fails the lock expires at its TTL, as it would if
+        a waited-for release failed.  Clients that are not a plain redis-py pool (fakeredis in the
+        embedded fallback) get :meth:`release`.
+        """
+        pool = self.client.connection_pool
+        if type(pool) is not redis.ConnectionPool or pool.connection_class not in _PLAIN_CONNECTIONS:
+            self.release()
+            return
+        text, _ = _script("release")
+        with self._guard:
+            self._released = True
+            conn = pool.get_connection()
+            try:
+                packed = conn.pack_commands(  # type: ignore[no-untyped-call]
+                    [("CLIENT", "REPLY", "SKIP"), ("EVAL", text, 1, self.key, self.value)]
+                )
+                conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
+            except BaseException:
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                raise
+            finally:
+                pool.release(conn)
+
     def holder(self) -> str | None:
         """The current value of the key (``<token>:<execution id>``), or ``None`` when free."""
         return _str(self.client.get(self.key))
@@ -143,6 +173,9 @@ class WorkflowLock:
             yield self
         finally:
             keeper.discard(self)
+
+
+_PLAIN_CONNECTIONS = (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
 
 
 def lock_holder(client: redis.Redis, keys: Keys, workflow_id: uuid.UUID | str) -> str | None:

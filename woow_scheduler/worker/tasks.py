@@ -326,11 +326,14 @@ class FireRun:
             return {"outcome": claim.outcome.value, "execution_id": _s(claim.execution_id), "reason": claim.reason}
         return self.run(wf, claim)
 
-    def release_held(self) -> None:
+    def release_held(self, *, wait: bool = True) -> None:
         lock, self.held = self.held, None
         if lock is not None:
             with contextlib.suppress(redis.RedisError):  # it expires on its own
-                lock.release()
+                if wait:
+                    lock.release()
+                else:
+                    lock.release_nowait()
 
     def claim(self, wf: h.WorkflowDef) -> Claim:
         p = self.p
@@ -537,7 +540,8 @@ class FireRun:
                 retry_in = self.retry_delay(wf, claim.attempt) if self.should_retry(wf, claim, outcome) else None
                 recorded = self.record(claim, outcome, duration_ms, retry_in)
         finally:
-            self.release_held()
+            # the outcome is committed (or the run is failing): nothing waits on the answer
+            self.release_held(wait=False)
         fields = {"attempt": claim.attempt, "duration_ms": duration_ms}
         if not recorded:
             rlog.warning("outcome not recorded: the execution was taken over by another worker", **fields)
