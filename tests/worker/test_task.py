@@ -133,15 +133,24 @@ def _step_messages(db: Database, workflow_id: uuid.UUID) -> list[str]:
     return [row.steps[0]["output"]["message"] for row in executions(db, workflow_id)]
 
 
+def _log_step(message: str) -> list[dict[str, Any]]:
+    return [{"name": "s", "type": "log", "config": {"message": message}}]
+
+
+def _service_workflow(db: Database, settings: Settings, name: str, message: str = "x") -> tuple[Service, Any, Any]:
+    """A workflow made through the service (so edits change ``updated_at`` as in production) and a trigger."""
+    svc = Service(db, settings)
+    svc.create_workflow({"name": name, "steps": _log_step(message)})
+    wf = svc.get_workflow(name)
+    return svc, wf, make_trigger(db, wf)
+
+
 def test_an_edit_applies_to_the_next_fire_although_workers_keep_definitions(
     app: Celery, db: Database, wsettings: Settings
 ) -> None:
-    svc = Service(db, wsettings)
-    view = svc.create_workflow({"name": "kept", "steps": [{"name": "s", "type": "log", "config": {"message": "v1"}}]})
-    wf = svc.get_workflow(view.name)
-    tr = make_trigger(db, wf)
+    svc, wf, tr = _service_workflow(db, wsettings, "kept", "v1")
     assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "succeeded"  # definition now kept
-    svc.update_workflow("kept", {"steps": [{"name": "s", "type": "log", "config": {"message": "v2"}}]})
+    svc.update_workflow("kept", {"steps": _log_step("v2")})
     assert apply(app, **fire_kwargs(wf, tr, FIRE + timedelta(seconds=1)))["outcome"] == "succeeded"
     assert _step_messages(db, wf.id) == ["v1", "v2"]
     # a duplicate delivery of the first fire is still a duplicate, not a run with the new definition
@@ -152,10 +161,7 @@ def test_an_edit_applies_to_the_next_fire_although_workers_keep_definitions(
 def test_a_policy_change_applies_to_the_next_fire(
     app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    svc = Service(db, wsettings)
-    svc.create_workflow({"name": "pol", "steps": [{"name": "s", "type": "log", "config": {"message": "x"}}]})
-    wf = svc.get_workflow("pol")
-    tr = make_trigger(db, wf)
+    svc, wf, tr = _service_workflow(db, wsettings, "pol")
     lock = WorkflowLock(redis_client, Keys(key_prefix).workflow_lock(wf.id), 30, owner="someone")
     assert lock.acquire()
     assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "skipped"  # forbid, kept
@@ -168,10 +174,7 @@ def test_a_policy_change_applies_to_the_next_fire(
 def test_a_workflow_deleted_after_its_definition_was_kept_drops_the_fire(
     app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    svc = Service(db, wsettings)
-    svc.create_workflow({"name": "gone", "steps": [{"name": "s", "type": "log", "config": {"message": "x"}}]})
-    wf = svc.get_workflow("gone")
-    tr = make_trigger(db, wf)
+    svc, wf, tr = _service_workflow(db, wsettings, "gone")
     assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "succeeded"
     svc.delete_workflow("gone")
     result = apply(app, **fire_kwargs(wf, tr, FIRE + timedelta(seconds=1)))
@@ -201,13 +204,10 @@ def test_fires_run_and_stay_idempotent_on_sqlite(sqlite_url: str, redis_url: str
     upgrade(sdb)
     app = get_app(settings)
     try:
-        svc = Service(sdb, settings)
-        svc.create_workflow({"name": "lite", "steps": [{"name": "s", "type": "log", "config": {"message": "a"}}]})
-        wf = svc.get_workflow("lite")
-        tr = make_trigger(sdb, wf)
+        svc, wf, tr = _service_workflow(sdb, settings, "lite", "a")
         assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "succeeded"
         assert apply(app, **fire_kwargs(wf, tr, FIRE))["outcome"] == "duplicate"
-        svc.update_workflow("lite", {"steps": [{"name": "s", "type": "log", "config": {"message": "b"}}]})
+        svc.update_workflow("lite", {"steps": _log_step("b")})
         assert apply(app, **fire_kwargs(wf, tr, FIRE + timedelta(seconds=1)))["outcome"] == "succeeded"
         assert _step_messages(sdb, wf.id) == ["a", "b"]
     finally:

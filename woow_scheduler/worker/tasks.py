@@ -123,11 +123,15 @@ class WorkerContext:
     pid: int
     settings: Settings
     db: Database
-    engine: Engine  # autocommit
     redis: redis.Redis
     keys: Keys
     hostname: str
     workflows: WorkflowCache = field(default_factory=WorkflowCache)
+
+    @property
+    def engine(self) -> Engine:
+        """The worker's engine (autocommit for the whole pool)."""
+        return self.db.engine
 
     def close(self) -> None:
         self.db.dispose()
@@ -152,7 +156,6 @@ def worker_context(settings: Settings) -> WorkerContext:
             pid=pid,
             settings=settings,
             db=db,
-            engine=db.engine,
             redis=make_redis(settings.redis_url),
             keys=Keys(settings.key_prefix),
             hostname=f"{socket.gethostname()}:{pid}",
