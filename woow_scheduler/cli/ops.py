@@ -80,6 +80,16 @@ def _check(name: str, fn: Any) -> dict[str, Any]:
         return {"name": name, "ok": False, "detail": msg, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
+def _check_with_problems(name: str, fn: Any) -> dict[str, Any]:
+    """A check that can answer and still find problems (no active beat, no worker): it is not ok,
+    its detail is what the problems say, and what it read stays under ``info``."""
+    found: dict[str, Any] = {"problems": []}
+    c = _check(name, lambda: fn(found))
+    if c["ok"] and found["problems"]:
+        c.update(ok=False, info=c["detail"], detail="; ".join(found["problems"]))
+    return c
+
+
 def collect_status(app: AppContext, components: tuple[str, ...] = COMPONENTS) -> dict[str, Any]:
     """Everything ``woow status`` reports, with an overall ``state`` and ``exit_code``."""
     from ..db import migrate
@@ -116,9 +126,9 @@ def collect_status(app: AppContext, components: tuple[str, ...] = COMPONENTS) ->
 
     down = [n for n, c in checks.items() if not c["ok"]]
     if "beat" in components and checks["redis"]["ok"]:
-        checks["beat"] = _check("beat", lambda: _beat(app, out))
+        checks["beat"] = _check_with_problems("beat", lambda found: _beat(app, found))
     if "workers" in components and checks["broker"]["ok"]:
-        checks["workers"] = _check("workers", lambda: _workers(app, out))
+        checks["workers"] = _check_with_problems("workers", lambda found: _workers(app, found))
     if "database" in components and checks["database"]["ok"]:
         try:
             out["counts"] = app.service.counts()
@@ -144,9 +154,9 @@ def _beat(app: AppContext, out: dict[str, Any]) -> dict[str, Any]:
     info = beat_status(s, app.redis, app.db)
     stale_after = max(3 * s.beat_max_loop_interval, 10.0)
     if not info.get("lock_held") or not info.get("active"):
-        out["problems"].append("beat: no active beat holds the lock (start 'woow beat')")
+        out["problems"].append("no active beat holds the lock (start 'woow beat')")
     elif info.get("last_tick_age_s") is not None and info["last_tick_age_s"] > stale_after:
-        out["problems"].append(f"beat: last tick {info['last_tick_age_s']:.0f}s ago (more than {stale_after:.0f}s)")
+        out["problems"].append(f"last tick {info['last_tick_age_s']:.0f}s ago (more than {stale_after:.0f}s)")
     fresh = datetime.now(UTC) - timedelta(seconds=3 * s.heartbeat_interval)
     instances = info.get("instances", [])
     info["standbys"] = [
@@ -160,7 +170,7 @@ def _workers(app: AppContext, out: dict[str, Any]) -> dict[str, Any]:
 
     replies = get_app(app.settings).control.inspect(timeout=1.0).ping() or {}
     if not replies:
-        out["problems"].append("workers: no worker answered ping (start 'woow worker')")
+        out["problems"].append("no worker answered ping (start 'woow worker')")
     return {"alive": sorted(replies)}
 
 

@@ -58,11 +58,28 @@ def worker(app: AppContext, celery_args: tuple[str, ...]) -> None:
 @click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
 def flower(app: AppContext, flower_args: tuple[str, ...]) -> None:
-    """Run Flower against the woow broker (extra args go to Flower, e.g. --port=5555)."""
+    """Run Flower against the woow broker (extra args go to Flower: --port 5555 or --port=5555)."""
     app.settings  # noqa: B018
     # Flower reads the broker's type from its URL: keep kombu's own Redis transport for it
     os.environ["WOOW_BROKER_CLIENT_REUSE"] = "false"
-    _exec(celery_argv("flower", *flower_args))
+    _exec(celery_argv("flower", *flower_argv(flower_args)))
+
+
+def flower_argv(args: tuple[str, ...] | list[str]) -> list[str]:
+    """Flower's options as tornado parses them: ``--name=value``.
+
+    tornado only reads the ``=`` form (``--port 5555`` fails with "Option 'port' requires a
+    value"), and Flower takes no positional argument, so a bare word after ``--name`` is that
+    option's value: join the two.
+    """
+    out: list[str] = []
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg.startswith("--") and "=" not in arg and rest and not rest[0].startswith("-"):
+            arg = f"{arg}={rest.pop(0)}"
+        out.append(arg)
+    return out
 
 
 @click.command()
