@@ -114,7 +114,11 @@ def collect_status(app: AppContext, components: tuple[str, ...] = COMPONENTS) ->
 
         with get_app(s).connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
-            depth = conn.default_channel.queue_declare(queue=s.queue, passive=False, durable=True).message_count
+            # declared as Celery declares it (durable, not auto-delete): RabbitMQ refuses a declare whose
+            # flags differ from the existing queue's (PRECONDITION_FAILED), and py-amqp defaults to auto_delete
+            depth = conn.default_channel.queue_declare(
+                queue=s.queue, passive=False, durable=True, auto_delete=False
+            ).message_count
         return {"url": _safe_url(s.effective_broker_url), "queue": s.queue, "queue_depth": depth}
 
     if "database" in components:
