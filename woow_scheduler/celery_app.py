@@ -67,7 +67,9 @@ def create_app(settings: Settings, *, main: str = "woow") -> Celery:
     app = Celery(main, set_as_current=False)
     app.conf.update(celery_config(settings))
     app.conf.woow_settings = settings
+    from . import metrics
     from .logconfig import install
 
     install(app, settings.log_format)
+    metrics.install(app, settings)
     return app

@@ -149,6 +149,14 @@ class Settings(BaseSettings):
     # -- ops ------------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Log level of woow processes.")
     log_format: str = Field(default="text", description="'text' or 'json' (one JSON object per line).")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics of this beat or worker on this port (off when unset); "
+        "the 'woow beat/worker --metrics-port' option sets it.",
+    )
+    metrics_address: str = Field(default="0.0.0.0", description="Address the metrics port listens on.")
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,118 @@
+"""Prometheus metrics from the processes themselves: real ``woow worker`` / ``woow beat`` with
+``--metrics-port``, scraped over HTTP while fires flow; and the dashboard in deploy/ names only
+metrics that exist."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.procs import CeleryProcess, wait_for, woow_command
+from woow_scheduler.db import Database, Trigger, Workflow
+from woow_scheduler.metrics import BY_NAME, METRICS
+from woow_scheduler.settings import Settings, load_settings
+from woow_scheduler.worker import get_app
+from woow_scheduler.worker.dispatch import enqueue_fire
+
+ROOT = Path(__file__).resolve().parents[1]
+DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    """``name{labels}`` -> value of every sample on the port ({} while it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = SAMPLE.match(line)
+        if m and not line.startswith("#"):
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def families(samples: dict[str, float]) -> set[str]:
+    names = {k.split("{", 1)[0] for k in samples}
+    return names | {re.sub(r"_(bucket|count|sum|created)$", "", n) for n in names}
+
+
+@pytest.fixture
+def msettings(settings: Settings) -> Settings:
+    return load_settings(**{**settings.model_dump(), "queue": f"m-{uuid.uuid4().hex[:6]}",
+                            "metrics_address": "127.0.0.1", "beat_lock_timeout": 4.0, "heartbeat_interval": 1.0,
+                            "reconcile_interval": 1.0})
+
+
+def _workflow(db: Database) -> Workflow:
+    with db.session() as s:
+        wf = Workflow(name=f"m-{uuid.uuid4().hex[:6]}", concurrency="allow",
+                      steps=[{"name": "hi", "type": "log", "config": {"message": "x"}}])
+        s.add(wf)
+    return wf
+
+
+@pytest.mark.slow
+def test_worker_metrics_port_counts_outcomes_across_pool_children(msettings: Settings, db: Database,
+                                                                   tmp_path: Path) -> None:
+    wf = _workflow(db)
+    with db.session() as s:
+        tr = Trigger(workflow_id=wf.id, name="t", type="once", spec={"type": "once"})
+        s.add(tr)
+    port = free_port()
+    worker = CeleryProcess("worker", msettings, log_path=tmp_path / "worker.log", command=woow_command(
+        "worker", "--metrics-port", str(port), "--concurrency", "2", "--without-gossip", "--without-mingle"))
+    worker.start()
+    app = get_app(msettings)
+    try:
+        worker.wait_ready(40)
+        wait_for(lambda: scrape(port), 20, "the worker's metrics port")
+        base = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=100)
+        for i in range(6):
+            enqueue_fire(app, msettings, workflow_id=wf.id, workflow_name=wf.name, trigger_id=tr.id, user_id=None,
+                         scheduled_for=base + timedelta(seconds=i))
+        enqueue_fire(app, msettings, workflow_id=wf.id, workflow_name=wf.name, trigger_id=tr.id, user_id=None,
+                     scheduled_for=base)  # the same fire again: a duplicate
+        done = wait_for(lambda: (m := scrape(port)).get('woow_worker_executions_total{outcome="succeeded"}', 0) >= 6
+                        and m.get('woow_worker_executions_total{outcome="duplicate"}', 0) >= 1 and m, 30,
+                        "six successes and a duplicate on the metrics port")
+        assert done["woow_worker_run_duration_seconds_count"] >= 6
+        assert worker.alive()
+        names = families(done)
+        missing = [m.name for m in METRICS if m.process == "worker" and m.name not in names
+                   and not m.labels]  # labelled families appear with their first sample
+        assert missing == [], missing
+    finally:
+        app.close()
+        worker.stop()
+
+
+def test_dashboard_names_only_metrics_that_exist() -> None:
+    board = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for panel in board["panels"] for t in panel.get("targets", [])]
+    assert exprs
+    used = {re.sub(r"_(bucket|count|sum)$", "", n) for e in exprs for n in re.findall(r"\bwoow_[a-z_]+", e)}
+    assert used, exprs
+    assert sorted(used - set(BY_NAME)) == []
+    # every process metric is on the dashboard
+    assert sorted({m.name for m in METRICS if m.process in ("beat", "worker")} - used) == []
+
+
+def test_every_metric_is_documented_in_operations_md() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    assert [m.name for m in METRICS if f"| `{m.name}` | {m.kind} | {m.process} |" not in text] == []
