@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import CeleryProcess, wait_for, woow_command
+from tests.procs import CeleryProcess, child_env, wait_for, woow_command
 from woow_scheduler.db import Database, Trigger, Workflow
 from woow_scheduler.metrics import BY_NAME, METRICS
 from woow_scheduler.settings import Settings, load_settings
@@ -97,9 +98,16 @@ def test_worker_metrics_port_counts_outcomes_across_pool_children(msettings: Set
         missing = [m.name for m in METRICS if m.process == "worker" and m.name not in names
                    and not m.labels]  # labelled families appear with their first sample
         assert missing == [], missing
+        # the compose health check of a worker container: this host's worker answers
+        health = subprocess.run(woow_command("status", "--check", "workers", "--local"), env=child_env(msettings),
+                                capture_output=True, text=True, timeout=60)
+        assert health.returncode == 0, health.stdout + health.stderr
     finally:
         app.close()
         worker.stop()
+    down = subprocess.run(woow_command("status", "--check", "workers", "--local"), env=child_env(msettings),
+                          capture_output=True, text=True, timeout=60)
+    assert down.returncode == 1 and "no worker on this host" in down.stdout, down.stdout + down.stderr
 
 
 def test_dashboard_names_only_metrics_that_exist() -> None:
