@@ -43,7 +43,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redbeat_lock_key": keys.redbeat_lock,
         "redbeat_lock_timeout": int(max(2, settings.beat_lock_timeout)),
         "beat_max_loop_interval": settings.beat_max_loop_interval,
-        # our scheduler (woow_scheduler/beat.py): `celery -A ... beat` needs no -S
+        # our scheduler (woow_scheduler/scheduler/beat.py, shim woow_scheduler.beat): `celery -A ... beat` needs no -S
         "beat_scheduler": "woow_scheduler.beat:WoowScheduler",
         # explicit, so RedBeat neither borrows broker_transport_options nor blocks forever on a dead socket
         "redbeat_redis_options": {"socket_connect_timeout": 5, "socket_timeout": 10, "health_check_interval": 30},

@@ -44,16 +44,16 @@ from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redi
 from redis.exceptions import LockError as RedisLockError
 from sqlalchemy import delete
 
+from ..celery_app import create_app
+from ..db import Database, SchedulerInstance
+from ..enums import InstanceKind
+from ..keys import Keys
+from ..settings import Settings, load_settings
 from .bookkeeping import drain_fired, fired_record
-from .celery_app import create_app
 from .codec import decode_meta, dumps, encode_meta, loads, lua_source, task_kwargs
-from .db import Database, SchedulerInstance
-from .enums import InstanceKind
-from .keys import Keys
+from .reaper import reap_lost_runs
 from .schedule import FirePlan, WoowTriggerSchedule, iso_utc
-from .settings import Settings, load_settings
 from .sync import Reconciler, incremental_since
-from .worker.reaper import reap_lost_runs
 
 log = logging.getLogger("woow.beat")
 

@@ -3,7 +3,7 @@
 RedBeat stores each entry as a hash with ``definition`` (name, task, args, kwargs, options,
 schedule, enabled) and ``meta`` (``last_run_at``, ``total_run_count``) in its own JSON dialect.
 It knows only its own schedule types, so :class:`WoowJSONEncoder` / :class:`WoowJSONDecoder`
-add ``{"__type__": "woow_trigger", ...}`` (see :mod:`woow_scheduler.schedule`).  They are
+add ``{"__type__": "woow_trigger", ...}`` (see :mod:`woow_scheduler.scheduler.schedule`).  They are
 registered through :class:`woow_scheduler.beat.WoowSchedulerEntry` only, never by patching RedBeat.
 
 Definitions are written canonically (sorted keys, compact separators) by every writer, so the
@@ -21,7 +21,7 @@ from typing import Any
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
-from .celery_app import TASK_EXECUTE
+from ..celery_app import TASK_EXECUTE
 from .schedule import SCHEDULE_TYPE, WoowTriggerSchedule, iso_utc, schedule_json
 
 PAYLOAD_VERSION = 1
