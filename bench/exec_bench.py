@@ -32,15 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import PG_SERVER_URL, REDIS_URL, create_test_database, drop_test_database, pg_url_for
 from tests.procs import CeleryProcess, worker_args
-from woow_scheduler.celery_app import TASK_EXECUTE
 from woow_scheduler.db import Database
 from woow_scheduler.db.migrate import upgrade
 from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.keys import Keys
+from woow_scheduler.messaging.app import TASK_EXECUTE
+from woow_scheduler.messaging.payload import FirePayload
 from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
-from woow_scheduler.worker.payload import FirePayload
 
 WORKFLOWS = 200  # fires rotate over these, so two processes rarely meet the same workflow's lock
 

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from woow_scheduler.celery_app import create_app
+from woow_scheduler.messaging.app import create_app
 from woow_scheduler.scheduler.beat import WoowScheduler
 from woow_scheduler.scheduler.sync import full_sync
 

@@ -337,7 +337,7 @@ def test_a_beat_whose_lock_was_taken_over_stops_firing(
 def test_static_celery_entries_still_work_beside_triggers(settings: Settings, redis_client: redis.Redis) -> None:
     from celery.schedules import schedule as interval
 
-    from woow_scheduler.celery_app import create_app
+    from woow_scheduler.messaging.app import create_app
 
     from .conftest import QuietScheduler
 

@@ -44,10 +44,10 @@ from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redi
 from redis.exceptions import LockError as RedisLockError
 from sqlalchemy import delete
 
-from ..celery_app import create_app
 from ..db import Database, SchedulerInstance
 from ..enums import InstanceKind
 from ..keys import Keys
+from ..messaging.app import create_app
 from ..settings import Settings, load_settings
 from .bookkeeping import drain_fired, fired_record
 from .codec import decode_meta, dumps, encode_meta, loads, lua_source, task_kwargs

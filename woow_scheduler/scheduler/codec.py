@@ -21,7 +21,7 @@ from typing import Any
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
-from ..celery_app import TASK_EXECUTE
+from ..messaging.app import TASK_EXECUTE
 from .schedule import SCHEDULE_TYPE, WoowTriggerSchedule, iso_utc, schedule_json
 
 PAYLOAD_VERSION = 1

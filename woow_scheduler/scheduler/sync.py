@@ -30,9 +30,9 @@ from ..db import Database, Execution, Trigger, Workflow
 from ..enums import TriggerState
 from ..errors import StoreUnavailable
 from ..keys import Keys
+from ..messaging.publish import publish_options
 from ..redis_store import make_redis
 from ..settings import Settings
-from ..worker.dispatch import publish_options
 from .codec import decode_meta, definition_text, encode_meta, lua_source
 from .schedule import SPEC_ADAPTER, WoowTriggerSchedule
 

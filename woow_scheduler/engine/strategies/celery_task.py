@@ -13,8 +13,8 @@ from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from pydantic import Field
 
-from ...celery_app import create_app
 from ...errors import StepFailed
+from ...messaging.app import create_app
 from ...settings import Settings
 from ..base import StepContext, StrategyConfig, TaskStrategy
 from ..redact import redact

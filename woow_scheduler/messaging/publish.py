@@ -16,12 +16,11 @@ from celery import Celery
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from ..celery_app import TASK_EXECUTE
 from ..db.session import Database
 from ..enums import ExecutionStatus
 from ..errors import StoreUnavailable
 from ..settings import Settings
-from . import history as h
+from .app import TASK_EXECUTE
 from .payload import FirePayload
 
 SOFT_LIMIT_GRACE = 5.0  # seconds after the workflow timeout before Celery's soft limit fires
@@ -90,6 +89,8 @@ def enqueue_manual_run(
 
     ``woow workflow run --wait`` then polls ``executions.status`` of that id until it is final.
     """
+    from ..worker import history as h  # the one writer of execution rows
+
     now = datetime.now(UTC)
     with db.session() as session:
         execution_id = h.insert_execution(
