@@ -4,9 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response
 
-from ..apply import trigger_entry_to_spec
 from ..errors import InvalidTriggerSpec
 from ..service import WorkflowInput
+from ..service.apply import trigger_entry_to_spec
 from ..tokens import Principal
 from ..views import TriggerView, WorkflowView
 from .auth import State, User

@@ -239,7 +239,7 @@ def run(app: AppContext, workflow_ref: str, user: str | None, wait: bool, wait_t
 @pass_app
 def apply(app: AppContext, path: Path, dry_run: bool, prune: bool, user: str | None, as_json: bool) -> None:
     """Create or update workflows and their triggers from a file, by name (idempotent)."""
-    from ..apply import load_documents
+    from ..service.apply import load_documents
 
     docs = load_documents(path)
     plan = app.service.apply(docs, dry_run=dry_run, prune=prune, user_id=user)
