@@ -47,10 +47,11 @@ from sqlalchemy import delete
 from ..db import Database, SchedulerInstance
 from ..enums import InstanceKind
 from ..keys import Keys
+from ..lua import lua_source
 from ..messaging.app import create_app
 from ..settings import Settings, load_settings
 from .bookkeeping import drain_fired, fired_record
-from .codec import decode_meta, dumps, encode_meta, loads, lua_source, task_kwargs
+from .codec import decode_meta, dumps, encode_meta, loads, task_kwargs
 from .reaper import reap_lost_runs
 from .schedule import FirePlan, WoowTriggerSchedule, iso_utc
 from .sync import Reconciler, incremental_since

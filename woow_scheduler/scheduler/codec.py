@@ -16,7 +16,6 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
@@ -115,11 +114,6 @@ def definition_text(
         version,
         TASK_EXECUTE,
     )
-
-
-def lua_source(name: str) -> str:
-    """A Lua script shipped in ``woow_scheduler/lua``."""
-    return resources.files("woow_scheduler").joinpath(f"lua/{name}.lua").read_text()
 
 
 def encode_meta(last_run_at: datetime | None, total_run_count: int = 0) -> str:

@@ -30,10 +30,11 @@ from ..db import Database, Execution, Trigger, Workflow
 from ..enums import TriggerState
 from ..errors import StoreUnavailable
 from ..keys import Keys
+from ..lua import lua_source
 from ..messaging.publish import publish_options
 from ..redis_store import make_redis
 from ..settings import Settings
-from .codec import decode_meta, definition_text, encode_meta, lua_source
+from .codec import decode_meta, definition_text, encode_meta
 from .schedule import SPEC_ADAPTER, WoowTriggerSchedule
 
 log = logging.getLogger("woow.sync")
