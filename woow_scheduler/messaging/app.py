@@ -8,8 +8,9 @@ from celery import Celery
 
 from ..keys import Keys
 from ..settings import Settings
+from .payload import TASK_EXECUTE
 
-TASK_EXECUTE = "woow.execute_workflow"
+__all__ = ["TASK_EXECUTE", "celery_config", "create_app"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -20,10 +20,8 @@ from typing import Any
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
-from ..messaging.app import TASK_EXECUTE
+from ..messaging.payload import TASK_EXECUTE, shadow_name
 from .schedule import SCHEDULE_TYPE, WoowTriggerSchedule, iso_utc, schedule_json
-
-PAYLOAD_VERSION = 1
 
 
 class WoowJSONEncoder(RedBeatJSONEncoder):  # type: ignore[misc]
@@ -47,11 +45,6 @@ def dumps(obj: Any) -> str:
 
 def loads(text: str) -> Any:
     return json.loads(text, cls=WoowJSONDecoder)
-
-
-def shadow_name(workflow_name: str) -> str:
-    """The task name Flower shows for a fire of this workflow."""
-    return f"workflow:{workflow_name}"
 
 
 def entry_definition(
@@ -133,15 +126,3 @@ def decode_meta(text: str | None) -> tuple[datetime | None, int]:
     else:
         last = None
     return last, int(data.get("total_run_count") or 0)
-
-
-def task_kwargs(entry_kwargs: Mapping[str, Any], scheduled_for: str, enqueued_at: str) -> dict[str, Any]:
-    """The payload of one fire: the entry's ids plus the nominal time and the payload version."""
-    return {
-        "workflow_id": entry_kwargs.get("workflow_id"),
-        "trigger_id": entry_kwargs.get("trigger_id"),
-        "user_id": entry_kwargs.get("user_id"),
-        "scheduled_for": scheduled_for,
-        "version": PAYLOAD_VERSION,
-        "enqueued_at": enqueued_at,
-    }
