@@ -17,10 +17,10 @@ import pytest
 
 from tests.procs import CeleryProcess, child_env, wait_for, woow_command
 from woow_scheduler.db import Database, Trigger, Workflow
+from woow_scheduler.messaging.publish import enqueue_fire
 from woow_scheduler.metrics import BY_NAME, METRICS
 from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
-from woow_scheduler.worker.dispatch import enqueue_fire
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"

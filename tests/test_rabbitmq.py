@@ -19,9 +19,9 @@ from tests.procs import CeleryProcess, celery_beat, celery_worker, child_env, wa
 from tests.rabbitmq import amqp_vhost
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import ExecutionStatus
+from woow_scheduler.messaging.publish import enqueue_fire
 from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
-from woow_scheduler.worker.dispatch import enqueue_fire
 
 pytestmark = pytest.mark.slow
 

@@ -35,7 +35,7 @@ def sync(app: AppContext, full: bool, since: str, as_json: bool) -> None:
 
     After Redis was lost, `woow sync --full` rebuilds every entry with its last fire time.
     """
-    from ..sync import Reconciler, full_sync
+    from ..scheduler.sync import Reconciler, full_sync
     from ..triggers import parse_duration
 
     s = app.settings
@@ -169,7 +169,7 @@ def _aware(text: str) -> datetime:
 
 
 def _beat(app: AppContext, out: dict[str, Any], local: bool = False) -> dict[str, Any]:
-    from ..beat import beat_status
+    from ..scheduler.beat import beat_status
 
     s = app.settings
     info = beat_status(s, app.redis, app.db)
