@@ -150,6 +150,17 @@ class SentinelSetup:
             time.sleep(0.05)
         raise AssertionError(f"no failover within {timeout}s after the master on {old} was killed")
 
+    def restart_as_replica(self) -> None:
+        """Start the killed data server again, as a replica of the current master."""
+        master = self.master_port()
+        assert master is not None
+        for port, proc in list(self.procs.items()):
+            if port in self.data_ports and proc.poll() is not None:
+                self._spawn(port, ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                   "--requirepass", PASSWORD, "--masterauth", PASSWORD,
+                                   "--replicaof", "127.0.0.1", str(master)])
+                self._wait(port, PASSWORD)
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:

@@ -95,8 +95,7 @@ def test_worker_metrics_port_counts_outcomes_across_pool_children(msettings: Set
         assert done["woow_worker_run_duration_seconds_count"] >= 6
         assert worker.alive()
         names = families(done)
-        missing = [m.name for m in METRICS if m.process == "worker" and m.name not in names
-                   and not m.labels]  # labelled families appear with their first sample
+        missing = [m.name for m in METRICS if m.process == "worker" and m.name not in names]
         assert missing == [], missing
         # the compose health check of a worker container: this host's worker answers
         health = subprocess.run(woow_command("status", "--check", "workers", "--local"), env=child_env(msettings),
@@ -124,3 +123,35 @@ def test_dashboard_names_only_metrics_that_exist() -> None:
 def test_every_metric_is_documented_in_operations_md() -> None:
     text = (ROOT / "docs" / "operations.md").read_text()
     assert [m.name for m in METRICS if f"| `{m.name}` | {m.kind} | {m.process} |" not in text] == []
+
+
+@pytest.mark.slow
+def test_beat_metrics_port_shows_fires_leadership_and_reconciles(msettings: Settings, db: Database,
+                                                                  tmp_path: Path) -> None:
+    wf = _workflow(db)
+    with db.session() as s:
+        s.add(Trigger(workflow_id=wf.id, name="every-second", type="cron",
+                      spec={"type": "cron", "expression": "* * * * * ?"}))
+    port = free_port()
+    beat = CeleryProcess("beat", msettings, log_path=tmp_path / "beat.log",
+                         command=woow_command("beat", "--metrics-port", str(port)))
+    beat.start()
+    try:
+        first = wait_for(lambda: (m := scrape(port)).get("woow_beat_leader") == 1.0 and m, 30, "a leading beat")
+        assert [m.name for m in METRICS if m.process == "beat" and m.name not in families(first)] == []
+        wait_for(lambda: scrape(port).get("woow_beat_redbeat_entries") == 1.0, 20, "the entry, by the full reconcile")
+        later = wait_for(lambda: (m := scrape(port)).get('woow_beat_fires_published_total{trigger_type="cron"}', 0)
+                         >= first.get('woow_beat_fires_published_total{trigger_type="cron"}', 0) + 3 and m, 20,
+                         "three more cron fires published")
+        assert later["woow_beat_publish_lateness_seconds_count"] >= 3
+        assert 0.0 <= later["woow_beat_lock_age_seconds"] < msettings.beat_lock_timeout
+        assert later['woow_beat_reconcile_duration_seconds_count{kind="full"}'] >= 1
+        wait_for(lambda: scrape(port).get('woow_beat_reconcile_duration_seconds_count{kind="incremental"}', 0) >= 1,
+                 20, "an incremental reconcile")
+        assert later['woow_queue_depth{queue="' + msettings.queue + '"}'] >= 1  # no worker: fires wait
+        health = subprocess.run(woow_command("status", "--check", "beat", "--local"), env=child_env(msettings),
+                                capture_output=True, text=True, timeout=60)
+        assert health.returncode == 0, health.stdout + health.stderr
+    finally:
+        beat.stop()
+    assert "Traceback" not in beat.log(), beat.log()[-3000:]

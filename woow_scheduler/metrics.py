@@ -131,6 +131,15 @@ class BeatMetrics:
         self.queue_depth = _make(r, "woow_queue_depth")
         self._renewed_at: float | None = None
         self.lock_age.set_function(self._lock_age)
+        # every known label value from the start: a series that appears late breaks rate() and alerts
+        for kind in ("cron", "interval", "once"):
+            self.fires_published.labels(trigger_type=kind)
+        for policy in ("fire_once_now", "skip", "fire_all"):
+            self.misfires.labels(policy=policy)
+        for kind in ("full", "incremental"):
+            self.reconcile_duration.labels(kind=kind)
+        for action in ("added", "updated", "removed"):
+            self.reconcile_drift.labels(action=action)
 
     # -- hooks the scheduler calls ---------------------------------------------------------------
     def published(self, trigger_type: str, lateness_s: float) -> None:
@@ -191,6 +200,10 @@ class WorkerMetrics:
         self.takeovers = _make(None, "woow_worker_takeovers_total")
         self.lost_locks = _make(None, "woow_worker_lost_locks_total")
         self._started: dict[str, float] = {}
+        for outcome in ("succeeded", "failed", "timed_out", "skipped", "duplicate", "dropped", "lost"):
+            self.executions.labels(outcome=outcome)
+        for reason in ("lock", "failed", "running", "other"):
+            self.retries.labels(reason=reason)
 
     def task_started(self, task_id: str) -> None:
         self._started[task_id] = time.monotonic()
