@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from ...engine.redact import redact
+from ...enums import ExecutionStatus
 from ...errors import InvalidInput, NotFound
 from ...tokens import verify_token
 from ..live import live_triggers
@@ -20,8 +21,7 @@ from .web import Form, Refused, Session, State, base, checked_post, parse_uuid, 
 router = APIRouter()
 
 TIMELINE_WIDTH = 1000.0
-FINAL = frozenset({"succeeded", "failed", "skipped", "timed_out", "lock_lost"})
-STATUSES = ("queued", "running", "succeeded", "failed", "skipped", "retrying", "timed_out")
+STATUSES = tuple(s.value for s in ExecutionStatus)
 
 
 def _owner(session: Any) -> str | None:
@@ -307,7 +307,7 @@ def execution(request: Request, ref: str, session: Session, state: State) -> Res
         ex=ex,
         steps=steps,
         extra=extra,
-        live=ex.status not in FINAL,
+        live=ex.status in STATUSES and not ExecutionStatus(ex.status).is_final,
     )
 
 
