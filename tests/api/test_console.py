@@ -12,8 +12,10 @@ import redis
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import Tokens, make_workflow
+from woow_scheduler.api import create_api
 from woow_scheduler.api.console.session import COOKIE, LOGIN_COOKIE
 from woow_scheduler.db import Database
+from woow_scheduler.settings import Settings
 from woow_scheduler.tokens import create_token, revoke_token
 
 
@@ -162,3 +164,25 @@ def test_pages_send_a_strict_content_security_policy(alice: TestClient, tokens: 
     assert "script-src 'self'" in resp.headers["content-security-policy"]
     assert resp.headers["x-content-type-options"] == "nosniff" and resp.headers["cache-control"] == "no-store"
     assert "/ui" not in str(alice.get("/openapi.json").json()["paths"])  # the API's schema stays the API's
+
+
+def test_an_admin_sees_everyone_and_filters_by_owner(alice: TestClient, tokens: Tokens) -> None:
+    make_workflow(alice, name="alices-one")
+    alice.headers.update(Tokens.header(tokens.bob))
+    make_workflow(alice, name="bobs-one")
+    alice.headers.pop("Authorization")
+    login(alice, tokens.admin)
+    page = alice.get("/ui/workflows").text
+    assert "alices-one" in page and "bobs-one" in page
+    only_bob = alice.get("/ui/workflows", params={"owner": "bob"}).text
+    assert "bobs-one" in only_bob and "alices-one" not in only_bob
+    named = alice.get("/ui/workflows", params={"name": "ALICE"}).text
+    assert "alices-one" in named and "bobs-one" not in named
+
+
+def test_redis_down_is_a_503_page_not_a_crash(settings: Settings, tokens: Tokens) -> None:
+    dead = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_api(dead), raise_server_exceptions=False) as client:
+        client.cookies.set(COOKIE, "x" * 40, path="/ui")
+        resp = client.get("/ui/workflows")
+    assert resp.status_code == 503 and "redis: unavailable" in resp.text

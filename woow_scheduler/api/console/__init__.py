@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -73,6 +74,12 @@ def create_console(state: ApiState) -> FastAPI:
     async def woow_error(request: Request, exc: WoowError) -> Response:
         status = status_of(exc)
         return render(request, "error.html", status, title="Error", status=status, detail=str(exc))
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(request: Request, exc: redis.RedisError) -> Response:
+        log.warning("console: Redis unavailable: %s", exc)
+        return render(request, "error.html", 503, title="Unavailable", status=503,
+                      detail="redis: unavailable (console sessions live in Redis); try again shortly")
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
