@@ -128,8 +128,17 @@ def test_operator_logs_in_pauses_runs_and_reads_a_run(page: Any, stack: Stack) -
     assert page.url.startswith(stack.url + "/ui/login")
 
 
-def test_readable_on_a_phone_and_by_keyboard(page: Any, stack: Stack) -> None:
-    wf, _ = make_workflow(stack, "alice", "phone-check")
+def test_readable_without_javascript_on_a_phone_and_by_keyboard(page: Any, stack: Stack, browser: Any) -> None:
+    wf, tr = make_workflow(stack, "alice", "phone-check")
+    plain = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 800})
+    try:
+        nojs = plain.new_page()
+        log_in(nojs, stack, stack.tokens["alice"], f"/ui/workflows/{wf['id']}")
+        assert nojs.locator(f"#trigger-{tr['id']} [data-state]").inner_text() == "NORMAL"
+        nojs.get_by_role("link", name="History", exact=True).click()
+        assert nojs.locator("svg.strip").count() == 1
+    finally:
+        plain.close()
     log_in(page, stack, stack.tokens["alice"], f"/ui/workflows/{wf['id']}")
     for _ in range(40):  # the Run now button is reached with the keyboard alone
         page.keyboard.press("Tab")
