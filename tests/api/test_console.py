@@ -186,3 +186,15 @@ def test_redis_down_is_a_503_page_not_a_crash(settings: Settings, tokens: Tokens
         client.cookies.set(COOKIE, "x" * 40, path="/ui")
         resp = client.get("/ui/workflows")
     assert resp.status_code == 503 and "redis: unavailable" in resp.text
+
+
+def test_overview_gives_the_status_verdict_and_only_admins_the_details(api_client: TestClient, tokens: Tokens) -> None:
+    # no beat and no worker run here: woow status says degraded, and so does the console
+    login(api_client, tokens.alice)
+    page = api_client.get("/ui/").text
+    assert "Status: <strong>degraded</strong>" in page and "an admin token sees the details" in page
+    assert "no active beat holds the lock" not in page
+    api_client.post("/ui/logout", data={"csrf": csrf_of(page)})
+    login(api_client, tokens.admin)
+    page = api_client.get("/ui/").text
+    assert "Status: <strong>degraded</strong>" in page and "no active beat holds the lock" in page
