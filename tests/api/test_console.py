@@ -198,3 +198,16 @@ def test_overview_gives_the_status_verdict_and_only_admins_the_details(api_clien
     login(api_client, tokens.admin)
     page = api_client.get("/ui/").text
     assert "Status: <strong>degraded</strong>" in page and "no active beat holds the lock" in page
+
+
+def test_pages_of_a_run_in_progress_refresh_themselves(alice: TestClient, tokens: Tokens) -> None:
+    # no worker runs here: the manual run stays queued, so its pages keep refreshing
+    wf = make_workflow(alice, name="waiting")
+    alice.headers.pop("Authorization")
+    csrf = login(alice, tokens.alice)
+    run = alice.post(f"/ui/workflows/{wf['id']}/run", data={"csrf": csrf}, follow_redirects=False)
+    assert run.status_code == 303 and run.headers["location"].startswith("/ui/executions/")
+    page = alice.get(run.headers["location"]).text
+    assert 'id="execution" data-live="on"' in page and ">queued<" in page
+    assert 'id="history-rows" data-live="on"' in alice.get("/ui/history").text
+    assert 'id="history-rows" data-live="off"' in alice.get("/ui/history?status=succeeded").text

@@ -290,6 +290,7 @@ def history(
         statuses=STATUSES,
         strip=data.heat_strip(strip_rows, start, end),
         capped=len(strip_rows) >= data.ROW_LIMIT,
+        live=any(r.status in STATUSES and not ExecutionStatus(r.status).is_final for r in rows),
         start=start,
         end=end,
     )
