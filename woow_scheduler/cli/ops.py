@@ -6,13 +6,20 @@ import socket
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
 from ..errors import StoreUnavailable, WoowError
 from .context import AppContext, pass_app
 from .output import emit_json, table
+
+if TYPE_CHECKING:
+    import redis
+
+    from ..db.session import Database
+    from ..service import Service
+    from ..settings import Settings
 
 HEALTHY, DEGRADED, DOWN = 0, 1, 2
 COMPONENTS = ("database", "redis", "broker", "beat", "workers")
@@ -92,8 +99,21 @@ def _check_with_problems(name: str, fn: Any) -> dict[str, Any]:
     return c
 
 
+class StatusSources(Protocol):
+    """What the status checks read: the CLI's ``AppContext`` and the API's ``ApiState`` both fit."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def redis(self) -> redis.Redis: ...
+    @property
+    def service(self) -> Service: ...
+
+
 def collect_status(
-    app: AppContext, components: tuple[str, ...] = COMPONENTS, *, local: bool = False, api_url: str = ""
+    app: StatusSources, components: tuple[str, ...] = COMPONENTS, *, local: bool = False, api_url: str = ""
 ) -> dict[str, Any]:
     """Everything ``woow status`` reports, with an overall ``state`` and ``exit_code``.
 
@@ -168,7 +188,7 @@ def _aware(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _beat(app: AppContext, out: dict[str, Any], local: bool = False) -> dict[str, Any]:
+def _beat(app: StatusSources, out: dict[str, Any], local: bool = False) -> dict[str, Any]:
     from ..scheduler.beat import beat_status
 
     s = app.settings
@@ -192,7 +212,7 @@ def _beat(app: AppContext, out: dict[str, Any], local: bool = False) -> dict[str
     return info
 
 
-def _workers(app: AppContext, out: dict[str, Any], local: bool = False) -> dict[str, Any]:
+def _workers(app: StatusSources, out: dict[str, Any], local: bool = False) -> dict[str, Any]:
     from ..worker import get_app
 
     replies = get_app(app.settings).control.inspect(timeout=1.0).ping() or {}
