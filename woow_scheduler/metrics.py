@@ -236,7 +236,7 @@ class _TakeoverCounter(logging.Handler):
         self.metrics = metrics
 
     def emit(self, record: logging.LogRecord) -> None:
-        if str(record.msg).startswith("took over a stale execution"):
+        if record.getMessage().startswith("took over a stale execution"):
             self.metrics.takeovers.inc()
 
 
