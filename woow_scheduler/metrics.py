@@ -77,7 +77,8 @@ METRICS: tuple[MetricDef, ...] = (
     # -- worker --------------------------------------------------------------------------------
     MetricDef("woow_worker_executions_total", "counter", ("worker",), ("outcome",),
               "Deliveries handled, by outcome: succeeded, failed, timed_out, skipped, duplicate, dropped, "
-              "lost (the run lost its lock to a takeover)."),
+              "lost (its outcome was not recorded: another worker took the run over), lock_lost (the run stopped "
+              "when its lease was gone)."),
     MetricDef("woow_worker_run_duration_seconds", "histogram", ("worker",), (),
               "Duration of the deliveries that ran a workflow (claim to recorded outcome)."),
     MetricDef("woow_worker_retries_total", "counter", ("worker",), ("reason",),
@@ -86,7 +87,7 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef("woow_worker_takeovers_total", "counter", ("worker",), (),
               "Stale executions (their worker died) taken over by a redelivered fire."),
     MetricDef("woow_worker_lost_locks_total", "counter", ("worker",), (),
-              "Runs that lost their lock before recording (another worker took the run over)."),
+              "Runs that lost their lock: outcome lost or lock_lost."),
     # -- API (read from the stores at scrape; see woow_scheduler/api/metrics.py) ---------------
     MetricDef("woow_executions", "gauge", ("api",), ("status",), "Executions in the history by status."),
     MetricDef("woow_execution_duration_seconds", "histogram", ("api",), (), "Durations of finished executions."),
@@ -200,7 +201,7 @@ class WorkerMetrics:
         self.takeovers = _make(None, "woow_worker_takeovers_total")
         self.lost_locks = _make(None, "woow_worker_lost_locks_total")
         self._started: dict[str, float] = {}
-        for outcome in ("succeeded", "failed", "timed_out", "skipped", "duplicate", "dropped", "lost"):
+        for outcome in ("succeeded", "failed", "timed_out", "skipped", "duplicate", "dropped", "lost", "lock_lost"):
             self.executions.labels(outcome=outcome)
         for reason in ("lock", "failed", "running", "other"):
             self.retries.labels(reason=reason)
