@@ -63,6 +63,15 @@ class Keys:
         """Liveness key of one run of an ``allow`` workflow (which takes no workflow lock)."""
         return f"{self.prefix}lock:execution:{uuid.UUID(str(execution_id))}"
 
+    def workflow_fence(self, workflow_id: uuid.UUID | str) -> str:
+        """Fence counter of a workflow's lock (``INCR``ed by every acquisition)."""
+        return f"{self.prefix}fence:workflow:{uuid.UUID(str(workflow_id))}"
+
+    @property
+    def lease_fence(self) -> str:
+        """One fence counter shared by every execution lease of ``allow`` runs."""
+        return f"{self.prefix}fence:execution"
+
     @property
     def workflow_lock_pattern(self) -> str:
         return f"{self.prefix}lock:workflow:*"
@@ -77,3 +86,8 @@ class Keys:
     def fired(self) -> str:
         """Stream of fires published by beat, drained into PostgreSQL bookkeeping in batches."""
         return f"{self.prefix}beat:fired"
+
+
+def fence_key(lock_key: str) -> str:
+    """Fence counter of a lock key built outside :class:`Keys` (tests, tools)."""
+    return f"{lock_key}:fence"

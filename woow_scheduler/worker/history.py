@@ -53,6 +53,10 @@ class ExecRow:
     scheduled_for: datetime | None
     started_at: datetime | None
     user_id: str | None
+    lock_key: str | None = None  # pinned at claim time, with the policy and the fence
+    lock_policy: ConcurrencyPolicy | None = None
+    fence: int | None = None
+    worker: str | None = None
 
 
 _WF_COLS = (
@@ -77,6 +81,10 @@ _EX_COLS = (
     executions.c.scheduled_for,
     executions.c.started_at,
     executions.c.user_id,
+    executions.c.lock_key,
+    executions.c.lock_policy,
+    executions.c.fence,
+    executions.c.worker,
 )
 
 
@@ -165,6 +173,10 @@ def _exec(row: Any) -> ExecRow:
         scheduled_for=row.scheduled_for,
         started_at=row.started_at,
         user_id=row.user_id,
+        lock_key=row.lock_key,
+        lock_policy=ConcurrencyPolicy(row.lock_policy) if row.lock_policy else None,
+        fence=row.fence,
+        worker=row.worker,
     )
 
 
@@ -194,6 +206,9 @@ def _full_row(values: dict[str, Any]) -> dict[str, Any]:
         "worker": None,
         "celery_task_id": None,
         "lock_token": None,
+        "lock_key": None,
+        "lock_policy": None,
+        "fence": None,
         "error": None,
         "steps": [],
         "created_at": now,

@@ -39,14 +39,19 @@ def reap_lost_runs(
     cutoff = now - timedelta(seconds=settings.visibility_timeout + settings.lock_ttl) - MARGIN
     with db.session() as s:
         rows = s.execute(
-            select(Execution.id, Execution.workflow_id, Execution.lock_token, Workflow.concurrency)
+            select(
+                Execution.id, Execution.workflow_id, Execution.lock_token, Execution.lock_key, Workflow.concurrency
+            )
             .join(Workflow, Workflow.id == Execution.workflow_id)
             .where(Execution.status == ExecutionStatus.RUNNING, Execution.updated_at < cutoff)
             .limit(limit)
         ).all()
     reaped: list[uuid.UUID] = []
-    for ex_id, wf_id, token, concurrency in rows:
-        key = keys.execution_lease(ex_id) if concurrency == ConcurrencyPolicy.ALLOW else keys.workflow_lock(wf_id)
+    for ex_id, wf_id, token, pinned, concurrency in rows:
+        # the key pinned on the row at claim time; rows from before it was pinned: today's policy
+        key = pinned or (
+            keys.execution_lease(ex_id) if concurrency == ConcurrencyPolicy.ALLOW else keys.workflow_lock(wf_id)
+        )
         held, _ = split_value(client.get(key))  # type: ignore[arg-type]
         if token is not None and held == token:
             continue  # its worker still renews the lock: a long run, not a dead one
