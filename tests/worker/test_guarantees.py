@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from tests.procs import celery_worker, wait_for
 from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final
 from woow_scheduler.celery_app import TASK_EXECUTE
 from woow_scheduler.db import Database
-from woow_scheduler.db.models import Execution, Workflow
+from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
 from woow_scheduler.keys import Keys
 from woow_scheduler.settings import Settings
@@ -205,3 +205,13 @@ def test_a_message_naming_another_workflows_execution_writes_nothing(app: Celery
     (row,) = executions(db, theirs.id)
     assert row.status == ExecutionStatus.QUEUED and row.attempt == 0 and row.worker is None
     assert executions(db, mine.id) == []
+
+
+def test_a_fire_of_a_deleted_trigger_is_dropped_once_not_retried(app: Celery, db: Database) -> None:
+    wf = make_workflow(db, [{"name": "hi", "type": "log", "config": {"message": "x"}}])
+    tr = make_trigger(db, wf)
+    with db.session() as s:
+        s.execute(delete(Trigger).where(Trigger.id == tr.id))
+    result = _apply(app, FirePayload(workflow_id=wf.id, trigger_id=tr.id, user_id="u", scheduled_for=FIRE))
+    assert result["outcome"] == "dropped" and result["reason"] == "trigger no longer exists"
+    assert executions(db, wf.id) == []

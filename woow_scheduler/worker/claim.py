@@ -31,6 +31,7 @@ import redis
 from celery import Task
 from celery.exceptions import Retry
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from ..enums import ConcurrencyPolicy, ExecutionStatus
 from ..errors import StoreUnavailable
@@ -72,6 +73,10 @@ class DefinitionChanged(Exception):
     def __init__(self, fresh: h.WorkflowDef | None) -> None:
         super().__init__("workflow definition changed")
         self.fresh = fresh
+
+
+class TriggerGone(Exception):
+    """The fire's trigger was deleted after beat published it (its row would break the foreign key)."""
 
 
 def now() -> datetime:
@@ -319,7 +324,12 @@ class Delivery:
         row = self.sql(h.get_fire, p.trigger_id, p.scheduled_for)
         if row is not None:
             return self.claim_existing(wf, row)
-        return self.claim_new_fire(wf)
+        try:
+            return self.claim_new_fire(wf)
+        except TriggerGone:
+            reason = "trigger no longer exists"
+            self.rlog.warning("fire dropped: its trigger was deleted after it was published")
+            return Claim(Outcome.DROPPED, None, reason=reason)
 
     def fire_values(self, new_id: uuid.UUID, wf: h.WorkflowDef) -> dict[str, Any]:
         return {
@@ -360,7 +370,12 @@ class Delivery:
         :class:`DefinitionChanged` (lock released) when the workflow was edited or deleted since
         ``wf`` was read, so the claim starts over with the current definition.
         """
-        if self.sql(h.insert_fire_checked, values, wf):
+        try:
+            inserted = self.sql(h.insert_fire_checked, values, wf)
+        except IntegrityError:  # the only constraint it can break: the trigger's foreign key
+            self.release_held()
+            raise TriggerGone() from None
+        if inserted:
             return True
         self.release_held()
         fresh = self.load()
