@@ -83,6 +83,11 @@ class Keys:
         return f"{self.prefix}beat:active"
 
     @property
+    def fire_journal(self) -> str:
+        """Sorted set of published fires not yet seen in ``executions``, scored by publish time (sweeper)."""
+        return f"{self.prefix}beat:journal"
+
+    @property
     def fired(self) -> str:
         """Stream of fires published by beat, drained into PostgreSQL bookkeeping in batches."""
         return f"{self.prefix}beat:fired"
