@@ -138,6 +138,8 @@ class Execution(Base):
     lock_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lock_policy: Mapped[str | None] = mapped_column(String(20), nullable=True)
     fence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # when the next attempt of a 'retrying' row is due (the reaper re-sends it if it never came)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(json_type(), default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -209,6 +209,7 @@ def _full_row(values: dict[str, Any]) -> dict[str, Any]:
         "lock_key": None,
         "lock_policy": None,
         "fence": None,
+        "due_at": None,
         "error": None,
         "steps": [],
         "created_at": now,

@@ -164,6 +164,7 @@ class FireRun(Delivery):
             "steps": outcome.steps,
             "error": outcome.error,
             "fence": claim.lock.fence,  # a new one if the run took a vanished key back
+            "due_at": now() + timedelta(seconds=retry_in) if retry_in is not None else None,
         }
         delay = 0.5
         ambiguous = False
