@@ -26,7 +26,7 @@ from tests.worker.conftest import executions, make_trigger, make_workflow, send_
 from woow_scheduler.celery_app import TASK_EXECUTE
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow
-from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
+from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus, TriggerState
 from woow_scheduler.keys import Keys
 from woow_scheduler.settings import Settings
 from woow_scheduler.worker.payload import FirePayload
@@ -215,3 +215,15 @@ def test_a_fire_of_a_deleted_trigger_is_dropped_once_not_retried(app: Celery, db
     result = _apply(app, FirePayload(workflow_id=wf.id, trigger_id=tr.id, user_id="u", scheduled_for=FIRE))
     assert result["outcome"] == "dropped" and result["reason"] == "trigger no longer exists"
     assert executions(db, wf.id) == []
+
+
+def test_a_fire_of_a_paused_trigger_is_recorded_skipped_not_run(app: Celery, db: Database) -> None:
+    wf = make_workflow(db, [{"name": "hi", "type": "log", "config": {"message": "x"}}])
+    tr = make_trigger(db, wf)
+    with db.session() as s:
+        s.execute(update(Trigger).where(Trigger.id == tr.id).values(state=TriggerState.PAUSED))
+    result = _apply(app, FirePayload(workflow_id=wf.id, trigger_id=tr.id, user_id="u", scheduled_for=FIRE))
+    assert result["outcome"] == "skipped"
+    (row,) = executions(db, wf.id)
+    assert row.status == ExecutionStatus.SKIPPED and "trigger paused" in (row.error or "")
+    assert row.steps == [] and row.started_at is None

@@ -33,7 +33,7 @@ from celery.exceptions import Retry
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ..enums import ConcurrencyPolicy, ExecutionStatus
+from ..enums import ConcurrencyPolicy, ExecutionStatus, TriggerState
 from ..errors import StoreUnavailable
 from ..keys import Keys
 from . import history as h
@@ -321,15 +321,34 @@ class Delivery:
             return self.claim_existing(wf, self.sql(h.get_execution, new_id))
         # look before locking: a fire that has a row already never contends for the lock
         assert p.scheduled_for is not None
-        row = self.sql(h.get_fire, p.trigger_id, p.scheduled_for)
+        state, row = self.sql(h.look_fire, p.trigger_id, p.scheduled_for)
         if row is not None:
             return self.claim_existing(wf, row)
         try:
+            # a deleted trigger (state None) is found out by the insert (its workflow may be gone too)
+            if state is TriggerState.PAUSED:
+                return self.refuse_paused(wf)
             return self.claim_new_fire(wf)
         except TriggerGone:
             reason = "trigger no longer exists"
             self.rlog.warning("fire dropped: its trigger was deleted after it was published")
             return Claim(Outcome.DROPPED, None, reason=reason)
+
+    def refuse_paused(self, wf: h.WorkflowDef) -> Claim:
+        """A fire of a trigger paused since beat published it: recorded ``skipped``, never run."""
+        new_id = uuid.uuid4()
+        reason = "trigger paused after this fire was published"
+        values = self.fire_values(new_id, wf) | {
+            "status": ExecutionStatus.SKIPPED,
+            "error": reason,
+            "finished_at": now(),
+            "worker": self.ctx.hostname,
+            "celery_task_id": self.task_id,
+        }
+        if self.insert_new(wf, values):
+            self.rlog.bind(execution_id=new_id).info("fire skipped", reason=reason)
+            return Claim(Outcome.SKIPPED, new_id, reason=reason)
+        return self.existing_fire(wf)
 
     def fire_values(self, new_id: uuid.UUID, wf: h.WorkflowDef) -> dict[str, Any]:
         return {

@@ -17,11 +17,12 @@ from sqlalchemy import Connection, Table, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import direct
-from ..db.models import Execution, Workflow
-from ..enums import ConcurrencyPolicy, ExecutionStatus
+from ..db.models import Execution, Trigger, Workflow
+from ..enums import ConcurrencyPolicy, ExecutionStatus, TriggerState
 
 executions: Table = Execution.__table__  # type: ignore[assignment]
 workflows: Table = Workflow.__table__  # type: ignore[assignment]
+triggers: Table = Trigger.__table__  # type: ignore[assignment]
 
 
 def utcnow() -> datetime:
@@ -94,6 +95,17 @@ _LOAD_WF = select(*_WF_COLS).where(workflows.c.id == bindparam("wid"))
 _GET_EXEC = select(*_EX_COLS).where(executions.c.id == bindparam("eid"))
 _GET_FIRE = select(*_EX_COLS).where(
     and_(executions.c.trigger_id == bindparam("tid"), executions.c.scheduled_for == bindparam("sf"))
+)
+# the fire's trigger (its state) and its execution row, if any, in one round trip
+_LOOK_FIRE = (
+    select(triggers.c.state.label("trigger_state"), *_EX_COLS)
+    .select_from(
+        triggers.outerjoin(
+            executions,
+            and_(executions.c.trigger_id == triggers.c.id, executions.c.scheduled_for == bindparam("sf")),
+        )
+    )
+    .where(triggers.c.id == bindparam("tid"))
 )
 _UPDATES: dict[tuple[bool, bool, int], Any] = {}
 
@@ -188,6 +200,16 @@ def get_execution(conn: Connection, execution_id: uuid.UUID) -> ExecRow | None:
 def get_fire(conn: Connection, trigger_id: uuid.UUID, scheduled_for: datetime) -> ExecRow | None:
     row = conn.execute(_GET_FIRE, {"tid": trigger_id, "sf": scheduled_for}).first()
     return _exec(row) if row is not None else None
+
+
+def look_fire(
+    conn: Connection, trigger_id: uuid.UUID, scheduled_for: datetime
+) -> tuple[TriggerState | None, ExecRow | None]:
+    """The state of the fire's trigger (``None``: deleted) and the fire's execution row, if any."""
+    row = conn.execute(_LOOK_FIRE, {"tid": trigger_id, "sf": scheduled_for}).first()
+    if row is None:
+        return None, None
+    return TriggerState(row.trigger_state), (_exec(row) if row.id is not None else None)
 
 
 def _full_row(values: dict[str, Any]) -> dict[str, Any]:
