@@ -96,3 +96,27 @@ class Keys:
 def fence_key(lock_key: str) -> str:
     """Fence counter of a lock key built outside :class:`Keys` (tests, tools)."""
     return f"{lock_key}:fence"
+
+
+def lock_value(prefix: str, fence: int, holder: str) -> str:
+    """A lock key's value: ``"<token>:<execution id>:<fence>:<pid>@<node>"`` (``prefix`` is the first two;
+    the acquire and renew scripts build the same string)."""
+    return f"{prefix}:{fence}:{holder}"
+
+
+def lock_value_parts(value: str | None) -> tuple[str | None, str | None, int | None, str | None]:
+    """``(token, execution id, fence, "<pid>@<node>")`` of a lock value; missing parts are ``None``
+    (older values are ``"<token>:<execution id>"`` or a bare token)."""
+    if not value:
+        return None, None, None, None
+    token, _, rest = value.partition(":")
+    owner, _, rest = rest.partition(":")
+    fence, _, holder = rest.partition(":")
+    return token, owner or None, int(fence) if fence.isdigit() else None, holder or None
+
+
+def split_lock_value(value: str | None) -> tuple[str | None, str | None]:
+    """A lock key's value -> ``(token, execution id)``; a bare token gives ``(token, None)``.
+    The layout of the value, read by the worker's lock and the beat's reaper."""
+    token, owner, _, _ = lock_value_parts(value)
+    return token, owner

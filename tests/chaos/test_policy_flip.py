@@ -16,10 +16,10 @@ from sqlalchemy import select
 from tests.chaos.harness import ChaosEnv, Size, sizes, utcnow
 from woow_scheduler.db import Execution, Workflow
 from woow_scheduler.enums import ExecutionStatus
+from woow_scheduler.messaging.publish import enqueue_fire
+from woow_scheduler.scheduler.reaper import reap_lost_runs
 from woow_scheduler.service import Service
 from woow_scheduler.worker import get_app
-from woow_scheduler.worker.dispatch import enqueue_fire
-from woow_scheduler.worker.reaper import reap_lost_runs
 
 SIZES = sizes(
     Size("full", triggers=8, window=60, faults=3),

@@ -18,8 +18,8 @@ from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.keys import Keys
+from woow_scheduler.scheduler.sweeper import MAX_REPUBLISH, journal_member, sweep_fires
 from woow_scheduler.settings import Settings, load_settings
-from woow_scheduler.sweeper import MAX_REPUBLISH, journal_member, sweep_fires
 from woow_scheduler.worker import get_app
 
 FIRE = datetime(2030, 8, 1, 6, 0, tzinfo=UTC)

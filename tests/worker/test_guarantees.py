@@ -23,14 +23,14 @@ from sqlalchemy import delete, update
 
 from tests.procs import celery_worker, wait_for
 from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final
-from woow_scheduler.celery_app import TASK_EXECUTE
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus, TriggerState
 from woow_scheduler.keys import Keys
+from woow_scheduler.messaging.app import TASK_EXECUTE
+from woow_scheduler.messaging.payload import FirePayload
+from woow_scheduler.scheduler.reaper import reap_lost_runs
 from woow_scheduler.settings import Settings
-from woow_scheduler.worker.payload import FirePayload
-from woow_scheduler.worker.reaper import reap_lost_runs
 
 pytestmark = pytest.mark.slow
 

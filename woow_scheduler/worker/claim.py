@@ -36,11 +36,11 @@ from sqlalchemy.exc import IntegrityError
 from ..enums import ConcurrencyPolicy, ExecutionStatus, TriggerState
 from ..errors import StoreUnavailable
 from ..keys import Keys
+from ..messaging.payload import FirePayload
 from . import history as h
 from .context import WorkerContext
 from .lock import WorkflowLock, parse_value, split_value
 from .logfmt import RunLog
-from .payload import FirePayload
 
 log = logging.getLogger("woow.worker")
 

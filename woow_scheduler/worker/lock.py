@@ -35,13 +35,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import redis
 
 from ..errors import LockError
-from ..keys import Keys, fence_key
+from ..keys import Keys, fence_key, lock_value, lock_value_parts, split_lock_value
+from ..lua import lua_source
 
 log = logging.getLogger("woow.lock")
 
@@ -52,7 +52,7 @@ FENCE_COUNTER_TTL_MS = 30 * 24 * 3600 * 1000  # a lost counter is re-seeded from
 def _script(name: str) -> tuple[str, str]:
     found = _SCRIPTS.get(name)
     if found is None:
-        text = resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+        text = lua_source(name)
         found = _SCRIPTS[name] = (text, hashlib.sha1(text.encode()).hexdigest())
     return found
 
@@ -122,29 +122,19 @@ def _is_zombie(pid: int) -> bool:
 
 
 def parse_value(value: str | bytes | None) -> LockValue | None:
-    """``"<token>:<execution id>[:<fence>:<pid>@<node>]"`` -> its parts; ``None`` for no value."""
-    text = _str(value)
-    if not text:
+    """A lock value (:func:`keys.lock_value`) -> its parts; ``None`` for no value."""
+    token, owner, fence, holder = lock_value_parts(_str(value))
+    if token is None:
         return None
-    token, _, rest = text.partition(":")
-    owner, _, rest = rest.partition(":")
-    fence_s, _, holder = rest.partition(":")
-    pid_s, _, node = holder.partition("@")
+    pid_s, _, node = (holder or "").partition("@")
     return LockValue(
-        token=token,
-        owner=owner or None,
-        fence=int(fence_s) if fence_s.isdigit() else None,
-        pid=int(pid_s) if pid_s.isdigit() else None,
-        node=node or None,
+        token=token, owner=owner, fence=fence, pid=int(pid_s) if pid_s.isdigit() else None, node=node or None
     )
 
 
 def split_value(value: str | None) -> tuple[str | None, str | None]:
     """``"<token>:<execution id>..."`` -> ``(token, execution id)``; a bare token gives ``(token, None)``."""
-    parsed = parse_value(value)
-    if parsed is None:
-        return None, None
-    return parsed.token, parsed.owner
+    return split_lock_value(value)
 
 
 def execution_lease_key(keys: Keys, execution_id: uuid.UUID | str) -> str:
@@ -182,7 +172,7 @@ class WorkflowLock:
 
     def _set_fence(self, fence: int) -> None:
         self.fence = fence
-        self.value = f"{self.prefix}:{fence}:{self.holder_id}"
+        self.value = lock_value(self.prefix, fence, self.holder_id)
 
     def acquire(self, *, expected: str | None = None) -> bool:
         """Take the lock if it is free (or still holds exactly ``expected``); ``True`` when ours now."""

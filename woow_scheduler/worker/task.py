@@ -26,18 +26,18 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ..celery_app import TASK_EXECUTE
 from ..engine.redact import redact
 from ..engine.runner import RunOutcome, run_steps
 from ..enums import ExecutionStatus
 from ..errors import StoreUnavailable
+from ..messaging.app import TASK_EXECUTE
+from ..messaging.payload import FirePayload, describe_error
 from ..settings import Settings
 from . import history as h
 from .claim import Claim, Delivery, Outcome, now, pinned_lock_key
 from .context import settings_of, worker_context
 from .lock import run_script
 from .logfmt import RunLog, kv
-from .payload import FirePayload, describe_error
 
 log = logging.getLogger("woow.worker")
 

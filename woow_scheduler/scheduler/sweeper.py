@@ -28,11 +28,12 @@ import redis
 from celery import Celery
 from sqlalchemy import select, tuple_
 
-from .db import Database
-from .db.models import Execution, Trigger, Workflow
-from .keys import Keys
+from ..db import Database
+from ..db.models import Execution, Trigger, Workflow
+from ..keys import Keys
+from ..messaging.publish import enqueue_fire
+from ..settings import Settings
 from .schedule import iso_utc, parse_utc
-from .settings import Settings
 
 log = logging.getLogger("woow.sweeper")
 
@@ -96,8 +97,6 @@ def sweep_fires(
     batch: int = 1000,
 ) -> SweepResult:
     """One pass over the oldest ``batch`` journaled fires (see the module doc)."""
-    from .worker.dispatch import enqueue_fire  # the one publisher of fires (messaging)
-
     keys = Keys(settings.key_prefix)
     at = (now or datetime.now(UTC)).timestamp()
     overdue = at - settings.visibility_timeout - settings.fire_journal_grace
