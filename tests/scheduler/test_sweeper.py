@@ -18,7 +18,9 @@ from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.keys import Keys
-from woow_scheduler.scheduler.sweeper import MAX_REPUBLISH, journal_member, sweep_fires
+from woow_scheduler.scheduler.bookkeeping import drain_fired, fired_record, journal_member
+from woow_scheduler.scheduler.reaper import resend_stale
+from woow_scheduler.scheduler.sweeper import MAX_REPUBLISH, sweep_fires
 from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
 
@@ -100,3 +102,44 @@ def test_a_fire_is_given_up_after_max_republish(
     assert sweep_fires(ssettings, db, redis_client, sapp, now=now).dropped == 1
     assert redis_client.zcard(keys.fire_journal) == 0
     assert _published(redis_client, ssettings) == []
+
+
+def test_the_drain_journals_every_fired_time_with_its_payload(
+    ssettings: Settings, db: Database, redis_client: redis.Redis
+) -> None:
+    keys = Keys(ssettings.key_prefix)
+    wf = make_workflow(db, [])
+    tr = make_trigger(db, wf)
+    fires = (FIRE, FIRE + timedelta(seconds=1))
+    record = fired_record(
+        str(tr.id), fires, FIRE + timedelta(seconds=2), 1, {"workflow_id": str(wf.id), "user_id": "ann"}
+    )
+    redis_client.xadd(keys.fired, {"f": record})
+    drain_fired(ssettings, db, redis_client)
+    assert redis_client.xlen(keys.fired) == 0
+    found = [json.loads(m) for m in redis_client.zrange(keys.fire_journal, 0, -1)]  # type: ignore[union-attr]
+    members = sorted(found, key=lambda m: m["s"])
+    assert members == [{"n": 0, "s": f.isoformat(), "t": str(tr.id), "u": "ann", "w": str(wf.id)} for f in fires]
+
+
+def test_reaper_resends_a_retry_whose_message_never_came(
+    ssettings: Settings, sapp: Celery, db: Database, redis_client: redis.Redis
+) -> None:
+    wf = make_workflow(db, [])
+    now = datetime.now(UTC)
+    overdue = now - timedelta(seconds=ssettings.visibility_timeout + ssettings.fire_journal_grace + 5)
+    with db.session() as s:
+        lost = Execution(workflow_id=wf.id, user_id="ann", status=ExecutionStatus.RETRYING, attempt=1, due_at=overdue)
+        later = Execution(
+            workflow_id=wf.id,
+            user_id="ann",
+            status=ExecutionStatus.RETRYING,
+            attempt=1,
+            due_at=now + timedelta(hours=1),
+        )
+        done = Execution(workflow_id=wf.id, status=ExecutionStatus.SUCCEEDED, attempt=1, due_at=overdue)
+        s.add_all([lost, later, done])
+    assert resend_stale(ssettings, db, sapp, now=now) == [lost.id]
+    (sent,) = _published(redis_client, ssettings)
+    assert sent["execution_id"] == str(lost.id) and sent["user_id"] == "ann" and sent["workflow_id"] == str(wf.id)
+    assert resend_stale(ssettings, db, sapp, now=now) == []  # due again only after another window

@@ -53,8 +53,9 @@ from ..messaging.payload import fire_kwargs
 from ..settings import Settings, load_settings
 from .bookkeeping import drain_fired, fired_record
 from .codec import decode_meta, dumps, encode_meta, loads
-from .reaper import reap_lost_runs
+from .reaper import reap_lost_runs, resend_stale
 from .schedule import FirePlan, WoowTriggerSchedule, iso_utc
+from .sweeper import sweep_fires
 from .sync import Reconciler, incremental_since
 
 log = logging.getLogger("woow.beat")
@@ -293,7 +294,13 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 )
             new_meta = encode_meta(pos, count + len(fires)) if pos is not None else ""
             score = int(nxt.timestamp()) if nxt is not None else -1
-            record = fired_record(str(decoded.definition.get("name")), fires, nxt, sched.version) if fires else ""
+            record = (
+                fired_record(
+                    str(decoded.definition.get("name")), fires, nxt, sched.version, decoded.definition.get("kwargs")
+                )
+                if fires
+                else ""
+            )
             writes.append((key, [decoded.sha, new_meta, score, record, FIRED_STREAM_MAXLEN]))
         if writes:
             script = self._fired_script(client)
@@ -466,7 +473,7 @@ class _Maintenance(threading.Thread):
         self.db = Database(s.database_url)
         client = get_redis(self.scheduler.app)
         reconciler = Reconciler(s, self.db, client)
-        next_heartbeat = next_flush = next_incr = next_full = next_prune = 0.0
+        next_heartbeat = next_flush = next_incr = next_full = next_prune = next_sweep = 0.0
         last_pass_start: datetime | None = None
         while not self._stop_event.is_set():
             self.scheduler.idle.wait(timeout=5.0)  # never starved: at most 5 s behind a burst
@@ -480,6 +487,10 @@ class _Maintenance(threading.Thread):
                         self._prune_dead_beats()
                         reap_lost_runs(s, self.db, client)
                         next_prune = mono + max(60.0, 6 * s.heartbeat_interval)
+                    if mono >= next_sweep:
+                        sweep_fires(s, self.db, client, self.scheduler.app)
+                        resend_stale(s, self.db, self.scheduler.app)
+                        next_sweep = mono + max(5.0, 5 * s.bookkeeping_interval)
                     if mono >= next_flush:
                         drain_fired(s, self.db, client)
                         next_flush = mono + s.bookkeeping_interval

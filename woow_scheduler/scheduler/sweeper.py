@@ -33,23 +33,13 @@ from ..db.models import Execution, Trigger, Workflow
 from ..keys import Keys
 from ..messaging.publish import enqueue_fire
 from ..settings import Settings
+from .bookkeeping import journal_member
 from .schedule import iso_utc, parse_utc
 
 log = logging.getLogger("woow.sweeper")
 
 SETTLE = 2.0  # seconds a fire gets to reach a worker before the sweeper looks for its row
 MAX_REPUBLISH = 5
-
-
-def journal_member(
-    trigger_id: str, fire: datetime, workflow_id: str | None, user_id: str | None, tries: int = 0
-) -> str:
-    """One journaled fire: compact JSON, identical for identical fires (``ZADD NX`` keeps the first)."""
-    return json.dumps(
-        {"t": trigger_id, "s": iso_utc(fire), "w": workflow_id, "u": user_id, "n": tries},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
 
 
 @dataclass(frozen=True)
