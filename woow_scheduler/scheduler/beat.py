@@ -178,6 +178,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self.keys = Keys(self.settings.key_prefix)
         self.instance_id = f"beat-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.chunk_size = self.settings.beat_dispatch_chunk
+        self._dispatch_lock: BeatLock | None = None
         self._decoded: dict[str, _Decoded] = {}
         self._maintenance: _Maintenance | None = None
         self._beat_lock: BeatLock | None = None
@@ -231,12 +232,14 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         failures = 0
         if due:
             self.idle.clear()  # the PostgreSQL thread waits: no GIL contention while fires go out
+        self._dispatch_lock = lock  # checked by elapsed time while publishing, not only per chunk
         try:
             for i in range(0, len(due), self.chunk_size):
                 if not lock.keep():
                     raise _LockLost
                 failures += self._process_chunk(client, due[i : i + self.chunk_size])
         finally:
+            self._dispatch_lock = None
             self.idle.set()
         return failures
 
@@ -247,6 +250,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             rows = pipe.execute()
         now = datetime.now(UTC)
         writes: list[tuple[str, list[Any]]] = []
+        seen_meta: dict[str, str] = {}  # the entry's meta as read: its fired write is conditional on it
         generic: list[tuple[str, _Decoded, str | None]] = []
         planned: list[tuple[str, _Decoded, int, FirePlan]] = []
         for key, (definition, meta) in zip(keys, rows, strict=True):
@@ -261,6 +265,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 generic.append((key, decoded, meta))
                 continue
             last, count = decode_meta(meta)
+            seen_meta[key] = meta or ""
             planned.append((key, decoded, count, decoded.schedule.plan(last, now)))
 
         # publish every fire of the chunk (in parallel when configured), then record the outcome
@@ -276,7 +281,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             sched = decoded.schedule
             assert sched is not None
             if ok < len(plan.fires):
-                log.error("beat: publishing %s failed: %s", decoded.definition.get("name"), results[ok])
+                if not isinstance(results[ok], _LockLost):
+                    log.error("beat: publishing %s failed: %s", decoded.definition.get("name"), results[ok])
                 if ok == 0:
                     continue  # stays due: retried next pass with the same scheduled_for
                 fires = plan.fires[:ok]
@@ -301,7 +307,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 if fires
                 else ""
             )
-            writes.append((key, [decoded.sha, new_meta, score, record, FIRED_STREAM_MAXLEN]))
+            writes.append((key, [decoded.sha, new_meta, score, record, FIRED_STREAM_MAXLEN, seen_meta[key]]))
         if writes:
             script = self._fired_script(client)
             schedule_key, fired_key = self.keys.redbeat_schedule, self.keys.fired
@@ -324,7 +330,15 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         Sequential on purpose: publishing is CPU-bound in Celery/kombu (measured: a thread pool
         gained nothing on two cores), and one producer keeps the broker connection count at one.
         """
-        return [self._publish_one(job, producer=self.producer) for job in jobs]
+        lock = getattr(self, "_dispatch_lock", None)
+        out: list[Exception | None] = []
+        for n, job in enumerate(jobs):
+            if lock is not None and not lock.keep():  # cheap: a clock read until a renewal is due
+                log.warning("beat: lost the beat lock while publishing; %d fires left to the new leader", len(jobs) - n)
+                out.extend(_LockLost() for _ in jobs[n:])
+                break
+            out.append(self._publish_one(job, producer=self.producer))
+        return out
 
     def _publish_one(self, job: tuple[dict[str, Any], datetime], producer: Any = None) -> Exception | None:
         try:
