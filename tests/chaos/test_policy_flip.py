@@ -1,4 +1,4 @@
-"""Scenario 9: a `forbid` workflow is edited to `allow` while a run is in progress, and the same
+"""Scenario 10: a `forbid` workflow is edited to `allow` while a run is in progress, and the same
 fire is delivered again (a redelivery, a beat failover).
 
 Liveness checks must read the lock pinned on the row at claim time, not today's policy: the
@@ -79,7 +79,7 @@ def test_policy_flip_mid_run(chaos_env: ChaosEnv, size: Size) -> None:
     time.sleep(1.5)
     beat.stop()
     settled = env.settle(t0, t1)
-    tally = env.classify(t0, t1, scenario="9 policy flip", size=size.name)
+    tally = env.classify(t0, t1, scenario="10 policy flip", size=size.name)
     logs = "".join(w.log() for w in env.procs if w.kind == "worker")
     tally.extra.update(flips=len(flipped), takeovers=logs.count("took over"), settle_s=round(settled, 1))
     tally.publish()

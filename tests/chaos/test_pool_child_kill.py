@@ -1,4 +1,4 @@
-"""Scenario 7: only a pool child is killed (`kill -9` of the child, the OOM killer's usual victim).
+"""Scenario 8: only a pool child is killed (`kill -9` of the child, the OOM killer's usual victim).
 
 The worker's main process lives on and Celery requeues the message at once
 (``reject_on_worker_lost``); the dead run's lock is still alive.  The redelivered fire must take
@@ -92,7 +92,7 @@ def test_pool_child_kill9(chaos_env: ChaosEnv, size: Size) -> None:
     time.sleep(1.5)
     beat.stop()
     settled = env.settle(t0, t1)
-    tally = env.classify(t0, t1, scenario="7 pool-child kill -9", size=size.name, kills=kills)
+    tally = env.classify(t0, t1, scenario="8 pool-child kill -9", size=size.name, kills=kills)
     logs = "".join(w.log() for w in env.procs if w.kind == "worker")
     tally.recovery_s = round(max(takeovers), 2)
     tally.extra.update(

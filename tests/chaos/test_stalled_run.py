@@ -1,4 +1,4 @@
-"""Scenario 8: a pool child running a `forbid` workflow is frozen (SIGSTOP) for twice the lock TTL.
+"""Scenario 9: a pool child running a `forbid` workflow is frozen (SIGSTOP) for twice the lock TTL.
 
 Its lease expires while it is frozen and the next fires of the workflow take the lock and run.
 When the child resumes, the stalled run must notice before its next step and stop: recorded
@@ -91,7 +91,7 @@ def test_stalled_run_is_recorded_lock_lost(chaos_env: ChaosEnv, size: Size) -> N
     time.sleep(1.5)
     beat.stop()
     settled = env.settle(t0, t1)
-    tally = env.classify(t0, t1, scenario="8 stalled run (SIGSTOP)", size=size.name)
+    tally = env.classify(t0, t1, scenario="9 stalled run (SIGSTOP)", size=size.name)
     tally.extra.update(stalled=len(stalled), settle_s=round(settled, 1))
     tally.publish()
     tally.check()

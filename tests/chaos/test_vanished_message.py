@@ -1,4 +1,4 @@
-"""Scenario 10: fires vanish from the broker after beat published them.
+"""Scenario 11: fires vanish from the broker after beat published them.
 
 Simulates kombu's pop/unacked window (a worker killed between ``BRPOP`` and recording the message
 unacked loses it for good) and a broker that lost its data: while no worker consumes, beat
@@ -65,7 +65,7 @@ def test_vanished_messages_are_published_again(chaos_env: ChaosEnv, size: Size) 
         beat.stop()
     finally:
         client.close()
-    tally = env.classify(t0, t1, scenario="10 vanished message", size=size.name)
+    tally = env.classify(t0, t1, scenario="11 vanished message", size=size.name)
     logs = "".join(p.log() for p in env.procs if p.kind == "beat")
     with env.db.session() as s:
         rows = s.execute(select(Execution.trigger_id, Execution.scheduled_for, Execution.started_at)).all()
