@@ -89,16 +89,6 @@ def _check(name: str, fn: Any) -> dict[str, Any]:
         return {"name": name, "ok": False, "detail": msg, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-def _check_with_problems(name: str, fn: Any) -> dict[str, Any]:
-    """A check that can answer and still find problems (no active beat, no worker): it is not ok,
-    its detail is what the problems say, and what it read stays under ``info``."""
-    found: dict[str, Any] = {"problems": []}
-    c = _check(name, lambda: fn(found))
-    if c["ok"] and found["problems"]:
-        c.update(ok=False, info=c["detail"], detail="; ".join(found["problems"]))
-    return c
-
-
 class StatusSources(Protocol):
     """What the status checks read: the CLI's ``AppContext`` and the API's ``ApiState`` both fit."""
 
@@ -110,6 +100,16 @@ class StatusSources(Protocol):
     def redis(self) -> redis.Redis: ...
     @property
     def service(self) -> Service: ...
+
+
+def _check_with_problems(name: str, fn: Any) -> dict[str, Any]:
+    """A check that can answer and still find problems (no active beat, no worker): it is not ok,
+    its detail is what the problems say, and what it read stays under ``info``."""
+    found: dict[str, Any] = {"problems": []}
+    c = _check(name, lambda: fn(found))
+    if c["ok"] and found["problems"]:
+        c.update(ok=False, info=c["detail"], detail="; ".join(found["problems"]))
+    return c
 
 
 def collect_status(
