@@ -71,7 +71,8 @@ METRICS: tuple[MetricDef, ...] = (
               "RedBeat entries a reconcile had to fix: added, updated, removed."),
     MetricDef("woow_beat_redbeat_entries", "gauge", ("beat",), (), "Entries in the RedBeat schedule (read at scrape)."),
     MetricDef("woow_beat_sweeper_republished_total", "counter", ("beat",), (),
-              "Dispatched fires without an execution row that the sweeper published again."),
+              "Fires published again by the sweeper (journaled, no execution row) or re-sent by the reaper "
+              "(a queued row whose message never came)."),
     MetricDef("woow_queue_depth", "gauge", ("beat", "api"), ("queue",),
               "Messages waiting in the Celery queue (read at scrape, by beat and by the API)."),
     # -- worker --------------------------------------------------------------------------------
