@@ -162,6 +162,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Networks (CIDR) http steps of any user may reach although they are not public.",
     )
+    http_allow_redirects: bool = Field(
+        default=False,
+        description="Let http steps of any user follow redirects (each hop is checked like the first "
+        "request); otherwise follow_redirects needs the 'http_private' privilege.",
+    )
     http_max_redirects: int = Field(default=5, ge=0, le=20, description="Redirects an http step may follow.")
     http_body_cap: int = Field(
         default=8 * 1024, ge=0, le=10 * 1024 * 1024, description="Bytes of an http response body that are read."

@@ -130,8 +130,8 @@ class _SpecBase(BaseModel):
     start_at: datetime | None = None
     end_at: datetime | None = None
     misfire_policy: MisfirePolicy = MisfirePolicy.FIRE_ONCE_NOW
-    misfire_threshold: float = Field(default=60.0, gt=0)
-    max_catchup: int = Field(default=100, ge=1)
+    misfire_threshold: float = Field(default=60.0, gt=0, le=366 * 86_400, allow_inf_nan=False)
+    max_catchup: int = Field(default=100, ge=1, le=100_000)
 
     @model_validator(mode="before")
     @classmethod
@@ -298,7 +298,7 @@ class IntervalSpec(_SpecBase):
 
     type: Literal["interval"] = "interval"
     every: int
-    repeat_count: int | None = Field(default=None, ge=0)
+    repeat_count: int | None = Field(default=None, ge=0, le=2**31 - 1)  # an INTEGER column
 
     @field_validator("every", mode="before")
     @classmethod

@@ -77,14 +77,14 @@ class HttpStrategy(TaskStrategy):
     def required_privileges(self, config: Any) -> frozenset[str]:
         cfg: HttpConfig = config
         host = httpx.URL(cfg.url).host
-        unsafe = cfg.follow_redirects or not cfg.verify_tls
+        unsafe = (cfg.follow_redirects and not self.settings.http_allow_redirects) or not cfg.verify_tls
         if unsafe or _destinations(self.settings, any_address=False).check_literal(host):
             return frozenset({HTTP_PRIVATE})
         return frozenset()
 
     def privilege_reason(self, config: Any, privilege: str) -> str:
         cfg: HttpConfig = config
-        if cfg.follow_redirects:
+        if cfg.follow_redirects and not self.settings.http_allow_redirects:
             return "follow_redirects is true"
         if not cfg.verify_tls:
             return "verify_tls is false"
