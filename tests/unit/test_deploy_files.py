@@ -44,12 +44,19 @@ def test_compose_services_commands_and_environment() -> None:
             assert key.startswith("WOOW_")
             assert key[5:].lower() in Settings.model_fields, f"{name}: {key} is not a setting"
         assert env["WOOW_DATABASE_URL"].startswith("postgresql+psycopg://")
-        assert "@postgres:" in env["WOOW_DATABASE_URL"] and "//redis:" in env["WOOW_REDIS_URL"]
+        assert "@postgres:" in env["WOOW_DATABASE_URL"] and "@redis:" in env["WOOW_REDIS_URL"]
+        # credentials come from .env, never from the file itself
+        assert "${POSTGRES_PASSWORD:?" in env["WOOW_DATABASE_URL"] and "${REDIS_PASSWORD:?" in env["WOOW_REDIS_URL"]
     for name in ("beat", "worker", "flower", "api"):
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["postgres"]["condition"] == deps["redis"]["condition"] == "service_healthy"
         assert "healthcheck" in services[name]
+    assert "--requirepass" in services["redis"]["command"]
+    flower = services["flower"]
+    assert flower["profiles"] == ["flower"] and all(p.startswith("127.0.0.1:") for p in flower["ports"])
+    assert any(a.startswith("--basic-auth=") for a in flower["command"])
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
     beat_check = services["beat"]["healthcheck"]["test"]
     assert beat_check[1] == "woow"
     _cli_accepts(beat_check[2:])
