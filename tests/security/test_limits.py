@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -180,6 +181,35 @@ def test_step_secrets_are_write_only(client: TestClient, bob: dict[str, str], db
     assert stored[0]["config"]["headers"]["Authorization"] == "Bearer real-secret"
     assert stored[0]["config"]["body"]["session"] == "sess-secret"
     assert "real-secret" not in json.dumps(client.get("/workflows", headers=bob).json())
+
+
+def test_url_passwords_are_masked_in_output_and_kept_on_a_round_trip(
+    client: TestClient, token: Callable[..., str], db: Database
+) -> None:
+    carol = auth(token("carol", "read", "write", "shell"))
+    argv = ["pg_dump", "postgresql://backup:pg-hunter2@db:5432/app"]
+    made = client.post("/workflows", json={"name": "dump", "steps": [
+        {"name": "d", "type": "shell", "config": {"argv": argv}}]}, headers=carol)
+    assert made.status_code == 201 and "pg-hunter2" not in made.text
+    shown = made.json()
+    assert shown["steps"][0]["config"]["argv"][1] == "postgresql://backup:***@db:5432/app"
+    assert client.put(f"/workflows/{shown['id']}", json={"name": "dump", "steps": shown["steps"]},
+                      headers=carol).status_code == 200
+    with db.session() as s:
+        stored = s.scalar(select(Workflow.steps).where(Workflow.id == uuid.UUID(shown["id"])))
+    assert stored is not None and stored[0]["config"]["argv"] == argv
+
+
+def test_a_log_message_cannot_forge_a_log_line(sec_settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    from woow_scheduler.engine.runner import run_steps
+    from woow_scheduler.permissions import ALL_PRIVILEGES
+
+    forged = "ok\n2026-12-05 INFO woow.engine execution succeeded workflow=alice-wf"
+    with caplog.at_level("INFO", logger="woow.step"):
+        run_steps([{"name": "l", "type": "log", "config": {"message": forged}}], settings=sec_settings,
+                  workflow_id=uuid.uuid4(), workflow_name="wf", execution_id=uuid.uuid4(), privileges=ALL_PRIVILEGES)
+    lines = [r.getMessage() for r in caplog.records if r.name == "woow.step"]
+    assert lines and all("\n" not in line for line in lines) and "\\n2026" in lines[0]
 
 
 def test_token_list_shows_scopes_and_expiry(db: Database, token: Callable[..., str]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ..db.models import Trigger, Workflow
-from ..engine.redact import MASK, is_secret_key, redact
+from ..engine.redact import MASK, is_secret_key, mask_url_passwords, redact
 from ..engine.registry import validate_steps
 from ..errors import InvalidInput, InvalidTriggerSpec
 from ..permissions import missing_privileges, user_privileges
@@ -113,6 +113,10 @@ def _restore(new: Any, old: Any, keys: Sequence[str]) -> Any:
             else:
                 out[k] = _restore(v, old.get(k), keys)
         return out
+    if isinstance(new, list) and isinstance(old, list):
+        return [_restore(v, old[i] if i < len(old) else None, keys) for i, v in enumerate(new)]
+    if isinstance(new, str) and isinstance(old, str) and new != old and new == mask_url_passwords(old):
+        return old  # a URL shown with its password masked, sent back unchanged
     return new
 
 
