@@ -125,7 +125,10 @@ class HttpStrategy(TaskStrategy):
                 raise StepFailed(f"{cfg.method} {cfg.url}: timed out after {cfg.timeout:g}s ({exc})") from None
             except httpx.HTTPError as exc:
                 raise StepFailed(f"{cfg.method} {cfg.url}: {type(exc).__name__}: {exc}") from None
-        text = bytes(raw).decode(response.encoding or "utf-8", errors="replace")
+        try:
+            text = bytes(raw).decode(response.encoding or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            text = bytes(raw).decode("utf-8", errors="replace")
         body: Any = text
         if not truncated and "json" in response.headers.get("content-type", ""):
             with contextlib.suppress(ValueError):
