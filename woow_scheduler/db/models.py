@@ -61,9 +61,11 @@ class Base(DeclarativeBase):
 
 class Workflow(Base):
     __tablename__ = "workflows"
+    # names are unique per owner (the service also keeps the operator's, owner NULL, unique)
+    __table_args__ = (UniqueConstraint("owner_user_id", "name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     steps: Mapped[list[dict[str, Any]]] = mapped_column(json_type(), default=list)
     concurrency: Mapped[ConcurrencyPolicy] = mapped_column(

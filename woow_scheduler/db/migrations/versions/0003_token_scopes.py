@@ -1,4 +1,5 @@
-"""Token scopes and expiry: ``api_tokens.scopes`` (space-separated) and ``api_tokens.expires_at``.
+"""Token scopes and expiry: ``api_tokens.scopes`` (space-separated) and ``api_tokens.expires_at``;
+workflow names unique per owner instead of globally.
 
 Existing tokens keep what they could do: ``read write``, plus ``admin`` for admin tokens.
 
@@ -32,9 +33,16 @@ def upgrade() -> None:
         )
     tokens = sa.table("api_tokens", sa.column("scopes", sa.String), sa.column("is_admin", sa.Boolean))
     op.execute(tokens.update().where(tokens.c.is_admin.is_(True)).values(scopes="admin read write"))
+    with op.batch_alter_table("workflows", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_workflows_name", type_="unique")
+        batch_op.create_unique_constraint("uq_workflows_owner_user_id_name", ["owner_user_id", "name"])
 
 
 def downgrade() -> None:
+    # fails (as it must) while two owners share a workflow name
+    with op.batch_alter_table("workflows", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_workflows_owner_user_id_name", type_="unique")
+        batch_op.create_unique_constraint("uq_workflows_name", ["name"])
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.drop_column("expires_at")
         batch_op.drop_column("scopes")
