@@ -114,8 +114,10 @@ def schedule_workflow(
     # checked before anything is written: fire times computable, not too often, quota
     check_min_interval(state, user, spec)
     check_trigger_quota(state, user, workflow)
-    view = state.service.add_trigger(str(workflow.id), spec, name=name, user_id=user.user_id)
-    fire_times = state.service.next_fire_times(str(view.id), 10) if view.next_fire_time else []
+    # the trigger and its preview in one transaction: no trigger is left behind a refused preview
+    view, fire_times = state.service.add_trigger_with_preview(
+        str(workflow.id), spec, name=name, user_id=user.user_id, preview=10
+    )
     return ScheduledTrigger(**view.model_dump(), next_fire_times=fire_times)
 
 
