@@ -56,6 +56,13 @@ class Keys:
     def results_prefix(self) -> str:
         return f"{self.prefix}results:"
 
+    # -- operator console -----------------------------------------------------------------
+    def console_session(self, digest: str) -> str:
+        """One console session (JSON), named by the SHA-256 hex of its cookie value."""
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("console session key: expected a SHA-256 hex digest")
+        return f"{self.prefix}console:session:{digest}"
+
     # -- execution ------------------------------------------------------------------------
     def workflow_lock(self, workflow_id: uuid.UUID | str) -> str:
         return f"{self.prefix}lock:workflow:{uuid.UUID(str(workflow_id))}"

@@ -67,4 +67,7 @@ def create_api(settings: Settings) -> FastAPI:
     app.include_router(triggers.router)
     app.include_router(executions.router)
     app.include_router(health.router)
+    from .console import create_console
+
+    app.mount("/ui", create_console(state))  # the operator console (HTML pages, api/console/)
     return app
