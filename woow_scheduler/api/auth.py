@@ -35,7 +35,8 @@ def _client(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _failures(state: ApiState, client: str) -> int:
+def failed_lookups(state: ApiState, client: str) -> int:
+    """Failed token lookups from ``client`` in the current window (0 without Redis)."""
     try:
         value = state.redis.get(state.keys.auth_failures(client))
     except redis.RedisError as exc:  # no rate limit without Redis, but no 5xx either
@@ -44,7 +45,8 @@ def _failures(state: ApiState, client: str) -> int:
     return int(value or 0)
 
 
-def _count_failure(state: ApiState, client: str) -> None:
+def count_failed_lookup(state: ApiState, client: str) -> None:
+    """Count one failed token lookup from ``client`` (every login form should, like the API)."""
     key = state.keys.auth_failures(client)
     try:
         with state.redis.pipeline(transaction=True) as pipe:
@@ -68,7 +70,7 @@ async def current_principal(
         raise HTTPException(401, "authorization: send 'Authorization: Bearer <token>'", headers=_CHALLENGE)
     state = get_state(request)
     client = _client(request)
-    if await run_in_threadpool(_failures, state, client) >= state.settings.auth_failure_limit:
+    if await run_in_threadpool(failed_lookups, state, client) >= state.settings.auth_failure_limit:
         raise HTTPException(
             429,
             f"authorization: too many failed token lookups from this address; retry in {FAILURE_WINDOW}s",
@@ -76,7 +78,7 @@ async def current_principal(
         )
     principal = await run_in_threadpool(verify_token, state.db, credentials.credentials)
     if principal is None:
-        await run_in_threadpool(_count_failure, state, client)
+        await run_in_threadpool(count_failed_lookup, state, client)
         raise HTTPException(401, "authorization: the token is unknown, expired or revoked", headers=_CHALLENGE)
     if request.method not in _SAFE_METHODS and not principal.can_write:
         raise HTTPException(403, "authorization: this token is read-only (it lacks the 'write' scope)")
