@@ -227,3 +227,10 @@ def test_names_are_resolved_and_every_address_checked(monkeypatch: pytest.Monkey
     assert Destinations.build(["mixed.attacker.example"], []).resolve("mixed.attacker.example", 80) == ["10.1.2.3"]
     assert Destinations.build([], ["10.0.0.0/8"]).resolve("mixed.attacker.example", 80) == ["10.1.2.3"]
     assert Destinations.build([], [], any_address=True).resolve("metadata.attacker.example", 80)
+
+
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "0x7f000001", "0.0.0.0", "[::]", "[::ffff:169.254.169.254]",
+                                  "localhost", "LOCALHOST.", "169.254.169.254"])
+def test_disguised_internal_addresses_are_refused(host: str) -> None:
+    with pytest.raises(DestinationRefused):
+        Destinations.build([], []).resolve(host.strip("[]"), 80)
