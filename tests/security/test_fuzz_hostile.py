@@ -122,3 +122,21 @@ def test_generated_documents_never_give_a_5xx_or_a_write_behind_a_refusal(
                 assert counts(db) == before, (method, body, resp.text)
 
     check()
+
+
+def test_anonymous_callers_reach_nothing_but_health(
+    client: TestClient, seeded: dict[str, str], db: Database
+) -> None:
+    before = counts(db)
+    public = {"/healthz", "/readyz"}
+    for method, path in operations(client):
+        real = path.replace("{id}", seeded.get(path.strip("/").split("/")[0], "x"))
+        for headers in ({}, {"Authorization": "Bearer woow_forged"}, {"Authorization": "Basic YWxpY2U6cHc="}):
+            resp = client.request(method, real, json={"name": "x", "steps": LOG, "every": "1h"}, headers=headers)
+            if path in public:
+                assert resp.status_code in (200, 503), (method, path, resp.text)
+                assert "alice" not in resp.text and "seeded" not in resp.text
+            else:
+                # 429 once the forged tokens pass the failed-lookup limit of this address
+                assert resp.status_code in (401, 429), (method, path, resp.status_code, resp.text)
+    assert counts(db) == before
