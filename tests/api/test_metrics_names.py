@@ -7,11 +7,12 @@ import re
 
 from fastapi.testclient import TestClient
 
+from tests.api.conftest import Tokens
 from woow_scheduler.metrics import BY_NAME
 
 
-def test_api_metrics_are_declared_with_their_kind_and_labels(api_client: TestClient) -> None:
-    text = api_client.get("/metrics").text
+def test_api_metrics_are_declared_with_their_kind_and_labels(api_client: TestClient, tokens: Tokens) -> None:
+    text = api_client.get("/metrics", headers=Tokens.header(tokens.admin)).text
     kinds = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
     assert kinds, text
     for name, kind in kinds.items():
