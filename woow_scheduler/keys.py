@@ -55,6 +55,13 @@ class Keys:
     def results_prefix(self) -> str:
         return f"{self.prefix}results:"
 
+    # -- operator console -----------------------------------------------------------------
+    def console_session(self, digest: str) -> str:
+        """One console session (JSON), named by the SHA-256 hex of its cookie value."""
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("console session key: expected a SHA-256 hex digest")
+        return f"{self.prefix}console:session:{digest}"
+
     # -- execution ------------------------------------------------------------------------
     def workflow_lock(self, workflow_id: uuid.UUID | str) -> str:
         return f"{self.prefix}lock:workflow:{uuid.UUID(str(workflow_id))}"
@@ -77,3 +84,12 @@ class Keys:
     def fired(self) -> str:
         """Stream of fires published by beat, drained into PostgreSQL bookkeeping in batches."""
         return f"{self.prefix}beat:fired"
+
+
+def split_lock_value(value: str | None) -> tuple[str | None, str | None]:
+    """A lock key's value ``"<token>:<execution id>"`` -> ``(token, execution id)``; a bare token gives
+    ``(token, None)``.  The layout of the value, read by the worker's lock and the beat's reaper."""
+    if not value:
+        return None, None
+    token, sep, owner = value.partition(":")
+    return token, (owner if sep and owner else None)

@@ -16,7 +16,10 @@ JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Print JSON for 
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="uvicorn worker processes.")
 @pass_app
 def api(app: AppContext, host: str, port: int, workers: int) -> None:
-    """Run the HTTP API (uvicorn); OpenAPI at /openapi.json, docs at /docs, health at /healthz."""
+    """Run the HTTP API (uvicorn) and the operator console at /ui (docs/console.md).
+
+    OpenAPI at /openapi.json, docs at /docs, health at /healthz.
+    """
     import uvicorn
 
     settings = app.settings  # fail now, with one line, on a bad setting

@@ -5,13 +5,20 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
 from ..errors import StoreUnavailable, WoowError
 from .context import AppContext, pass_app
 from .output import emit_json, table
+
+if TYPE_CHECKING:
+    import redis
+
+    from ..db.session import Database
+    from ..service import Service
+    from ..settings import Settings
 
 HEALTHY, DEGRADED, DOWN = 0, 1, 2
 COMPONENTS = ("database", "redis", "broker", "beat", "workers")
@@ -33,7 +40,7 @@ def sync(app: AppContext, full: bool, since: str, as_json: bool) -> None:
 
     After Redis was lost, `woow sync --full` rebuilds every entry with its last fire time.
     """
-    from ..sync import Reconciler, full_sync
+    from ..scheduler.sync import Reconciler, full_sync
     from ..triggers import parse_duration
 
     s = app.settings
@@ -80,7 +87,20 @@ def _check(name: str, fn: Any) -> dict[str, Any]:
         return {"name": name, "ok": False, "detail": msg, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-def collect_status(app: AppContext, components: tuple[str, ...] = COMPONENTS) -> dict[str, Any]:
+class StatusSources(Protocol):
+    """What the status checks read: the CLI's ``AppContext`` and the API's ``ApiState`` both fit."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def redis(self) -> redis.Redis: ...
+    @property
+    def service(self) -> Service: ...
+
+
+def collect_status(app: StatusSources, components: tuple[str, ...] = COMPONENTS) -> dict[str, Any]:
     """Everything ``woow status`` reports, with an overall ``state`` and ``exit_code``."""
     from ..db import migrate
 
@@ -137,8 +157,8 @@ def collect_status(app: AppContext, components: tuple[str, ...] = COMPONENTS) ->
     return out
 
 
-def _beat(app: AppContext, out: dict[str, Any]) -> dict[str, Any]:
-    from ..beat import beat_status
+def _beat(app: StatusSources, out: dict[str, Any]) -> dict[str, Any]:
+    from ..scheduler.beat import beat_status
 
     s = app.settings
     info = beat_status(s, app.redis, app.db)
@@ -155,7 +175,7 @@ def _beat(app: AppContext, out: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def _workers(app: AppContext, out: dict[str, Any]) -> dict[str, Any]:
+def _workers(app: StatusSources, out: dict[str, Any]) -> dict[str, Any]:
     from ..worker import get_app
 
     replies = get_app(app.settings).control.inspect(timeout=1.0).ping() or {}
