@@ -86,6 +86,9 @@ def trigger() -> None:
 @click.option(
     "--skip-missing-hour", is_flag=True, help="--calendar-every with --preserve-hour: skip days that lack that hour."
 )
+@click.option(
+    "--calendar", "calendar_name", default=None, metavar="NAME", help="Skip the times calendar NAME excludes."
+)
 @click.option("--jitter", default=None, metavar="DURATION", help="Spread each fire by a fixed offset in [0, jitter).")
 @click.option("--priority", type=int, default=None, help="Fires due in the same second: higher goes first [0].")
 @click.option("--name", default=None, help="Trigger name, unique within the workflow [default: TYPE-N].")
@@ -125,6 +128,7 @@ def add(
     calendar_every: str | None,
     preserve_hour: bool,
     skip_missing_hour: bool,
+    calendar_name: str | None,
     jitter: str | None,
     priority: int | None,
     tz: str | None,
@@ -194,7 +198,9 @@ def add(
     else:
         spec.update(type="once", run_at=parse_when(at, "run_at"))
     spec = {k: v for k, v in spec.items() if v is not None}
-    view = app.service.add_trigger(workflow_ref, spec, name=name, user_id=user, allow_past=allow_past)
+    view = app.service.add_trigger(
+        workflow_ref, spec, name=name, user_id=user, allow_past=allow_past, calendar=calendar_name
+    )
     if as_json:
         emit_json(view.to_json())
         return

@@ -280,7 +280,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                     continue  # stays due: retried next pass with the same scheduled_for
                 fires = plan.fires[:ok]
                 pos: datetime | None = fires[-1]
-                nxt = sched.spec.next_fire_time(fires[-1])
+                nxt = sched.spec.next_fire_time(fires[-1], sched.calendar)
             else:
                 fires, pos, nxt = plan.fires, plan.position, plan.next_fire
             if plan.misfired:
