@@ -32,15 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import PG_SERVER_URL, REDIS_URL, create_test_database, drop_test_database, pg_url_for
 from tests.procs import CeleryProcess, worker_args
-from woow_scheduler.celery_app import TASK_EXECUTE
 from woow_scheduler.db import Database
 from woow_scheduler.db.migrate import upgrade
 from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.keys import Keys
+from woow_scheduler.messaging.payload import TASK_EXECUTE, FirePayload, shadow_name
 from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
-from woow_scheduler.worker.payload import FirePayload
 
 WORKFLOWS = 200  # fires rotate over these, so two processes rarely meet the same workflow's lock
 
@@ -88,7 +87,7 @@ def _publish_fires(app: Any, settings: Settings, pairs: list[tuple[Any, str, Any
             wid, name, tid = pairs[i % WORKFLOWS]
             kwargs = FirePayload(workflow_id=wid, trigger_id=tid, scheduled_for=base + timedelta(seconds=i)).to_kwargs()
             app.send_task(
-                TASK_EXECUTE, kwargs=kwargs, queue=settings.queue, shadow=f"workflow:{name}", producer=producer
+                TASK_EXECUTE, kwargs=kwargs, queue=settings.queue, shadow=shadow_name(name), producer=producer
             )
 
 

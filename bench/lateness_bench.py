@@ -15,9 +15,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from woow_scheduler.beat import WoowScheduler
-from woow_scheduler.celery_app import create_app
-from woow_scheduler.sync import full_sync
+from woow_scheduler.messaging.app import create_app
+from woow_scheduler.scheduler.beat import WoowScheduler
+from woow_scheduler.scheduler.sync import full_sync
 
 from ._sched_env import bench_env, bench_main, insert_triggers, percentile
 

@@ -16,8 +16,8 @@ from celery.schedules import schedule as interval
 from redbeat.decoder import RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatSchedulerEntry
 
-from woow_scheduler.celery_app import create_app
-from woow_scheduler.sync import full_sync
+from woow_scheduler.messaging.app import create_app
+from woow_scheduler.scheduler.sync import full_sync
 
 from ._sched_env import bench_env, bench_main, clear_prefix, insert_triggers
 

@@ -22,9 +22,9 @@ from woow_scheduler.cron import CronExpression
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.errors import InvalidInput, WoowError
 from woow_scheduler.keys import Keys
+from woow_scheduler.scheduler.sync import RedBeatMirror
 from woow_scheduler.service import Service
 from woow_scheduler.settings import Settings
-from woow_scheduler.sync import RedBeatMirror
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -53,6 +53,10 @@ class InvalidTriggerSpec(InvalidInput):
     """A trigger specification is invalid (interval, one-time, window, misfire policy ...)."""
 
 
+class InvalidCalendar(InvalidInput):
+    """A calendar definition (holiday, annual, weekly, monthly, daily, cron) is invalid."""
+
+
 class InvalidWorkflow(InvalidInput):
     """A workflow definition (steps, policies) is invalid."""
 

@@ -84,3 +84,12 @@ class Keys:
     def fired(self) -> str:
         """Stream of fires published by beat, drained into PostgreSQL bookkeeping in batches."""
         return f"{self.prefix}beat:fired"
+
+
+def split_lock_value(value: str | None) -> tuple[str | None, str | None]:
+    """A lock key's value ``"<token>:<execution id>"`` -> ``(token, execution id)``; a bare token gives
+    ``(token, None)``.  The layout of the value, read by the worker's lock and the beat's reaper."""
+    if not value:
+        return None, None
+    token, sep, owner = value.partition(":")
+    return token, (owner if sep and owner else None)

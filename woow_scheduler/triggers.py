@@ -1,4 +1,8 @@
-"""Trigger specifications (cron, interval, once) and their pure fire-time math.
+"""Trigger specifications and their pure fire-time math.
+
+Types: cron, interval (Quartz's SimpleTrigger), once, daily_time_interval and calendar_interval
+(the two Quartz wall-clock triggers, whose math lives in :mod:`woow_scheduler.trigger_math`).
+Any of them may skip the times a :mod:`~woow_scheduler.calendars` calendar excludes.
 
 Pure: nothing here reads a clock; callers pass ``now``.  All datetimes stored on a spec are
 aware UTC.  External input goes through :func:`parse_trigger_spec`, which resolves defaults
@@ -9,10 +13,12 @@ rejection into a one-line :class:`~woow_scheduler.errors.InvalidTriggerSpec` (or
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,14 +31,20 @@ from pydantic import (
     model_validator,
 )
 
+from woow_scheduler import trigger_math
+from woow_scheduler.calendars import Calendar, parse_time_of_day, parse_weekday
 from woow_scheduler.cron import CronExpression
 from woow_scheduler.cron.fields import DstPolicy
 from woow_scheduler.cron.parser import parse as parse_cron
 from woow_scheduler.cron.zones import get_zone
 from woow_scheduler.errors import InvalidCronExpression, InvalidInput, InvalidTriggerSpec
+from woow_scheduler.trigger_math import CalendarUnit
 
 __all__ = [
+    "CalendarIntervalSpec",
+    "CalendarUnit",
     "CronSpec",
+    "DailyTimeIntervalSpec",
     "DstPolicy",
     "IntervalSpec",
     "MisfirePolicy",
@@ -40,11 +52,13 @@ __all__ = [
     "TriggerSpec",
     "TriggerType",
     "format_duration",
+    "jitter_offset",
     "parse_duration",
     "parse_trigger_spec",
 ]
 
 _US = timedelta(microseconds=1)
+_MAX_CALENDAR_SKIPS = 10000
 _NAIVE_HELP = "naive datetimes are read in the trigger's timezone"
 
 
@@ -52,6 +66,8 @@ class TriggerType(StrEnum):
     CRON = "cron"
     INTERVAL = "interval"
     ONCE = "once"
+    DAILY_TIME_INTERVAL = "daily_time_interval"
+    CALENDAR_INTERVAL = "calendar_interval"
 
 
 class MisfirePolicy(StrEnum):
@@ -132,6 +148,13 @@ class _SpecBase(BaseModel):
     misfire_policy: MisfirePolicy = MisfirePolicy.FIRE_ONCE_NOW
     misfire_threshold: float = Field(default=60.0, gt=0)
     max_catchup: int = Field(default=100, ge=1)
+    jitter: int | None = None  # seconds: each fire is dispatched within [0, jitter) after it
+    priority: int = Field(default=0, ge=-1000, le=1000)  # fires due in the same second: higher first
+
+    @field_validator("jitter", mode="before")
+    @classmethod
+    def _jitter(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value, field="jitter")
 
     @model_validator(mode="before")
     @classmethod
@@ -167,10 +190,7 @@ class _SpecBase(BaseModel):
         raise NotImplementedError
 
     # -- common fire math ------------------------------------------------------------------
-    def next_fire_time(self, after: datetime) -> datetime | None:
-        """The first fire strictly after `after`, within start_at/end_at (both inclusive), in UTC."""
-        if after.tzinfo is None or after.utcoffset() is None:
-            raise InvalidInput(f"after: {after.isoformat()} is naive; pass an aware datetime", field="after")
+    def _bounded_next(self, after: datetime) -> datetime | None:
         if self.start_at is not None and after < self.start_at:
             after = self.start_at - _US
         fire = self._next(after)
@@ -178,23 +198,47 @@ class _SpecBase(BaseModel):
             return None
         return fire
 
-    def iter_fire_times(self, after: datetime) -> Iterator[datetime]:
+    def next_fire_time(self, after: datetime, calendar: Calendar | None = None) -> datetime | None:
+        """The first fire strictly after `after`, within start_at/end_at (both inclusive), in UTC.
+
+        With a `calendar`, fires it excludes are skipped, as Quartz does: the trigger moves on to
+        its next fire that the calendar includes; a calendar that excludes everything (or nothing
+        for a century) ends the trigger.
+        """
+        if after.tzinfo is None or after.utcoffset() is None:
+            raise InvalidInput(f"after: {after.isoformat()} is naive; pass an aware datetime", field="after")
+        fire = self._bounded_next(after)
+        if calendar is None:
+            return fire
+        give_up = after.year + trigger_math.GIVE_UP_YEARS
+        for _ in range(_MAX_CALENDAR_SKIPS):
+            if fire is None or calendar.is_time_included(fire):
+                return fire
+            included = calendar.next_included_time(fire)
+            if included is None or included.year > give_up:
+                return None
+            fire = self._bounded_next(max(included - _US, fire))
+        return None
+
+    def iter_fire_times(self, after: datetime, calendar: Calendar | None = None) -> Iterator[datetime]:
         """Successive fire times strictly after `after`."""
-        fire = self.next_fire_time(after)
+        fire = self.next_fire_time(after, calendar)
         while fire is not None:
             yield fire
-            fire = self.next_fire_time(fire)
+            fire = self.next_fire_time(fire, calendar)
 
-    def _fires_between(self, lower: datetime, upper: datetime, limit: int) -> list[datetime]:
+    def _fires_between(
+        self, lower: datetime, upper: datetime, limit: int, calendar: Calendar | None = None
+    ) -> list[datetime]:
         """Up to `limit` fires in (lower, upper], oldest first."""
         out: list[datetime] = []
-        for fire in self.iter_fire_times(lower):
+        for fire in self.iter_fire_times(lower, calendar):
             if fire > upper or len(out) >= limit:
                 break
             out.append(fire)
         return out
 
-    def _last_fires(self, lower: datetime, upper: datetime, n: int) -> list[datetime]:
+    def _last_fires(self, lower: datetime, upper: datetime, n: int, calendar: Calendar | None = None) -> list[datetime]:
         """The latest n fires in (lower, upper], oldest first.
 
         Only forward search exists, so probe windows ending at `upper` that double in width
@@ -206,7 +250,7 @@ class _SpecBase(BaseModel):
         good = upper  # a window start known to hold fewer than n fires
         while True:
             lo = max(lower, upper - width)
-            found = self._fires_between(lo, upper, cap + 1)
+            found = self._fires_between(lo, upper, cap + 1, calendar)
             if len(found) <= cap and (len(found) >= n or lo == lower):
                 return found[-n:]
             if len(found) > cap:
@@ -215,16 +259,22 @@ class _SpecBase(BaseModel):
         bad = lo  # holds more than cap fires
         for _ in range(80):
             mid = bad + (good - bad) / 2
-            found = self._fires_between(mid, upper, cap + 1)
+            found = self._fires_between(mid, upper, cap + 1, calendar)
             if len(found) > cap:
                 bad = mid
             elif len(found) >= n:
                 return found[-n:]
             else:
                 good = mid
-        return self._fires_between(good, upper, cap)[-n:]  # pragma: no cover - unreachable in practice
+        return self._fires_between(good, upper, cap, calendar)[-n:]  # pragma: no cover - unreachable in practice
 
-    def missed_fires(self, last_fire: datetime | None, now: datetime, since: datetime | None = None) -> list[datetime]:
+    def missed_fires(
+        self,
+        last_fire: datetime | None,
+        now: datetime,
+        since: datetime | None = None,
+        calendar: Calendar | None = None,
+    ) -> list[datetime]:
         """The nominal fire times to dispatch now, oldest first.
 
         Due fires are those in (last_fire, now].  With no `last_fire` (never fired) they start
@@ -247,18 +297,18 @@ class _SpecBase(BaseModel):
             lower = on_time_from - _US
         if lower >= now:
             return []
-        first = self.next_fire_time(lower)
+        first = self.next_fire_time(lower, calendar)
         if first is None or first > now:
             return []
         if first >= on_time_from or self.misfire_policy is MisfirePolicy.SKIP:
-            return self._last_fires(max(lower, on_time_from - _US), now, self.max_catchup)
+            return self._last_fires(max(lower, on_time_from - _US), now, self.max_catchup, calendar)
         if self.misfire_policy is MisfirePolicy.FIRE_ONCE_NOW:
-            return self._last_fires(lower, now, 1)
-        return self._last_fires(lower, now, self.max_catchup)
+            return self._last_fires(lower, now, 1, calendar)
+        return self._last_fires(lower, now, self.max_catchup, calendar)
 
     def _window_text(self) -> str:
         parts = []
-        if self.start_at is not None and not isinstance(self, IntervalSpec):
+        if self.start_at is not None and not isinstance(self, IntervalSpec | CalendarIntervalSpec):
             parts.append(f"from {_iso(self.start_at)}")
         if self.end_at is not None:
             parts.append(f"until {_iso(self.end_at)}")
@@ -344,8 +394,205 @@ class OnceSpec(_SpecBase):
         return f"once at {_iso(self.run_at)}" + self._window_text()
 
 
-TriggerSpec = Annotated[CronSpec | IntervalSpec | OnceSpec, Field(discriminator="type")]
-_ADAPTER: TypeAdapter[CronSpec | IntervalSpec | OnceSpec] = TypeAdapter(TriggerSpec)
+_DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+def _days_of_week(value: Any, field: str = "days_of_week") -> tuple[str, ...]:
+    """['MON', 'WED'], ['MON-FRI'] or 'MON-FRI,SUN' -> ordered unique names (MON first)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise InvalidTriggerSpec(
+            f"{field}: {value!r} must be a non-empty list of days like ['MON', 'FRI']", field=field
+        )
+    wanted: set[int] = set()
+    try:
+        for item in items:
+            a, _, b = str(item).partition("-")
+            lo = _DAY_NAMES.index(parse_weekday(a, field))
+            hi = _DAY_NAMES.index(parse_weekday(b, field)) if b else lo
+            wanted.update(range(lo, hi + 1) if lo <= hi else [*range(lo, 7), *range(0, hi + 1)])
+    except InvalidInput as exc:
+        raise InvalidTriggerSpec(str(exc), field=field) from None
+    return tuple(_DAY_NAMES[i] for i in sorted(wanted))
+
+
+def _day_list_text(days: tuple[str, ...]) -> str:
+    if len(days) == 7:
+        return "every day"
+    idx = [_DAY_NAMES.index(d) for d in days]
+    if idx == list(range(idx[0], idx[-1] + 1)) and len(idx) > 2:
+        return f"{days[0]}-{days[-1]}"
+    return ",".join(days)
+
+
+class DailyTimeIntervalSpec(_SpecBase):
+    """Quartz DailyTimeIntervalTrigger: every `every` (seconds, minutes or hours, at most 24h)
+    from start_time_of_day up to and including end_time_of_day, on days_of_week, in the
+    trigger's time zone; repeat_count counts fires after the first."""
+
+    type: Literal["daily_time_interval"] = "daily_time_interval"
+    every: int
+    start_time_of_day: str = "00:00:00"
+    end_time_of_day: str = "23:59:59"
+    days_of_week: tuple[str, ...] = _DAY_NAMES
+    repeat_count: int | None = Field(default=None, ge=0)
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> int:
+        seconds = parse_duration(value)
+        if seconds > 86400:
+            raise InvalidTriggerSpec(f"every: {value!r} exceeds 24 hours (Quartz's limit)", field="every")
+        return seconds
+
+    @field_validator("start_time_of_day", "end_time_of_day", mode="before")
+    @classmethod
+    def _time_of_day(cls, value: Any, info: Any) -> str:
+        field = str(info.field_name)
+        if not isinstance(value, str):
+            raise InvalidTriggerSpec(f"{field}: {value!r} must be a time of day like '09:00'", field=field)
+        try:
+            at = parse_time_of_day(value, field)
+        except InvalidInput as exc:
+            raise InvalidTriggerSpec(str(exc), field=field) from None
+        if at.microsecond:
+            raise InvalidTriggerSpec(f"{field}: {value!r} must be whole seconds", field=field)
+        return at.strftime("%H:%M:%S")
+
+    @field_validator("days_of_week", mode="before")
+    @classmethod
+    def _days(cls, value: Any) -> tuple[str, ...]:
+        return _days_of_week(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> DailyTimeIntervalSpec:
+        if self.start_at is None:
+            raise InvalidTriggerSpec(
+                "start_at: is required for a daily_time_interval trigger (parse_trigger_spec defaults it to now)",
+                field="start_at",
+            )
+        if self.end_time_of_day < self.start_time_of_day:
+            raise InvalidTriggerSpec(
+                f"end_time_of_day: {self.end_time_of_day} is before start_time_of_day {self.start_time_of_day}",
+                field="end_time_of_day",
+            )
+        return self
+
+    @property
+    def rule(self) -> trigger_math.DailyRule:
+        assert self.start_at is not None
+        return _daily_rule(
+            self.timezone,
+            trigger_math.ceil_second(self.start_at),
+            self.start_time_of_day,
+            self.end_time_of_day,
+            self.every,
+            self.days_of_week,
+        )
+
+    @property
+    def final_fire(self) -> datetime | None:
+        """The last fire allowed by repeat_count (None: no limit within the give-up horizon)."""
+        if self.repeat_count is None:
+            return None
+        return _daily_nth(self.rule, self.repeat_count)
+
+    def _next(self, after: datetime) -> datetime | None:
+        fire = trigger_math.daily_next(self.rule, after)
+        if fire is not None and self.repeat_count is not None:
+            last = self.final_fire
+            if last is not None and fire > last:
+                return None
+        return fire
+
+    def describe(self) -> str:
+        text = (
+            f"every {format_duration(self.every)} from {self.start_time_of_day} to {self.end_time_of_day}, "
+            f"{_day_list_text(self.days_of_week)} ({self.timezone})"
+        )
+        if self.repeat_count is not None:
+            text += f", {self.repeat_count} repeat{'s' if self.repeat_count != 1 else ''}"
+        return text + self._window_text()
+
+
+@lru_cache(maxsize=1024)
+def _daily_rule(
+    zone: str, start_at: datetime, start: str, end: str, step: int, days: tuple[str, ...]
+) -> trigger_math.DailyRule:
+    return trigger_math.DailyRule(
+        zone=get_zone(zone),
+        start_at=start_at,
+        start_time=parse_time_of_day(start, "start_time_of_day"),
+        end_time=parse_time_of_day(end, "end_time_of_day"),
+        step=step,
+        weekdays=frozenset(_DAY_NAMES.index(d) for d in days),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _daily_nth(rule: trigger_math.DailyRule, n: int) -> datetime | None:
+    return trigger_math.daily_nth(rule, n)
+
+
+class CalendarIntervalSpec(_SpecBase):
+    """Quartz CalendarIntervalTrigger: every `every` units (second .. year) on the wall clock of
+    the trigger's time zone, counted from start_at (required: its wall-clock time is the
+    anchor; a day of month the month lacks clamps to its last day, as Quartz does)."""
+
+    type: Literal["calendar_interval"] = "calendar_interval"
+    every: int = Field(ge=1, le=1_000_000)
+    unit: CalendarUnit = CalendarUnit.DAY
+    preserve_hour_across_dst: bool = False
+    skip_day_if_hour_does_not_exist: bool = False
+
+    @model_validator(mode="after")
+    def _anchored(self) -> CalendarIntervalSpec:
+        if self.start_at is None:
+            raise InvalidTriggerSpec(
+                "start_at: is required for a calendar_interval trigger (its wall-clock time is the anchor)",
+                field="start_at",
+            )
+        return self
+
+    def _next(self, after: datetime) -> datetime | None:
+        assert self.start_at is not None
+        return trigger_math.calendar_next(
+            self.start_at,
+            get_zone(self.timezone),
+            self.unit,
+            self.every,
+            after,
+            preserve_hour=self.preserve_hour_across_dst,
+            skip_day_if_hour_missing=self.skip_day_if_hour_does_not_exist,
+        )
+
+    def describe(self) -> str:
+        assert self.start_at is not None
+        unit = self.unit.value + ("s" if self.every != 1 else "")
+        local = self.start_at.astimezone(get_zone(self.timezone)).strftime("%Y-%m-%d %H:%M:%S")
+        text = f"every {self.every} {unit} from {local} ({self.timezone})"
+        if self.preserve_hour_across_dst:
+            text += ", keeping the hour across DST"
+            if self.skip_day_if_hour_does_not_exist:
+                text += " (skipping days without it)"
+        return text + self._window_text()
+
+
+def jitter_offset(trigger_id: str, scheduled_for: datetime, jitter: float) -> timedelta:
+    """The dispatch delay in [0, jitter) seconds of one fire: a pure function of (trigger id,
+    scheduled_for), so every beat and every re-publish agrees on it."""
+    if jitter <= 0:
+        return timedelta(0)
+    key = f"{trigger_id}|{scheduled_for.astimezone(UTC).isoformat()}".encode()
+    fraction = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+    return timedelta(microseconds=int(fraction * jitter * 1_000_000))
+
+
+TriggerSpec = Annotated[
+    CronSpec | IntervalSpec | OnceSpec | DailyTimeIntervalSpec | CalendarIntervalSpec, Field(discriminator="type")
+]
+AnySpec = CronSpec | IntervalSpec | OnceSpec | DailyTimeIntervalSpec | CalendarIntervalSpec
+_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(TriggerSpec)
 _TYPES = ", ".join(t.value for t in TriggerType)
 
 
@@ -377,9 +624,7 @@ def _one_line(exc: ValidationError) -> InvalidInput:
     return InvalidTriggerSpec(f"{field}: {value!r} is invalid: {msg[:1].lower()}{msg[1:]}{hint}", field=field)
 
 
-def parse_trigger_spec(
-    data: Mapping[str, Any], *, now: datetime, allow_past: bool = False
-) -> CronSpec | IntervalSpec | OnceSpec:
+def parse_trigger_spec(data: Mapping[str, Any], *, now: datetime, allow_past: bool = False) -> AnySpec:
     """Validate external input into a spec: the one entry point for CLI, API and service.
 
     Resolves the interval default ``start_at = now`` (floored to the second), reads naive
@@ -392,7 +637,7 @@ def parse_trigger_spec(
     if not isinstance(data, Mapping):
         raise InvalidTriggerSpec(f"spec: {data!r} must be a mapping with a 'type' of {_TYPES}", field="spec")
     raw = dict(data)
-    if raw.get("type") == TriggerType.INTERVAL and raw.get("start_at") is None:
+    if raw.get("type") in (TriggerType.INTERVAL, TriggerType.DAILY_TIME_INTERVAL) and raw.get("start_at") is None:
         raw["start_at"] = now.astimezone(UTC).replace(microsecond=0)
     try:
         spec = _ADAPTER.validate_python(raw)

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from tests.api.conftest import STEPS, Tokens, make_workflow
-from woow_scheduler.codec import encode_meta
 from woow_scheduler.db import ApiToken, Database, Execution, Trigger
 from woow_scheduler.enums import ExecutionStatus, TriggerState
 from woow_scheduler.keys import Keys
+from woow_scheduler.scheduler.codec import encode_meta
 from woow_scheduler.settings import Settings
 from woow_scheduler.tokens import hash_token, list_tokens, revoke_token
 

@@ -28,9 +28,9 @@ from tests.procs import BEAT_READY, WORKER_READY, CeleryProcess, worker_args
 from woow_scheduler.db import Database
 from woow_scheduler.db.migrate import upgrade
 from woow_scheduler.keys import Keys
+from woow_scheduler.scheduler.sync import full_sync
 from woow_scheduler.service import Service
 from woow_scheduler.settings import Settings, load_settings
-from woow_scheduler.sync import full_sync
 
 JOURNAL = "tests.chaos.callables:journal"
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kathmandu", "Australia/Sydney", "America/Sao_Paulo")

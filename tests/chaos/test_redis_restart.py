@@ -19,7 +19,7 @@ import pytest
 
 from tests.chaos.accounting import Fault
 from tests.chaos.harness import ChaosEnv, Size, sizes, utcnow
-from woow_scheduler.codec import decode_meta
+from woow_scheduler.scheduler.codec import decode_meta
 
 BURST = 24
 SIZES = sizes(

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import redis
 
-from woow_scheduler.beat import WoowScheduler
-from woow_scheduler.celery_app import create_app
 from woow_scheduler.db import Database, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.keys import Keys
+from woow_scheduler.messaging.app import create_app
+from woow_scheduler.scheduler.beat import WoowScheduler
+from woow_scheduler.scheduler.sync import Reconciler
 from woow_scheduler.settings import Settings
-from woow_scheduler.sync import Reconciler
 
 MakeTrigger = Callable[..., Trigger]
 

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 import redis
 
-from woow_scheduler.beat import WoowScheduler
-from woow_scheduler.bookkeeping import drain_fired
-from woow_scheduler.codec import decode_meta
 from woow_scheduler.db import Database, SchedulerInstance, Trigger
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.keys import Keys
+from woow_scheduler.scheduler.beat import WoowScheduler
+from woow_scheduler.scheduler.bookkeeping import drain_fired
+from woow_scheduler.scheduler.codec import decode_meta
+from woow_scheduler.scheduler.sync import Reconciler
 from woow_scheduler.settings import Settings
-from woow_scheduler.sync import Reconciler
 
 from .conftest import MakeTrigger, published
 
@@ -303,7 +303,7 @@ def test_entries_lost_while_running_come_back_without_duplicates(
     assert redis_client.exists(keys.redbeat_entry(t.id))
     fires = [f["scheduled_for"] for f in published(redis_client, settings)]
     assert len(fires) == len(set(fires)) >= 4  # nothing fired twice after the rebuild
-    from woow_scheduler.beat import beat_status
+    from woow_scheduler.scheduler.beat import beat_status
 
     status = beat_status(settings, redis_client, db)
     assert status["active"]["instance"] == sch.instance_id
@@ -337,7 +337,7 @@ def test_a_beat_whose_lock_was_taken_over_stops_firing(
 def test_static_celery_entries_still_work_beside_triggers(settings: Settings, redis_client: redis.Redis) -> None:
     from celery.schedules import schedule as interval
 
-    from woow_scheduler.celery_app import create_app
+    from woow_scheduler.messaging.app import create_app
 
     from .conftest import QuietScheduler
 

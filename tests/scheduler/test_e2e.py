@@ -21,8 +21,8 @@ from tests.procs import CeleryProcess, celery_beat, celery_worker, wait_for
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.keys import Keys
+from woow_scheduler.scheduler.sync import RedBeatMirror
 from woow_scheduler.settings import Settings, load_settings
-from woow_scheduler.sync import RedBeatMirror
 
 from .conftest import published, update_trigger
 
@@ -212,7 +212,7 @@ def test_run_beat_entry_point_fires(esettings: Settings, db: Database, wf: Workf
 
     run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     t = add_trigger(db, wf, {"type": "once", "run_at": run_at.isoformat()})
-    code = "from woow_scheduler.beat import run_beat; from woow_scheduler.settings import load_settings; "
+    code = "from woow_scheduler.scheduler.beat import run_beat; from woow_scheduler.settings import load_settings; "
     code += "run_beat(load_settings())"
     log = tmp_path / "run_beat.log"
     with log.open("wb") as out:

@@ -12,14 +12,14 @@ import pytest
 import redis
 from sqlalchemy import insert, select, update
 
-from woow_scheduler.codec import decode_meta, loads
 from woow_scheduler.db import Database, Trigger
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.errors import StoreUnavailable
 from woow_scheduler.keys import Keys
-from woow_scheduler.schedule import WoowTriggerSchedule
+from woow_scheduler.scheduler.codec import decode_meta, loads
+from woow_scheduler.scheduler.schedule import WoowTriggerSchedule
+from woow_scheduler.scheduler.sync import Reconciler, RedBeatMirror, full_sync
 from woow_scheduler.settings import Settings, load_settings
-from woow_scheduler.sync import Reconciler, RedBeatMirror, full_sync
 
 from .conftest import MakeTrigger, update_trigger
 
@@ -124,7 +124,7 @@ def test_full_reconcile_never_moves_an_entry_back_and_removes_strays(
     reconciler.full()
     later = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
     redis_client.hset(keys.redbeat_entry(t.id), "meta", json.dumps({"last_run_at": None}))
-    from woow_scheduler.codec import encode_meta
+    from woow_scheduler.scheduler.codec import encode_meta
 
     redis_client.hset(keys.redbeat_entry(t.id), "meta", encode_meta(later, 7))
     stray = keys.redbeat_entry(uuid.uuid4())
@@ -248,8 +248,8 @@ def test_mirror_raises_store_unavailable_when_redis_is_down(
 
 
 def test_fast_definition_text_is_the_canonical_json() -> None:
-    from woow_scheduler.codec import definition_text, entry_definition
-    from woow_scheduler.sync import _canonical
+    from woow_scheduler.scheduler.codec import definition_text, entry_definition
+    from woow_scheduler.scheduler.sync import _canonical
 
     spec = {"type": "cron", "expression": "0 0 9 ? * MON-FRI", "timezone": "Europe/Berlin", "misfire_threshold": 60.0}
     options = {"queue": "woow", "shadow": 'workflow:naïve "quoted"', "time_limit": 65.0}
@@ -269,7 +269,7 @@ def test_sync_without_full_is_incremental_and_escalates_on_drift(
     settings: Settings, db: Database, redis_client: redis.Redis, make_trigger: MakeTrigger
 ) -> None:
     from woow_scheduler.db import Workflow
-    from woow_scheduler.sync import sync
+    from woow_scheduler.scheduler.sync import sync
 
     old = datetime.now(UTC) - timedelta(days=1)
     a = make_trigger(every(60), updated_at=old)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from woow_scheduler.celery_app import celery_config
+from woow_scheduler.messaging.app import celery_config
 from woow_scheduler.settings import load_settings
 
 
 def test_redis_broker_reuses_clients_unless_turned_off() -> None:
-    assert celery_config(load_settings())["broker_transport"] == "woow_scheduler.broker:Transport"
+    assert celery_config(load_settings())["broker_transport"] == "woow_scheduler.messaging.broker:Transport"
     assert "broker_transport" not in celery_config(load_settings(broker_client_reuse=False))
     assert "broker_transport" not in celery_config(load_settings(broker_url="amqp://guest@127.0.0.1//"))
 
@@ -15,7 +15,7 @@ def test_redis_broker_reuses_clients_unless_turned_off() -> None:
 def test_one_client_per_channel_pool() -> None:
     from kombu import Connection
 
-    with Connection("redis://127.0.0.1:6379/0", transport="woow_scheduler.broker:Transport") as conn:
+    with Connection("redis://127.0.0.1:6379/0", transport="woow_scheduler.messaging.broker:Transport") as conn:
         channel = conn.default_channel
         first = channel._create_client()
         assert channel._create_client() is first  # no new client per command

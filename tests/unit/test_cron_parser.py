@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from woow_scheduler.cron import CronExpression, Dialect
@@ -90,6 +92,12 @@ def test_years() -> None:
     assert CronExpression("0 0 0 1 1 ? 1970,2099").fields.years == (1970, 2099)
 
 
+def test_years_past_2099_as_quartz() -> None:
+    """Quartz takes years up to the current year + 100: a leap day across the 2100 non-leap year."""
+    fires = list(CronExpression("0 0 0 29 2 ? 2096-2104").iter_after(datetime(2026, 1, 1, tzinfo=UTC)))
+    assert fires == [datetime(2096, 2, 29, tzinfo=UTC), datetime(2104, 2, 29, tzinfo=UTC)]
+
+
 def test_unix_dialect() -> None:
     expr = CronExpression("*/5 * * * *")
     assert expr.dialect is Dialect.UNIX
@@ -116,8 +124,8 @@ def test_unix_dialect() -> None:
         ("0 0 0 0 * ?", "day-of-month: '0' is out of range 1-31"),
         ("0 0 0 1 13 ?", "month: '13' is out of range 1-12 or JAN-DEC"),
         ("0 0 0 1 FOO ?", "month: 'FOO' has an unknown name 'FOO'"),
-        ("0 0 0 1 1 ? 1969", "year: '1969' is out of range 1970-2099"),
-        ("0 0 0 1 1 ? 2100", "year: '2100' is out of range 1970-2099"),
+        ("0 0 0 1 1 ? 1969", "year: '1969' is out of range 1970-2199"),
+        ("0 0 0 1 1 ? 2200", "year: '2200' is out of range 1970-2199"),
         ("0 0 0 1 1 ? 2030-2026", "year: '2030-2026' is a range whose end is before its start"),
         ("*/-5 * * * * ?", "second: '*/-5' is not a valid item"),
         ("0/0 * * * * ?", "second: '0/0' has step 0"),

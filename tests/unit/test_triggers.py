@@ -59,7 +59,7 @@ def test_format_duration() -> None:
 
 
 def test_enums() -> None:
-    assert [t.value for t in TriggerType] == ["cron", "interval", "once"]
+    assert [t.value for t in TriggerType] == ["cron", "interval", "once", "daily_time_interval", "calendar_interval"]
     assert [p.value for p in MisfirePolicy] == ["fire_once_now", "skip", "fire_all"]
     assert [p.value for p in DstPolicy] == ["wall_clock", "quartz"]
 

@@ -16,9 +16,9 @@ from tests.procs import wait_for
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
+from woow_scheduler.messaging.publish import enqueue_fire
 from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
-from woow_scheduler.worker.dispatch import enqueue_fire
 
 
 def make_workflow(db: Database, steps: list[dict[str, Any]], **fields: Any) -> Workflow:

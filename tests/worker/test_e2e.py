@@ -13,8 +13,8 @@ from tests.worker.conftest import executions, make_trigger, make_workflow, send_
 from tests.worker.httpserver import scripted_server
 from woow_scheduler.db import Database
 from woow_scheduler.enums import ExecutionStatus
+from woow_scheduler.messaging.publish import enqueue_manual_run
 from woow_scheduler.settings import Settings
-from woow_scheduler.worker.dispatch import enqueue_manual_run
 
 pytestmark = pytest.mark.slow
 

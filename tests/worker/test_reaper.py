@@ -8,8 +8,8 @@ from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Workflow
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.keys import Keys
+from woow_scheduler.scheduler.reaper import reap_lost_runs
 from woow_scheduler.settings import Settings
-from woow_scheduler.worker.reaper import reap_lost_runs
 
 
 def test_reaper_finishes_only_dead_old_runs(settings: Settings, db: Database, redis_client: redis.Redis) -> None:

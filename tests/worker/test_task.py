@@ -11,18 +11,18 @@ import redis
 from celery import Celery
 
 from tests.worker.conftest import executions, make_trigger, make_workflow
-from woow_scheduler.celery_app import TASK_EXECUTE
 from woow_scheduler.db import Database
 from woow_scheduler.db.migrate import upgrade
 from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
 from woow_scheduler.keys import Keys
+from woow_scheduler.messaging.app import TASK_EXECUTE
+from woow_scheduler.messaging.payload import FirePayload
+from woow_scheduler.messaging.publish import publish_options, time_limits
 from woow_scheduler.service import Service
 from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
-from woow_scheduler.worker.dispatch import publish_options, time_limits
 from woow_scheduler.worker.history import WorkflowDef
 from woow_scheduler.worker.lock import WorkflowLock, lock_holder
-from woow_scheduler.worker.payload import FirePayload
 from woow_scheduler.worker.tasks import WorkflowCache
 
 FIRE = datetime(2030, 5, 1, 8, 0, tzinfo=UTC)

@@ -37,7 +37,7 @@ def create_api(settings: Settings) -> FastAPI:
     """Build the API for ``settings``; its database and Redis clients close with the app."""
     db = Database(settings.database_url)
     client = make_redis(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
-    from ..sync import RedBeatMirror
+    from ..scheduler.sync import RedBeatMirror
 
     service = Service(db, settings, mirror=RedBeatMirror(settings, db, client), redis_client=client)
     state = ApiState(settings=settings, db=db, redis=client, service=service, owns_stores=True)

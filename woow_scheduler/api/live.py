@@ -16,9 +16,9 @@ from typing import Any
 
 import redis
 
-from ..codec import decode_meta
 from ..keys import Keys
-from ..schedule import WoowTriggerSchedule
+from ..scheduler.codec import decode_meta
+from ..scheduler.schedule import WoowTriggerSchedule
 from ..views import TriggerView
 
 log = logging.getLogger("woow.api")

@@ -4,9 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response
 
-from ..apply import trigger_entry_to_spec
 from ..errors import InvalidTriggerSpec
 from ..service import WorkflowInput
+from ..service.apply import trigger_entry_to_spec
 from ..tokens import Principal
 from ..views import TriggerView, WorkflowView
 from .auth import State, User
@@ -110,7 +110,7 @@ def list_workflow_triggers(id: str, state: State, user: User) -> list[TriggerVie
     responses={503: {"model": Problem, "description": "The broker is unreachable"}},
 )
 def run_workflow(id: str, state: State, user: User) -> RunAccepted:
-    from ..worker.dispatch import enqueue_manual_run
+    from ..messaging.publish import enqueue_manual_run
 
     workflow = state.workflow_for(user, id)
     execution_id = enqueue_manual_run(state.celery(), state.db, state.settings, workflow=workflow, user_id=user.user_id)

@@ -44,7 +44,7 @@ class AppContext:
     def mirror(self) -> Any:
         """The write-through schedule mirror (RedBeat), or None when the sync layer is absent."""
         try:
-            from ..sync import RedBeatMirror
+            from ..scheduler.sync import RedBeatMirror
         except ImportError:  # pragma: no cover - sync layer not installed
             return None
         return RedBeatMirror(self.settings, self.db, self.redis)

@@ -40,7 +40,7 @@ def sync(app: AppContext, full: bool, since: str, as_json: bool) -> None:
 
     After Redis was lost, `woow sync --full` rebuilds every entry with its last fire time.
     """
-    from ..sync import Reconciler, full_sync
+    from ..scheduler.sync import Reconciler, full_sync
     from ..triggers import parse_duration
 
     s = app.settings
@@ -158,7 +158,7 @@ def collect_status(app: StatusSources, components: tuple[str, ...] = COMPONENTS)
 
 
 def _beat(app: StatusSources, out: dict[str, Any]) -> dict[str, Any]:
-    from ..beat import beat_status
+    from ..scheduler.beat import beat_status
 
     s = app.settings
     info = beat_status(s, app.redis, app.db)

@@ -87,6 +87,6 @@ def dev(cron_expr: str, concurrency: int, duration: float | None, workdir: str) 
 
     Uses WOOW_REDIS_URL / WOOW_DATABASE_URL when they are set. Ctrl-C stops every child process.
     """
-    from ..dev import DevRunner
+    from .dev import DevRunner
 
     raise SystemExit(DevRunner(workdir=workdir, cron=cron_expr, concurrency=concurrency, duration=duration).run())

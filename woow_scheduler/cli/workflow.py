@@ -197,8 +197,8 @@ def delete(app: AppContext, workflow_ref: str, yes: bool, as_json: bool) -> None
 @pass_app
 def run(app: AppContext, workflow_ref: str, user: str | None, wait: bool, wait_timeout: float, as_json: bool) -> None:
     """Run a workflow now, outside its schedule (a worker must be running)."""
+    from ..messaging.publish import enqueue_manual_run
     from ..worker import get_app
-    from ..worker.dispatch import enqueue_manual_run
 
     view = app.service.get_workflow(workflow_ref)
     execution_id = enqueue_manual_run(get_app(app.settings), app.db, app.settings, workflow=view, user_id=user)
@@ -239,7 +239,7 @@ def run(app: AppContext, workflow_ref: str, user: str | None, wait: bool, wait_t
 @pass_app
 def apply(app: AppContext, path: Path, dry_run: bool, prune: bool, user: str | None, as_json: bool) -> None:
     """Create or update workflows and their triggers from a file, by name (idempotent)."""
-    from ..apply import load_documents
+    from ..service.apply import load_documents
 
     docs = load_documents(path)
     plan = app.service.apply(docs, dry_run=dry_run, prune=prune, user_id=user)

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 MIN_YEAR = 1970
-MAX_YEAR = 2099
+# Quartz accepts years up to the current year + 100 (2126 in 2026); a parser that reads no clock
+# needs a fixed bound, so ours is the end of the next century: a superset of Quartz's until 2099.
+MAX_YEAR = 2199
 
 
 class DstPolicy(StrEnum):

@@ -35,7 +35,7 @@ def get_app(settings: Settings | None = None) -> Celery:
     and embedding.
     """
     global _default
-    from ..celery_app import create_app
+    from ..messaging.app import create_app
     from ..settings import load_settings
     from .tasks import register_tasks
 

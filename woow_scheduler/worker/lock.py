@@ -2,8 +2,8 @@
 
 - ``acquire``: ``SET key value NX PX ttl``; the value is ``<token>:<execution id>`` so anyone can see
   which execution holds the lock (skipped rows name it, listings show triggers BLOCKED).
-- ``renew``: compare-and-``PEXPIRE`` in one Lua script (``lua/renew.lua``).
-- ``release``: compare-and-``DEL`` in one Lua script (``lua/release.lua``): only the owner releases;
+- ``renew``: compare-and-``PEXPIRE`` in one Lua script (``woow_scheduler/lua/renew.lua``).
+- ``release``: compare-and-``DEL`` in one Lua script (``woow_scheduler/lua/release.lua``): only the owner releases;
   ``release_nowait`` sends the same script without waiting for the answer (end of a run).
 - While a run lasts, a background thread renews every lock it was given at ttl/3, so a run longer
   than the TTL keeps its lock; a crashed worker stops renewing and its lock expires.
@@ -23,13 +23,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from typing import Any
 
 import redis
 
 from ..errors import LockError
 from ..keys import Keys
+from ..lua import lua_source
 
 log = logging.getLogger("woow.lock")
 
@@ -39,7 +39,7 @@ _SCRIPTS: dict[str, tuple[str, str]] = {}  # name -> (source, sha1)
 def _script(name: str) -> tuple[str, str]:
     found = _SCRIPTS.get(name)
     if found is None:
-        text = resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+        text = lua_source(name)
         found = _SCRIPTS[name] = (text, hashlib.sha1(text.encode()).hexdigest())
     return found
 

@@ -39,19 +39,19 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ..celery_app import TASK_EXECUTE
 from ..db.session import Database
 from ..engine.redact import redact
 from ..engine.runner import RunOutcome, run_steps
 from ..enums import ConcurrencyPolicy, ExecutionStatus
 from ..errors import StoreUnavailable
 from ..keys import Keys
+from ..messaging.app import TASK_EXECUTE
+from ..messaging.payload import FirePayload, describe_error
 from ..redis_store import make_redis
 from ..settings import Settings
 from . import history as h
 from .lock import WorkflowLock, execution_lease_key, run_script, split_value
 from .logfmt import RunLog, kv
-from .payload import FirePayload, describe_error
 
 log = logging.getLogger("woow.worker")
 

@@ -7,17 +7,17 @@ Waiting blocks a worker slot: let the target task run on another queue (or other
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celery import Celery
-from celery.exceptions import TimeoutError as CeleryTimeoutError
 from pydantic import Field
 
-from ...celery_app import create_app
 from ...errors import StepFailed
 from ...settings import Settings
 from ..base import StepContext, StrategyConfig, TaskStrategy
 from ..redact import redact
+
+if TYPE_CHECKING:  # Celery is loaded on first use, so validating a workflow (the service) does not load it
+    from celery import Celery
 
 _apps: dict[int, tuple[Settings, Celery]] = {}
 _guard = threading.Lock()
@@ -25,6 +25,8 @@ _guard = threading.Lock()
 
 def _producer(settings: Settings) -> Celery:
     """A publishing-only app on the same broker/backend (cached per settings object)."""
+    from ...messaging.app import create_app
+
     with _guard:
         found = _apps.get(id(settings))
         if found is None or found[0] is not settings:
@@ -62,6 +64,8 @@ class CeleryTaskStrategy(TaskStrategy):
         output: dict[str, Any] = {"task_id": result.id, "task": cfg.task}
         if not cfg.wait:
             return output
+        from celery.exceptions import TimeoutError as CeleryTimeoutError
+
         try:
             value = result.get(timeout=cfg.wait_timeout, propagate=False, disable_sync_subtasks=False)
         except CeleryTimeoutError:

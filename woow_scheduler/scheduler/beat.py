@@ -44,16 +44,18 @@ from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redi
 from redis.exceptions import LockError as RedisLockError
 from sqlalchemy import delete
 
+from ..db import Database, SchedulerInstance
+from ..enums import InstanceKind
+from ..keys import Keys
+from ..lua import lua_source
+from ..messaging.app import create_app
+from ..messaging.payload import fire_kwargs
+from ..settings import Settings, load_settings
 from .bookkeeping import drain_fired, fired_record
-from .celery_app import create_app
-from .codec import decode_meta, dumps, encode_meta, loads, lua_source, task_kwargs
-from .db import Database, SchedulerInstance
-from .enums import InstanceKind
-from .keys import Keys
+from .codec import decode_meta, dumps, encode_meta, loads
+from .reaper import reap_lost_runs
 from .schedule import FirePlan, WoowTriggerSchedule, iso_utc
-from .settings import Settings, load_settings
 from .sync import Reconciler, incremental_since
-from .worker.reaper import reap_lost_runs
 
 log = logging.getLogger("woow.beat")
 
@@ -326,7 +328,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def _publish(self, definition: dict[str, Any], fire: datetime, producer: Any = None) -> None:
         options = dict(definition.get("options") or {})
-        kwargs = task_kwargs(definition.get("kwargs") or {}, iso_utc(fire), datetime.now(UTC).isoformat())
+        kwargs = fire_kwargs(definition.get("kwargs") or {}, iso_utc(fire), datetime.now(UTC).isoformat())
         log.debug("beat: fire %s scheduled_for %s", definition.get("name"), kwargs["scheduled_for"])
         self.app.send_task(
             definition["task"],

@@ -21,7 +21,7 @@ from typing import Any
 from celery.schedules import BaseSchedule, schedstate
 from pydantic import TypeAdapter
 
-from .triggers import MisfirePolicy, TriggerSpec
+from ..triggers import MisfirePolicy, TriggerSpec
 
 SCHEDULE_TYPE = "woow_trigger"
 

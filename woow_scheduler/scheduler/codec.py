@@ -3,7 +3,7 @@
 RedBeat stores each entry as a hash with ``definition`` (name, task, args, kwargs, options,
 schedule, enabled) and ``meta`` (``last_run_at``, ``total_run_count``) in its own JSON dialect.
 It knows only its own schedule types, so :class:`WoowJSONEncoder` / :class:`WoowJSONDecoder`
-add ``{"__type__": "woow_trigger", ...}`` (see :mod:`woow_scheduler.schedule`).  They are
+add ``{"__type__": "woow_trigger", ...}`` (see :mod:`woow_scheduler.scheduler.schedule`).  They are
 registered through :class:`woow_scheduler.beat.WoowSchedulerEntry` only, never by patching RedBeat.
 
 Definitions are written canonically (sorted keys, compact separators) by every writer, so the
@@ -16,15 +16,12 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
-from .celery_app import TASK_EXECUTE
+from ..messaging.payload import TASK_EXECUTE, shadow_name
 from .schedule import SCHEDULE_TYPE, WoowTriggerSchedule, iso_utc, schedule_json
-
-PAYLOAD_VERSION = 1
 
 
 class WoowJSONEncoder(RedBeatJSONEncoder):  # type: ignore[misc]
@@ -48,11 +45,6 @@ def dumps(obj: Any) -> str:
 
 def loads(text: str) -> Any:
     return json.loads(text, cls=WoowJSONDecoder)
-
-
-def shadow_name(workflow_name: str) -> str:
-    """The task name Flower shows for a fire of this workflow."""
-    return f"workflow:{workflow_name}"
 
 
 def entry_definition(
@@ -117,11 +109,6 @@ def definition_text(
     )
 
 
-def lua_source(name: str) -> str:
-    """A Lua script shipped in ``woow_scheduler/lua``."""
-    return resources.files("woow_scheduler").joinpath(f"lua/{name}.lua").read_text()
-
-
 def encode_meta(last_run_at: datetime | None, total_run_count: int = 0) -> str:
     """``meta`` exactly as RedBeat writes it (its datetime dialect), so RedBeat tools still read it."""
     last = last_run_at.astimezone(UTC) if last_run_at is not None else None
@@ -139,15 +126,3 @@ def decode_meta(text: str | None) -> tuple[datetime | None, int]:
     else:
         last = None
     return last, int(data.get("total_run_count") or 0)
-
-
-def task_kwargs(entry_kwargs: Mapping[str, Any], scheduled_for: str, enqueued_at: str) -> dict[str, Any]:
-    """The payload of one fire: the entry's ids plus the nominal time and the payload version."""
-    return {
-        "workflow_id": entry_kwargs.get("workflow_id"),
-        "trigger_id": entry_kwargs.get("trigger_id"),
-        "user_id": entry_kwargs.get("user_id"),
-        "scheduled_for": scheduled_for,
-        "version": PAYLOAD_VERSION,
-        "enqueued_at": enqueued_at,
-    }

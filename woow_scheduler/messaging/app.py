@@ -6,10 +6,11 @@ from typing import Any
 
 from celery import Celery
 
-from .keys import Keys
-from .settings import Settings
+from ..keys import Keys
+from ..settings import Settings
+from .payload import TASK_EXECUTE
 
-TASK_EXECUTE = "woow.execute_workflow"
+__all__ = ["TASK_EXECUTE", "celery_config", "create_app"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -43,14 +44,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redbeat_lock_key": keys.redbeat_lock,
         "redbeat_lock_timeout": int(max(2, settings.beat_lock_timeout)),
         "beat_max_loop_interval": settings.beat_max_loop_interval,
-        # our scheduler (woow_scheduler/beat.py): `celery -A ... beat` needs no -S
+        # our scheduler (scheduler/beat.py, named through its shim): `celery -A ... beat` needs no -S
         "beat_scheduler": "woow_scheduler.beat:WoowScheduler",
         # explicit, so RedBeat neither borrows broker_transport_options nor blocks forever on a dead socket
         "redbeat_redis_options": {"socket_connect_timeout": 5, "socket_timeout": 10, "health_check_interval": 30},
     }
     if broker.startswith(("redis://", "rediss://")):
         if settings.broker_client_reuse:
-            conf["broker_transport"] = "woow_scheduler.broker:Transport"
+            conf["broker_transport"] = "woow_scheduler.messaging.broker:Transport"
         conf["broker_transport_options"] = {
             "visibility_timeout": settings.visibility_timeout,
             "global_keyprefix": keys.broker_prefix,
@@ -67,7 +68,7 @@ def create_app(settings: Settings, *, main: str = "woow") -> Celery:
     app = Celery(main, set_as_current=False)
     app.conf.update(celery_config(settings))
     app.conf.woow_settings = settings
-    from .logconfig import install
+    from ..logconfig import install
 
     install(app, settings.log_format)
     return app

@@ -26,15 +26,16 @@ from typing import Any, cast
 import redis
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 
-from .codec import decode_meta, definition_text, encode_meta, lua_source
-from .db import Database, Execution, Trigger, Workflow
-from .enums import TriggerState
-from .errors import StoreUnavailable
-from .keys import Keys
-from .redis_store import make_redis
+from ..db import Database, Execution, Trigger, Workflow
+from ..enums import TriggerState
+from ..errors import StoreUnavailable
+from ..keys import Keys
+from ..lua import lua_source
+from ..messaging.publish import publish_options
+from ..redis_store import make_redis
+from ..settings import Settings
+from .codec import decode_meta, definition_text, encode_meta
 from .schedule import SPEC_ADAPTER, WoowTriggerSchedule
-from .settings import Settings
-from .worker.dispatch import publish_options
 
 log = logging.getLogger("woow.sync")
 

@@ -21,9 +21,8 @@ from sqlalchemy import select, update
 from ..db.models import Execution, Workflow
 from ..db.session import Database
 from ..enums import ConcurrencyPolicy, ExecutionStatus
-from ..keys import Keys
+from ..keys import Keys, split_lock_value
 from ..settings import Settings
-from .lock import split_value
 
 log = logging.getLogger("woow.reaper")
 
@@ -47,7 +46,7 @@ def reap_lost_runs(
     reaped: list[uuid.UUID] = []
     for ex_id, wf_id, token, concurrency in rows:
         key = keys.execution_lease(ex_id) if concurrency == ConcurrencyPolicy.ALLOW else keys.workflow_lock(wf_id)
-        held, _ = split_value(client.get(key))  # type: ignore[arg-type]
+        held, _ = split_lock_value(client.get(key))  # type: ignore[arg-type]
         if token is not None and held == token:
             continue  # its worker still renews the lock: a long run, not a dead one
         with db.session() as s:

@@ -20,11 +20,11 @@ from typing import Any, cast
 import redis
 from sqlalchemy import Table, bindparam, select, update
 
-from .db import Database, Trigger
-from .enums import TriggerState
-from .keys import Keys
+from ..db import Database, Trigger
+from ..enums import TriggerState
+from ..keys import Keys
+from ..settings import Settings
 from .schedule import iso_utc, parse_utc
-from .settings import Settings
 
 log = logging.getLogger("woow.bookkeeping")
 

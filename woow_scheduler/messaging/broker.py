@@ -4,7 +4,7 @@ kombu builds a new ``redis.Redis`` object for every publish, acknowledgement and
 redis-py 6 and later each construction copies the client's ~170 response callbacks, about a quarter
 of the cost of one publish (measured with cProfile: 0.23 of 0.89 ms).  The client is only a handle
 on the channel's connection pool, so one per channel does the same work.  Selected by
-``celery_app.celery_config`` (``broker_transport``) for ``redis://`` and ``rediss://`` brokers
+``messaging.app.celery_config`` (``broker_transport``) for ``redis://`` and ``rediss://`` brokers
 while ``WOOW_BROKER_CLIENT_REUSE`` is on (the default; ``woow flower`` turns it off, since Flower
 tells brokers apart by URL scheme); everything else is kombu's own Redis transport.
 """

@@ -16,13 +16,11 @@ from celery import Celery
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from ..celery_app import TASK_EXECUTE
 from ..db.session import Database
 from ..enums import ExecutionStatus
 from ..errors import StoreUnavailable
 from ..settings import Settings
-from . import history as h
-from .payload import FirePayload
+from .payload import TASK_EXECUTE, FirePayload, shadow_name
 
 SOFT_LIMIT_GRACE = 5.0  # seconds after the workflow timeout before Celery's soft limit fires
 HARD_LIMIT_GRACE = 30.0  # further seconds before the hard limit kills the pool process
@@ -49,7 +47,7 @@ def time_limits(timeout: float | None) -> dict[str, float]:
 
 def publish_options(settings: Settings, *, workflow_name: str, timeout: float | None = None) -> dict[str, Any]:
     """``apply_async`` options of a fire (also what a RedBeat entry's ``options`` should hold)."""
-    return {"queue": settings.queue, "shadow": f"workflow:{workflow_name}", **time_limits(timeout)}
+    return {"queue": settings.queue, "shadow": shadow_name(workflow_name), **time_limits(timeout)}
 
 
 def _aware(value: datetime | str | None) -> datetime | None:
@@ -90,6 +88,8 @@ def enqueue_manual_run(
 
     ``woow workflow run --wait`` then polls ``executions.status`` of that id until it is final.
     """
+    from ..worker import history as h  # the one writer of execution rows
+
     now = datetime.now(UTC)
     with db.session() as session:
         execution_id = h.insert_execution(

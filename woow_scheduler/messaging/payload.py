@@ -1,20 +1,41 @@
-"""The ``execute_workflow`` task payload: a frozen, versioned message.
+"""The one wire contract of a fire: the ``execute_workflow`` task, its versioned kwargs, its shadow name.
 
-Publishers (beat, ``woow workflow run``) send these fields as the task's kwargs.  The worker
+Publishers (beat, ``woow workflow run``, the API) send these fields as the task's kwargs.  The worker
 validates them before anything else: a missing, forged or unknown-version payload is logged and
-dropped, never run.
+dropped, never run.  Beat builds a fire's kwargs with :func:`fire_kwargs` (a plain dict on its hot
+path); everyone else with :meth:`FirePayload.to_kwargs`; both give the same fields.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+#: The task every fire runs (the name is part of the wire: stored RedBeat entries name it).
+TASK_EXECUTE = "woow.execute_workflow"
 PAYLOAD_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
+
+
+def shadow_name(workflow_name: str) -> str:
+    """The task name Flower and the worker log show for a fire of this workflow."""
+    return f"workflow:{workflow_name}"
+
+
+def fire_kwargs(entry_kwargs: Mapping[str, Any], scheduled_for: str, enqueued_at: str) -> dict[str, Any]:
+    """Beat's payload of one fire: the entry's ids plus the nominal time and the payload version."""
+    return {
+        "workflow_id": entry_kwargs.get("workflow_id"),
+        "trigger_id": entry_kwargs.get("trigger_id"),
+        "user_id": entry_kwargs.get("user_id"),
+        "scheduled_for": scheduled_for,
+        "version": PAYLOAD_VERSION,
+        "enqueued_at": enqueued_at,
+    }
 
 
 class FirePayload(BaseModel):

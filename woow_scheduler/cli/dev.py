@@ -21,10 +21,10 @@ from typing import Any
 
 import click
 
-from .db.migrate import upgrade
-from .db.session import Database
-from .errors import ConfigError
-from .settings import load_settings
+from ..db.migrate import upgrade
+from ..db.session import Database
+from ..errors import ConfigError
+from ..settings import load_settings
 
 STOP_GRACE = 20.0
 
@@ -121,7 +121,7 @@ class DevRunner:
         click.echo(f"dev: started {name} (pid {proc.pid}, log {self.workdir / (name + '.log')})")
 
     def _seed(self, db: Database, settings: Any) -> None:
-        from .service import Service
+        from ..service import Service
 
         svc = Service(db, settings, mirror=None)
         if svc.list_workflows():
@@ -173,7 +173,7 @@ class DevRunner:
         self._stopping = True
 
     def _watch(self, db: Database, settings: Any) -> None:
-        from .service import Service
+        from ..service import Service
 
         svc = Service(db, settings)
         seen: dict[str, str] = {}

@@ -1,0 +1,182 @@
+"""Use cases on triggers: add, change, pause, resume, delete, read, list and preview fire times."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..db.models import Trigger, Workflow
+from ..enums import TriggerState
+from ..errors import Conflict, InvalidInput
+from ..triggers import TriggerSpec, parse_trigger_spec
+from ..views import TriggerView
+from .base import ServiceBase
+from .validation import check_name, spec_from_stored
+
+
+class TriggerOps(ServiceBase):
+    # -- triggers -----------------------------------------------------------------------------
+    def add_trigger(
+        self,
+        workflow_ref: str,
+        spec: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        user_id: str | None = None,
+        allow_past: bool = False,
+    ) -> TriggerView:
+        now = self.clock()
+        parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
+        if name is not None:
+            try:
+                check_name(name, "trigger")
+            except ValueError as exc:
+                raise InvalidInput(f"name: {exc}", field="name") from None
+        with self._session() as s:
+            wf = self._workflow(s, workflow_ref)
+            trigger_name = name or self._default_trigger_name(s, wf.id, parsed)
+            if s.scalar(select(Trigger.id).where(Trigger.workflow_id == wf.id, Trigger.name == trigger_name)):
+                raise Conflict(f"name: workflow '{wf.name}' already has a trigger named '{trigger_name}'", field="name")
+            tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id)
+            view = TriggerView.of(tr, wf.name)
+        self._mirror([view.id])
+        return view
+
+    def update_trigger(self, ref: str, spec: Mapping[str, Any], *, allow_past: bool = False) -> TriggerView:
+        """Replace a trigger's spec; its fire count and last fire time are kept."""
+        now = self.clock()
+        parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
+        with self._session() as s:
+            tr = self._trigger(s, ref)
+            self._apply_spec(tr, parsed, now)
+            tr.anchor_at = max(now, tr.anchor_at)
+            if tr.state == TriggerState.COMPLETE and tr.next_fire_time is not None:
+                tr.state = TriggerState.NORMAL
+            tr.version += 1
+            s.flush()
+            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
+        self._mirror([view.id])
+        return view
+
+    def pause_trigger(self, ref: str) -> TriggerView:
+        return self._set_state(ref, TriggerState.PAUSED, allowed_from={TriggerState.NORMAL, TriggerState.ERROR})
+
+    def resume_trigger(self, ref: str) -> TriggerView:
+        return self._set_state(ref, TriggerState.NORMAL, allowed_from={TriggerState.PAUSED, TriggerState.ERROR})
+
+    def delete_trigger(self, ref: str) -> TriggerView:
+        with self._session() as s:
+            tr = self._trigger(s, ref)
+            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
+            s.delete(tr)
+        self._mirror([view.id])
+        return view
+
+    def get_trigger(self, ref: str) -> TriggerView:
+        with self._session() as s:
+            tr = self._trigger(s, ref)
+            wf_name = self._workflow_name(s, tr.workflow_id)
+            blocked = self._blocked({tr.workflow_id})
+            return TriggerView.of(tr, wf_name, blocked=tr.workflow_id in blocked)
+
+    def list_triggers(
+        self, *, workflow: str | None = None, state: str | None = None, owner: str | None = None
+    ) -> list[TriggerView]:
+        with self._session() as s:
+            q = select(Trigger, Workflow.name).join(Workflow, Workflow.id == Trigger.workflow_id)
+            if workflow is not None:
+                q = q.where(Trigger.workflow_id == self._workflow(s, workflow).id)
+            if owner is not None:
+                q = q.where(Workflow.owner_user_id == owner)
+            wanted: TriggerState | None = None
+            if state is not None:
+                try:
+                    wanted = TriggerState(state.upper())
+                except ValueError:
+                    raise InvalidInput(
+                        f"state: '{state}' is not one of {', '.join(m.value for m in TriggerState)}", field="state"
+                    ) from None
+                if wanted != TriggerState.BLOCKED:
+                    q = q.where(Trigger.state == wanted)
+            rows = list(s.execute(q.order_by(Workflow.name, Trigger.name)))
+            blocked = self._blocked({tr.workflow_id for tr, _ in rows})
+            views = [TriggerView.of(tr, name, blocked=tr.workflow_id in blocked) for tr, name in rows]
+        if wanted is not None:
+            views = [v for v in views if v.state == wanted.value]
+        return views
+
+    def next_fire_times(self, ref: str, n: int = 10) -> list[datetime]:
+        if not 1 <= n <= 1000:
+            raise InvalidInput(f"n: {n} must be between 1 and 1000", field="n")
+        with self._session() as s:
+            tr = self._trigger(s, ref)
+            spec = spec_from_stored(tr.spec)
+            after = max(filter(None, (tr.previous_fire_time, tr.anchor_at, self.clock())))
+        out: list[datetime] = []
+        for t in spec.iter_fire_times(after):
+            out.append(t)
+            if len(out) >= n:
+                break
+        return out
+
+    def _set_state(self, ref: str, target: TriggerState, *, allowed_from: set[TriggerState]) -> TriggerView:
+        now = self.clock()
+        with self._session() as s:
+            tr = self._trigger(s, ref)
+            if tr.state != target:
+                if tr.state not in allowed_from:
+                    raise InvalidInput(
+                        f"state: trigger '{tr.name}' is {tr.state.value}; it cannot become {target.value}",
+                        field="state",
+                    )
+                tr.state = target
+                if target == TriggerState.NORMAL:
+                    # fires missed while paused are not caught up (Quartz would misfire them)
+                    tr.anchor_at = now
+                    spec = spec_from_stored(tr.spec)
+                    tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now))
+                    if tr.next_fire_time is None:
+                        tr.state = TriggerState.COMPLETE
+                tr.version += 1
+                s.flush()
+            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
+        self._mirror([view.id])
+        return view
+
+    def _new_trigger(
+        self, s: Session, wf: Workflow, name: str, spec: TriggerSpec, now: datetime, user_id: str | None
+    ) -> Trigger:
+        """Insert a trigger; it is anchored at ``now`` (it never fires for earlier times)."""
+        tr = Trigger(workflow_id=wf.id, name=name, created_by=user_id or wf.owner_user_id)
+        self._apply_spec(tr, spec, now)
+        tr.anchor_at = now
+        tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
+        s.add(tr)
+        s.flush()
+        return tr
+
+    @staticmethod
+    def _apply_spec(tr: Trigger, spec: TriggerSpec, now: datetime) -> None:
+        tr.type = spec.type
+        tr.spec = spec.model_dump(mode="json")
+        tr.timezone = spec.timezone
+        tr.dst_policy = str(getattr(spec, "dst_policy", "wall_clock"))
+        tr.misfire_policy = str(spec.misfire_policy)
+        tr.start_at = spec.start_at
+        tr.end_at = spec.end_at
+        tr.repeat_count = getattr(spec, "repeat_count", None)
+        tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now))
+
+    @staticmethod
+    def _default_trigger_name(s: Session, workflow_id: uuid.UUID, spec: TriggerSpec) -> str:
+        taken = set(s.scalars(select(Trigger.name).where(Trigger.workflow_id == workflow_id)))
+        i = 1
+        while f"{spec.type}-{i}" in taken:
+            i += 1
+        return f"{spec.type}-{i}"
+
