@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
+from .redis_store import SentinelURL, hide_password, is_sentinel_url
 
 ENV_PREFIX = "WOOW_"
 
@@ -73,10 +74,12 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
-        description="Redis for the RedBeat schedule and the per-workflow locks.",
+        description="Redis for the RedBeat schedule and the per-workflow locks (and, by default, the broker): "
+        "redis://, rediss:// (TLS), or a Sentinel set-up: "
+        "sentinel://:PASSWORD@h1:26379,h2:26379,h3:26379/0?master=NAME[&sentinel_password=PW][&ssl=true].",
     )
     broker_url: str | None = Field(
-        default=None, description="Celery broker URL; defaults to redis_url (amqp:// works too)."
+        default=None, description="Celery broker URL; defaults to redis_url (sentinel:// and amqp:// work too)."
     )
     result_backend: str | None = Field(default=None, description="Celery result backend; defaults to redis_url.")
     key_prefix: str = Field(
@@ -149,6 +152,14 @@ class Settings(BaseSettings):
     # -- ops ------------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Log level of woow processes.")
     log_format: str = Field(default="text", description="'text' or 'json' (one JSON object per line).")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics of this beat or worker on this port (off when unset); "
+        "the 'woow beat/worker --metrics-port' option sets it.",
+    )
+    metrics_address: str = Field(default="0.0.0.0", description="Address the metrics port listens on.")
 
     @field_validator("timezone")
     @classmethod
@@ -175,15 +186,21 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis(cls, value: str) -> str:
+        if is_sentinel_url(value):
+            SentinelURL.parse(value)  # a ValueError names what is wrong
+            return value
         if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"'{value}' is not a redis:// URL")
+            raise ValueError(f"'{value}' is not a redis://, rediss:// or sentinel:// URL")
         return value
 
     @field_validator("broker_url")
     @classmethod
     def _check_broker(cls, value: str | None) -> str | None:
+        if value is not None and is_sentinel_url(value):
+            SentinelURL.parse(value)
+            return value
         if value is not None and not value.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
-            raise ValueError(f"'{value}' is not a redis:// or amqp:// URL")
+            raise ValueError(f"'{value}' is not a redis://, sentinel:// or amqp:// URL")
         return value
 
     @field_validator("key_prefix")
@@ -254,6 +271,8 @@ def load_settings(**overrides: Any) -> Settings:
         name = str(err["loc"][0]) if err["loc"] else "settings"
         msg = str(err["msg"]).removeprefix("Value error, ")
         value = err.get("input")
+        if isinstance(value, str) and "://" in value:
+            value = hide_password(value)  # a URL's password never reaches a terminal or a log
         shown = f" (got {value!r})" if not isinstance(value, dict) and value is not None else ""
         if name == "settings" or not err["loc"]:
             raise ConfigError(f"settings: {msg}") from None

@@ -50,6 +50,7 @@ from ..keys import Keys
 from ..lua import lua_source
 from ..messaging.app import create_app
 from ..messaging.payload import fire_kwargs
+from ..metrics import BeatMetrics
 from ..settings import Settings, load_settings
 from .bookkeeping import drain_fired, fired_record
 from .codec import decode_meta, dumps, encode_meta, loads
@@ -146,6 +147,10 @@ class BeatLock:
         self._last_ok = time.monotonic()
         return True
 
+    def age(self) -> float:
+        """Seconds since the lock was last taken or extended."""
+        return time.monotonic() - self._last_ok
+
     def release(self) -> None:
         if self.held:
             self.held = False
@@ -187,6 +192,10 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         #: clear while a pass publishes; the maintenance thread waits for it (bounded)
         self.idle = threading.Event()
         self.idle.set()
+        #: Prometheus series (served only with WOOW_METRICS_PORT; see metrics.py)
+        self.metrics = BeatMetrics()
+        self.metrics.leader.set_function(lambda: 1.0 if self.is_leader else 0.0)
+        self.metrics.lock_age.set_function(self._lock_age)
         kwargs.setdefault("lock_timeout", self.settings.beat_lock_timeout)
         super().__init__(app, *args, **kwargs)
         # RedBeat's beat_init handler blocks in lock.acquire(); we take the lock in tick() instead,
@@ -198,6 +207,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
     def tick(self, min: Any = min, **kwargs: Any) -> float:
         self._start_maintenance()
         client = get_redis(self.app)
+        self._serve_metrics(client)
         try:
             lock = self._lock(client)
             if not lock.held:
@@ -266,6 +276,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         jobs = [(decoded.definition, fire) for _, decoded, _, plan in planned for fire in plan.fires]
         outcomes = self._publish_all(jobs)
         failures = sum(1 for o in outcomes if o is not None)
+        kinds = [str(d.schedule.spec.type) if d.schedule else "other" for _, d, _, plan in planned for _ in plan.fires]
+        self._count_published(jobs, kinds, outcomes)
         misfired = 0
         i = 0
         for key, decoded, count, plan in planned:
@@ -285,6 +297,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 fires, pos, nxt = plan.fires, plan.position, plan.next_fire
             if plan.misfired:
                 misfired += 1
+                self.metrics.misfires.labels(policy=str(sched.misfire_policy)).inc()
                 (log.info if misfired <= 20 else log.debug)(
                     "beat: trigger %s misfired (policy %s): firing %s",
                     decoded.definition.get("name"),
@@ -310,6 +323,20 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         for key, decoded, meta in generic:
             self._generic_entry(key, decoded, meta)
         return failures
+
+    def _count_published(
+        self, jobs: list[tuple[dict[str, Any], datetime]], kinds: list[str], outcomes: list[Exception | None]
+    ) -> None:
+        now = time.time()
+        for (_, fire), kind, outcome in zip(jobs, kinds, outcomes, strict=True):
+            if outcome is None:
+                self.metrics.published(kind, now - fire.timestamp())
+            else:
+                self.metrics.publish_failures.inc()
+
+    def _lock_age(self) -> float:
+        lock = self._beat_lock
+        return lock.age() if lock is not None and lock.held else 0.0
 
     def _publish_all(self, jobs: list[tuple[dict[str, Any], datetime]]) -> list[Exception | None]:
         """Publish each ``(definition, fire)`` in order; ``None`` for a success, the exception otherwise.
@@ -405,6 +432,21 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
     def is_leader(self) -> bool:
         return self._beat_lock is not None and self._beat_lock.held
 
+    def _serve_metrics(self, client: redis.Redis) -> None:
+        s = self.settings
+        if s.metrics_port is None or getattr(self, "_metrics_served", False):
+            return
+        self._metrics_served = True
+        keys = self.keys
+
+        def depth() -> int | None:
+            if s.effective_broker_url != s.redis_url:
+                return None  # another broker: the API's /metrics or the broker's own exporter
+            return int(client.llen(keys.broker_queue(s.queue)))
+
+        self.metrics.watch_stores(lambda: int(client.zcard(keys.redbeat_schedule)), s.queue, depth)
+        self.metrics.serve(s.metrics_port, s.metrics_address)
+
     def _start_maintenance(self) -> None:
         if self._maintenance is None and self.run_maintenance:
             self._maintenance = _Maintenance(self)
@@ -488,12 +530,14 @@ class _Maintenance(threading.Thread):
                         start = reconciler.db_now()
                         report = reconciler.full()
                         log.info("beat: %s", report.summary())
+                        self._count_reconcile("full", report)
                         last_pass_start = start
                         next_full = mono + s.full_reconcile_interval
                         next_incr = mono + s.reconcile_interval
                     elif mono >= next_incr and last_pass_start is not None:
                         start = reconciler.db_now()
                         report = reconciler.incremental(incremental_since(last_pass_start))
+                        self._count_reconcile("incremental", report)
                         last_pass_start = start
                         next_incr = mono + s.reconcile_interval
                         if report.drift_suspected:
@@ -504,6 +548,9 @@ class _Maintenance(threading.Thread):
             except Exception as exc:
                 log.error("beat: maintenance step failed: %s", exc, exc_info=True)
             self._stop_event.wait(min(0.5, s.bookkeeping_interval))
+
+    def _count_reconcile(self, kind: str, report: Any) -> None:
+        self.scheduler.metrics.reconciled(kind, report.seconds, report.added, report.updated, report.removed)
 
     def _prune_dead_beats(self) -> None:
         """Remove heartbeat rows of beats silent for six heartbeats (killed without a clean stop)."""

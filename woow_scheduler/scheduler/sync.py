@@ -27,6 +27,7 @@ import redis
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 
 from ..db import Database, Execution, Trigger, Workflow
+from ..db.types import UTCDateTime
 from ..enums import TriggerState
 from ..errors import StoreUnavailable
 from ..keys import Keys
@@ -183,9 +184,10 @@ class Reconciler:
         return report
 
     def db_now(self) -> datetime:
+        """The database's clock, aware UTC on every dialect (SQLite's CURRENT_TIMESTAMP is naive UTC)."""
         with self.db.session() as session:
-            value = session.scalar(select(func.now()))
-        assert isinstance(value, datetime)
+            value = session.scalar(select(func.now(type_=UTCDateTime())))
+        assert isinstance(value, datetime) and value.tzinfo is not None
         return value
 
     # -- internals --------------------------------------------------------------------------
