@@ -91,15 +91,6 @@ def test_beat_on_redis_worker_on_rabbitmq_every_fire_once(asettings: Settings, d
     assert "Traceback" not in beat_log, beat_log
 
 
-# RabbitMQ redelivers while the killed run's lock is still alive; the worker of main acks that
-# delivery as "running elsewhere" and the fire ends 'failed' by the reaper. The guarantees branch
-# defers such a delivery instead: remove this marker when it is merged (strict: it fails then).
-REDELIVERY_DEFERRED = pytest.mark.xfail(
-    strict=True, reason="worker drops a redelivery that arrives while the dead run's lock lives (guarantees)"
-)
-
-
-@REDELIVERY_DEFERRED
 def test_worker_kill9_mid_run_rabbitmq_redelivers(asettings: Settings, db: Database, tmp_path: Path) -> None:
     """acks_late on RabbitMQ: the killed consumer's unacked message goes back at once; the next
     worker takes the stale execution over when its lock expires, and the fire completes once."""

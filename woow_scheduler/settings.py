@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         description="Redis broker: one client per channel instead of one per command (publishes ~25% "
         "faster); woow flower turns it off so Flower recognises the redis:// broker.",
     )
+    fire_journal_grace: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds past visibility_timeout after which beat's sweeper publishes again a fire "
+        "that has no execution row (its message was lost).",
+    )
     db_retry_max: int = Field(
         default=20, ge=0, description="How often a task retries when the database is unreachable."
     )

@@ -15,7 +15,6 @@ import pytest
 from tests.chaos import test_worker_kill as scenario1
 from tests.chaos.harness import ChaosEnv, Size
 from tests.rabbitmq import amqp_vhost
-from tests.test_rabbitmq import REDELIVERY_DEFERRED
 
 
 @pytest.fixture
@@ -26,7 +25,6 @@ def amqp_env(chaos_env: ChaosEnv) -> Iterator[ChaosEnv]:
         chaos_env.close()  # every process off the vhost before it is deleted
 
 
-@REDELIVERY_DEFERRED
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("size", scenario1.SIZES)
 def test_worker_kill9_mid_run_on_rabbitmq(amqp_env: ChaosEnv, size: Size) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Enum,
     Float,
@@ -132,6 +133,13 @@ class Execution(Base):
     worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
     celery_task_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     lock_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # pinned at claim time: the key and policy of the lock this run holds, and its fence number;
+    # liveness checks and the reaper read these, never the workflow's current settings
+    lock_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lock_policy: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    fence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # when the next attempt of a 'retrying' row is due (the reaper re-sends it if it never came)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(json_type(), default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

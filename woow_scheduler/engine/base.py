@@ -38,6 +38,9 @@ class StepContext:
     attempt: int
     step_name: str
     settings: Settings
+    # fence number of the workflow lock this run holds (strictly increasing per workflow): pass it to
+    # systems the step writes to, so they can refuse writes from a run that lost its lock
+    fence: int | None = None
     outputs: Mapping[str, Any] = field(default_factory=dict)  # outputs of earlier steps, by step name
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("woow.step"))
 

@@ -136,6 +136,19 @@ def _error_text(exc: BaseException) -> str:
     return text[:ERROR_CAP]
 
 
+def _not_run(step: StepSpec) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "type": step.type,
+        "status": STEP_SKIPPED,
+        "started_at": None,
+        "finished_at": None,
+        "duration_ms": None,
+        "output": None,
+        "error": None,
+    }
+
+
 def run_steps(
     steps: Sequence[StepSpec | Mapping[str, Any]],
     *,
@@ -150,6 +163,8 @@ def run_steps(
     workflow_timeout_errors: tuple[type[BaseException], ...] = (),
     logger: logging.Logger | None = None,
     strategies: Mapping[str, type[TaskStrategy]] | None = None,
+    fence: int | None = None,
+    lease: Callable[[], str | None] | None = None,
 ) -> RunOutcome:
     """Run ``steps`` in order and report every step's result.
 
@@ -177,6 +192,11 @@ def run_steps(
             )
 
     for index, step in enumerate(specs):
+        lost = lease() if lease is not None else None
+        if lost is not None:
+            status, error = ExecutionStatus.LOCK_LOST, f"stopped before step '{step.name}': {lost}"
+            results.extend(_not_run(rest) for rest in specs[index:])
+            break
         record: dict[str, Any] = {"name": step.name, "type": step.type, "status": STEP_SUCCEEDED}
         t0 = time.monotonic()
         record["started_at"] = _now().isoformat()
@@ -204,6 +224,7 @@ def run_steps(
                 attempt=attempt,
                 step_name=step.name,
                 settings=settings,
+                fence=fence,
                 outputs=dict(outputs),
                 logger=step_logger,
             )
@@ -249,18 +270,6 @@ def run_steps(
         else:
             status = ExecutionStatus.FAILED
             error = f"step '{step.name}' ({step.type}) failed: {record['error']}"
-        for rest in specs[index + 1 :]:
-            results.append(
-                {
-                    "name": rest.name,
-                    "type": rest.type,
-                    "status": STEP_SKIPPED,
-                    "started_at": None,
-                    "finished_at": None,
-                    "duration_ms": None,
-                    "output": None,
-                    "error": None,
-                }
-            )
+        results.extend(_not_run(rest) for rest in specs[index + 1 :])
         break
     return RunOutcome(status, results, error, outputs)

@@ -54,8 +54,9 @@ from ..metrics import BeatMetrics
 from ..settings import Settings, load_settings
 from .bookkeeping import drain_fired, fired_record
 from .codec import decode_meta, dumps, encode_meta, loads
-from .reaper import reap_lost_runs
+from .reaper import reap_lost_runs, resend_stale
 from .schedule import FirePlan, WoowTriggerSchedule, iso_utc
+from .sweeper import sweep_fires
 from .sync import Reconciler, incremental_since
 
 log = logging.getLogger("woow.beat")
@@ -182,6 +183,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self.keys = Keys(self.settings.key_prefix)
         self.instance_id = f"beat-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.chunk_size = self.settings.beat_dispatch_chunk
+        self._dispatch_lock: BeatLock | None = None
         self._decoded: dict[str, _Decoded] = {}
         self._maintenance: _Maintenance | None = None
         self._beat_lock: BeatLock | None = None
@@ -240,12 +242,14 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         failures = 0
         if due:
             self.idle.clear()  # the PostgreSQL thread waits: no GIL contention while fires go out
+        self._dispatch_lock = lock  # checked by elapsed time while publishing, not only per chunk
         try:
             for i in range(0, len(due), self.chunk_size):
                 if not lock.keep():
                     raise _LockLost
                 failures += self._process_chunk(client, due[i : i + self.chunk_size])
         finally:
+            self._dispatch_lock = None
             self.idle.set()
         return failures
 
@@ -256,6 +260,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             rows = pipe.execute()
         now = datetime.now(UTC)
         writes: list[tuple[str, list[Any]]] = []
+        seen_meta: dict[str, str] = {}  # the entry's meta as read: its fired write is conditional on it
         generic: list[tuple[str, _Decoded, str | None]] = []
         planned: list[tuple[str, _Decoded, int, FirePlan]] = []
         for key, (definition, meta) in zip(keys, rows, strict=True):
@@ -270,6 +275,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 generic.append((key, decoded, meta))
                 continue
             last, count = decode_meta(meta)
+            seen_meta[key] = meta or ""
             planned.append((key, decoded, count, decoded.schedule.plan(last, now)))
 
         # publish every fire of the chunk (in parallel when configured), then record the outcome
@@ -287,7 +293,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             sched = decoded.schedule
             assert sched is not None
             if ok < len(plan.fires):
-                log.error("beat: publishing %s failed: %s", decoded.definition.get("name"), results[ok])
+                if not isinstance(results[ok], _LockLost):
+                    log.error("beat: publishing %s failed: %s", decoded.definition.get("name"), results[ok])
                 if ok == 0:
                     continue  # stays due: retried next pass with the same scheduled_for
                 fires = plan.fires[:ok]
@@ -306,8 +313,14 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 )
             new_meta = encode_meta(pos, count + len(fires)) if pos is not None else ""
             score = int(nxt.timestamp()) if nxt is not None else -1
-            record = fired_record(str(decoded.definition.get("name")), fires, nxt, sched.version) if fires else ""
-            writes.append((key, [decoded.sha, new_meta, score, record, FIRED_STREAM_MAXLEN]))
+            record = (
+                fired_record(
+                    str(decoded.definition.get("name")), fires, nxt, sched.version, decoded.definition.get("kwargs")
+                )
+                if fires
+                else ""
+            )
+            writes.append((key, [decoded.sha, new_meta, score, record, FIRED_STREAM_MAXLEN, seen_meta[key]]))
         if writes:
             script = self._fired_script(client)
             schedule_key, fired_key = self.keys.redbeat_schedule, self.keys.fired
@@ -344,7 +357,15 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         Sequential on purpose: publishing is CPU-bound in Celery/kombu (measured: a thread pool
         gained nothing on two cores), and one producer keeps the broker connection count at one.
         """
-        return [self._publish_one(job, producer=self.producer) for job in jobs]
+        lock = getattr(self, "_dispatch_lock", None)
+        out: list[Exception | None] = []
+        for n, job in enumerate(jobs):
+            if lock is not None and not lock.keep():  # cheap: a clock read until a renewal is due
+                log.warning("beat: lost the beat lock while publishing; %d fires left to the new leader", len(jobs) - n)
+                out.extend(_LockLost() for _ in jobs[n:])
+                break
+            out.append(self._publish_one(job, producer=self.producer))
+        return out
 
     def _publish_one(self, job: tuple[dict[str, Any], datetime], producer: Any = None) -> Exception | None:
         try:
@@ -508,7 +529,7 @@ class _Maintenance(threading.Thread):
         self.db = Database(s.database_url)
         client = get_redis(self.scheduler.app)
         reconciler = Reconciler(s, self.db, client)
-        next_heartbeat = next_flush = next_incr = next_full = next_prune = 0.0
+        next_heartbeat = next_flush = next_incr = next_full = next_prune = next_sweep = 0.0
         last_pass_start: datetime | None = None
         while not self._stop_event.is_set():
             self.scheduler.idle.wait(timeout=5.0)  # never starved: at most 5 s behind a burst
@@ -522,6 +543,10 @@ class _Maintenance(threading.Thread):
                         self._prune_dead_beats()
                         reap_lost_runs(s, self.db, client)
                         next_prune = mono + max(60.0, 6 * s.heartbeat_interval)
+                    if mono >= next_sweep:
+                        sweep_fires(s, self.db, client, self.scheduler.app)
+                        resend_stale(s, self.db, self.scheduler.app)
+                        next_sweep = mono + max(5.0, 5 * s.bookkeeping_interval)
                     if mono >= next_flush:
                         drain_fired(s, self.db, client)
                         next_flush = mono + s.bookkeeping_interval
