@@ -97,6 +97,7 @@ def test_operator_logs_in_pauses_runs_and_reads_a_run(page: Any, stack: Stack) -
     page.locator("#status").filter(has_text="succeeded").wait_for(timeout=30_000)
     assert page.evaluate("window.__same_page") is True
     assert "hello" in page.locator("#steps").inner_text()
+    assert page.locator("dt:text-is('Lock fence') + dd").inner_text().isdigit()  # a forbid run holds a fenced lock
     check(page, "execution")
 
     page.get_by_role("link", name="History").click()

@@ -300,7 +300,7 @@ def history(
 def execution(request: Request, ref: str, session: Session, state: State) -> Response:
     ex = state.execution_for(session.principal, parse_uuid(ref, "execution"))
     steps = redact(ex.steps, state.settings.redact_keys)
-    extra = {k: v for k, v in ex.model_dump().items() if k in ("fence", "lock_key", "lock_fence")}
+    extra = {"lock fence": ex.fence}
     return render(
         request,
         "execution.html",
