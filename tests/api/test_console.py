@@ -211,3 +211,32 @@ def test_pages_of_a_run_in_progress_refresh_themselves(alice: TestClient, tokens
     assert 'id="execution" data-live="on"' in page and ">queued<" in page
     assert 'id="history-rows" data-live="on"' in alice.get("/ui/history").text
     assert 'id="history-rows" data-live="off"' in alice.get("/ui/history?status=succeeded").text
+
+
+def test_a_read_only_token_sees_no_buttons_and_cannot_change_anything(alice: TestClient, db: Database) -> None:
+    wf = make_workflow(alice, name="look-only")
+    tr = alice.post(f"/workflows/{wf['id']}/schedule", json={"name": "t", "every": "1h"}).json()
+    reader = create_token(db, user_id="alice", scopes=["read"])[1]
+    api = dict(alice.headers)
+    alice.headers.pop("Authorization")
+    csrf = login(alice, reader)
+    page = alice.get(f"/ui/workflows/{wf['id']}").text
+    assert "read-only" in page and "Run now" not in page and "/pause" not in page and "Delete" not in page
+    for url, data in ((f"/ui/triggers/{tr['id']}/pause", {}), (f"/ui/workflows/{wf['id']}/run", {}),
+                      (f"/ui/workflows/{wf['id']}/delete", {"confirm": "yes"})):
+        resp = alice.post(url, data={"csrf": csrf, **data})
+        assert resp.status_code == 403 and "read-only" in resp.text, url
+    assert alice.get(f"/triggers/{tr['id']}", headers=api).json()["state"] == "NORMAL"
+    assert alice.get(f"/workflows/{wf['id']}/executions", headers=api).json()["items"] == []
+
+
+def test_failed_logins_share_the_apis_limit(api_client: TestClient, settings: Settings, tokens: Tokens) -> None:
+    for _ in range(settings.auth_failure_limit):
+        resp = api_client.post("/ui/login", data={"csrf": csrf_of(api_client.get("/ui/login").text),
+                                                  "token": "woow_guess"})
+        assert resp.status_code == 401
+    resp = api_client.post("/ui/login", data={"csrf": csrf_of(api_client.get("/ui/login").text),
+                                              "token": tokens.alice})
+    assert resp.status_code == 429 and resp.headers["retry-after"] == "60" and "too many failed logins" in resp.text
+    # and the API refuses the same address too: one counter
+    assert api_client.get("/workflows", headers=Tokens.header(tokens.alice)).status_code == 429

@@ -168,6 +168,16 @@ def test_another_user_and_a_forged_post_are_refused(page: Any, stack: Stack) -> 
     check(page)
     page.get_by_role("button", name="Log out").click()
 
+    # alice's read-only token sees her workflow without a single button, and cannot change it
+    log_in(page, stack, stack.tokens["wallboard"], f"/ui/workflows/{wf['id']}")
+    assert "read-only" in page.locator("#whoami").inner_text()
+    assert page.locator(f"#trigger-{tr['id']} [data-state]").inner_text() == "NORMAL"
+    assert page.locator("main button, main a.button").count() == 0
+    csrf = page.locator("header input[name=csrf]").get_attribute("value")
+    refused = page.request.post(f"{stack.url}/ui/triggers/{tr['id']}/pause", form={"csrf": csrf})
+    assert refused.status == 403 and "read-only" in refused.text()
+    page.get_by_role("button", name="Log out").click()
+
     # alice may pause this trigger, but not with a POST that lacks the session's CSRF token
     log_in(page, stack, stack.tokens["alice"])
     forged = page.request.post(f"{stack.url}/ui/triggers/{tr['id']}/pause", form={"reason": "forged"})

@@ -13,6 +13,8 @@ from ...engine.redact import redact
 from ...enums import ExecutionStatus
 from ...errors import InvalidInput, NotFound
 from ...tokens import verify_token
+from ..auth import FAILURE_WINDOW, count_failed_lookup, failed_lookups
+from ..guard import public_workflow
 from ..live import live_triggers
 from . import data
 from .session import COOKIE, LOGIN_COOKIE, SESSION_TTL
@@ -63,8 +65,17 @@ def login(request: Request, form: Form, state: State) -> Response:
     next_ = form.get("next") or None
     if not token:
         return _login_form(request, next_, error="token: is required (a woow_... API token)", status=422)
+    client = request.client.host if request.client is not None else "unknown"
+    if failed_lookups(state, client) >= state.settings.auth_failure_limit:  # the API's counter and limit
+        response = _login_form(
+            request, next_, error=f"token: too many failed logins from this address; retry in {FAILURE_WINDOW}s",
+            status=429,
+        )
+        response.headers["Retry-After"] = str(FAILURE_WINDOW)
+        return response
     principal = verify_token(state.db, token)
     if principal is None:
+        count_failed_lookup(state, client)
         return _login_form(request, next_, error="token: unknown, revoked or expired", status=401)
     session_id, _ = request.app.state.sessions.create(principal)
     response = RedirectResponse(safe_next(request, next_), status_code=303)
@@ -151,7 +162,7 @@ def workflow(request: Request, ref: str, session: Session, state: State) -> Resp
     for tr in triggers:
         preview = state.service.next_fire_times(str(tr.id), 10) if tr.state not in ("COMPLETE",) else []
         rows.append({"t": tr, "description": spec_from_stored(tr.spec).describe(), "preview": preview})
-    steps = redact(wf.steps, state.settings.redact_keys)
+    steps = public_workflow(state, wf).steps
     recent = state.service.history(workflow=str(wf.id), limit=10)
     return render(request, "workflow.html", title=wf.name, wf=wf, triggers=rows, steps=steps, recent=recent)
 
