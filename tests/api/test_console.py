@@ -240,3 +240,15 @@ def test_failed_logins_share_the_apis_limit(api_client: TestClient, settings: Se
     assert resp.status_code == 429 and resp.headers["retry-after"] == "60" and "too many failed logins" in resp.text
     # and the API refuses the same address too: one counter
     assert api_client.get("/workflows", headers=Tokens.header(tokens.alice)).status_code == 429
+
+
+def test_the_session_lives_as_long_as_the_setting_says(
+    settings: Settings, tokens: Tokens, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    short = settings.model_copy(update={"console_session_ttl": 120})
+    with TestClient(create_api(short)) as client:
+        nonce = csrf_of(client.get("/ui/login").text)
+        resp = client.post("/ui/login", data={"csrf": nonce, "token": tokens.alice}, follow_redirects=False)
+    assert "Max-Age=120" in resp.headers["set-cookie"]
+    (key,) = redis_client.scan_iter(match=f"{key_prefix}console:session:*")
+    assert 110 <= redis_client.ttl(key) <= 120

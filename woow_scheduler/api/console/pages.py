@@ -17,7 +17,7 @@ from ..auth import FAILURE_WINDOW, count_failed_lookup, failed_lookups
 from ..guard import public_workflow
 from ..live import live_triggers
 from . import data
-from .session import COOKIE, LOGIN_COOKIE, SESSION_TTL
+from .session import COOKIE, LOGIN_COOKIE
 from .web import Form, Refused, Session, State, base, checked_post, parse_uuid, redirect, render, safe_next
 
 router = APIRouter()
@@ -82,7 +82,7 @@ def login(request: Request, form: Form, state: State) -> Response:
     response.set_cookie(
         COOKIE,
         session_id,
-        max_age=SESSION_TTL,
+        max_age=state.settings.console_session_ttl,
         path=base(request) or "/",
         httponly=True,
         samesite="strict",

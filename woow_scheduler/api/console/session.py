@@ -30,8 +30,6 @@ from ...tokens import Principal
 COOKIE = "woow_console"
 #: the double-submit cookie that protects the login form itself (there is no session yet)
 LOGIN_COOKIE = "woow_console_login"
-#: how long a console session lives (absolute, from login); the token may be revoked sooner
-SESSION_TTL = 8 * 3600
 
 
 def may_change(principal: Principal) -> bool:
@@ -55,7 +53,8 @@ def _digest(session_id: str) -> str:
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis, keys: Keys, db: Database, ttl: int = SESSION_TTL) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, db: Database, ttl: int) -> None:
+        """``ttl``: seconds a session lives from login (``settings.console_session_ttl``)."""
         self.client = client
         self.keys = keys
         self.db = db
