@@ -252,3 +252,12 @@ def test_the_session_lives_as_long_as_the_setting_says(
     assert "Max-Age=120" in resp.headers["set-cookie"]
     (key,) = redis_client.scan_iter(match=f"{key_prefix}console:session:*")
     assert 110 <= redis_client.ttl(key) <= 120
+
+
+def test_user_text_is_escaped(alice: TestClient, tokens: Tokens) -> None:
+    wf = make_workflow(alice, name="xss", description='<script>alert("x")</script><img src=x onerror=alert(1)>')
+    alice.headers.pop("Authorization")
+    login(alice, tokens.alice)
+    page = alice.get(f"/ui/workflows/{wf['id']}").text
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
