@@ -138,6 +138,7 @@ def test_bad_input_is_a_page_naming_the_field(alice: TestClient, tokens: Tokens)
         "/ui/history?since=yesterday": (422, "since:"),
         "/ui/history?since=2026-01-02T00:00&until=2026-01-01T00:00": (422, "until:"),
         "/ui/history?trigger=not-a-uuid": (404, "trigger:"),
+        "/ui/history?since=2025-01-01T00:00&until=2025-03-01T00:00": (422, "since: the window"),
         "/ui/executions/not-a-uuid": (404, "execution:"),
         "/ui/workflows?owner=root": (422, "owner:"),
         "/ui/nowhere": (404, "page: not found"),

@@ -282,6 +282,8 @@ def history(
     end = _parse_time(until, "until") or now
     if end <= start:
         raise InvalidInput("until: must be after since", field="until")
+    if end - start > timedelta(days=31):
+        raise InvalidInput("since: the window from since to until is at most 31 days", field="since")
     if status and status.strip().lower() not in STATUSES:
         raise InvalidInput(f"status: '{status[:20]}' is not one of {', '.join(STATUSES)}", field="status")
     query: dict[str, Any] = {"owner": _owner(session), "since": start}
