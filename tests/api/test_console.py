@@ -262,3 +262,28 @@ def test_user_text_is_escaped(alice: TestClient, tokens: Tokens) -> None:
     page = alice.get(f"/ui/workflows/{wf['id']}").text
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+
+
+def test_history_pages_go_on_without_repeating_or_losing_a_run(alice: TestClient, tokens: Tokens, db: Database) -> None:
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from woow_scheduler.db.models import Execution
+
+    wf = make_workflow(alice, name="busy")
+    now = datetime.now(UTC)
+    with db.session() as s:
+        s.add_all(Execution(workflow_id=uuid.UUID(str(wf["id"])), status="succeeded",
+                            created_at=now - timedelta(seconds=i)) for i in range(205))
+    alice.headers.pop("Authorization")
+    login(alice, tokens.alice)
+    seen: list[str] = []
+    url = "/ui/history?workflow=busy"
+    for _ in range(3):
+        page = alice.get(url).text
+        seen += re.findall(r'href="/ui/executions/([0-9a-f-]{36})"', page)
+        found = re.search(r'href="(/ui/history\?[^"]+)" id="older"', page)
+        if found is None:
+            break
+        url = found.group(1).replace("&amp;", "&")
+    assert len(seen) == 205 and len(set(seen)) == 205

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -23,6 +24,8 @@ from .web import Form, Refused, Session, State, base, checked_post, parse_uuid, 
 router = APIRouter()
 
 TIMELINE_WIDTH = 1000.0
+#: executions per history page
+PAGE = 200
 STATUSES = tuple(s.value for s in ExecutionStatus)
 
 
@@ -278,8 +281,8 @@ def history(
     filters = {"workflow": workflow[:200], "trigger": trigger[:80], "status": status[:20], "since": since[:40],
                "until": until[:40]}
     now = datetime.now(UTC)
-    start = _parse_time(since, "since") or now - timedelta(hours=24)
     end = _parse_time(until, "until") or now
+    start = _parse_time(since, "since") or end - timedelta(hours=24)
     if end <= start:
         raise InvalidInput("until: must be after since", field="until")
     if end - start > timedelta(days=31):
@@ -293,7 +296,12 @@ def history(
         query["trigger"] = str(state.trigger_for(session.principal, parse_uuid(trigger, "trigger")).id)
     before = (end, parse_uuid("ffffffff-ffff-ffff-ffff-ffffffffffff", "until"))
     strip_rows = state.service.history(limit=data.ROW_LIMIT, before=before, **query)
-    rows = state.service.history(limit=200, before=before, status=status.strip() or None, **query)
+    rows = state.service.history(limit=PAGE + 1, before=before, status=status.strip() or None, **query)
+    older = None
+    if len(rows) > PAGE:  # the next page ends just before the oldest row shown
+        rows = rows[:PAGE]
+        cursor = rows[-1].created_at - timedelta(microseconds=1)
+        older = urlencode({**{k: v for k, v in filters.items() if v}, "until": cursor.isoformat()})
     return render(
         request,
         "history.html",
@@ -303,6 +311,8 @@ def history(
         statuses=STATUSES,
         strip=data.heat_strip(strip_rows, start, end),
         capped=len(strip_rows) >= data.ROW_LIMIT,
+        older=older,
+        page_size=PAGE,
         live=any(r.status in STATUSES and not ExecutionStatus(r.status).is_final for r in rows),
         start=start,
         end=end,
