@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from ..errors import InvalidTriggerSpec
+from ..labels import parse_label_args
 from ..views import TriggerView
 from .context import AppContext, pass_app
 from .output import emit_json, fmt_time, kv, table
@@ -86,6 +87,7 @@ def trigger() -> None:
 @click.option(
     "--skip-missing-hour", is_flag=True, help="--calendar-every with --preserve-hour: skip days that lack that hour."
 )
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label (repeatable): team=finance.")
 @click.option(
     "--calendar", "calendar_name", default=None, metavar="NAME", help="Skip the times calendar NAME excludes."
 )
@@ -128,6 +130,7 @@ def add(
     calendar_every: str | None,
     preserve_hour: bool,
     skip_missing_hour: bool,
+    labels: tuple[str, ...],
     calendar_name: str | None,
     jitter: str | None,
     priority: int | None,
@@ -199,7 +202,13 @@ def add(
         spec.update(type="once", run_at=parse_when(at, "run_at"))
     spec = {k: v for k, v in spec.items() if v is not None}
     view = app.service.add_trigger(
-        workflow_ref, spec, name=name, user_id=user, allow_past=allow_past, calendar=calendar_name
+        workflow_ref,
+        spec,
+        name=name,
+        user_id=user,
+        allow_past=allow_past,
+        calendar=calendar_name,
+        labels=parse_label_args(labels),
     )
     if as_json:
         emit_json(view.to_json())
@@ -226,11 +235,18 @@ def _spec_text(v: TriggerView) -> str:
 @trigger.command("list")
 @click.option("--workflow", "workflow_ref", default=None, help="Only this workflow's triggers.")
 @click.option("--state", default=None, help="NORMAL, PAUSED, COMPLETE, ERROR or BLOCKED.")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only triggers with this label (repeatable: all must match).",
+)
 @JSON_OPT
 @pass_app
-def list_(app: AppContext, workflow_ref: str | None, state: str | None, as_json: bool) -> None:
+def list_(app: AppContext, workflow_ref: str | None, state: str | None, labels: tuple[str, ...], as_json: bool) -> None:
     """List triggers with their state and next / previous fire times."""
-    views = app.service.list_triggers(workflow=workflow_ref, state=state)
+    views = app.service.list_triggers(workflow=workflow_ref, state=state, labels=parse_label_args(labels))
     if as_json:
         emit_json([v.to_json() for v in views])
         return
@@ -296,22 +312,83 @@ def show(app: AppContext, trigger_ref: str, as_json: bool) -> None:
     _show(app.service.get_trigger(trigger_ref), as_json)
 
 
-@trigger.command()
-@TRIGGER_ARG
-@JSON_OPT
-@pass_app
-def pause(app: AppContext, trigger_ref: str, as_json: bool) -> None:
-    """Pause a trigger: it stops firing until resumed."""
-    _show(app.service.pause_trigger(trigger_ref), as_json, "paused")
+_GROUP_REF = click.argument("trigger_ref", metavar="[TRIGGER_ID]", required=False)
+_GROUP_OPTS = [
+    click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Every trigger with this label."),
+    click.option("--workflow", "workflow_ref", default=None, help="Every trigger of this workflow."),
+    click.option("--all", "all_triggers", is_flag=True, help="Every trigger."),
+]
+
+
+def _group(f: Any) -> Any:
+    for opt in reversed(_GROUP_OPTS):
+        f = opt(f)
+    return f
+
+
+def _set_state(
+    app: AppContext,
+    target: str,
+    trigger_ref: str | None,
+    labels: tuple[str, ...],
+    workflow_ref: str | None,
+    all_triggers: bool,
+    as_json: bool,
+) -> None:
+    from ..enums import TriggerState
+
+    chosen = [x for x in (trigger_ref, labels, workflow_ref, all_triggers) if x]
+    if len(chosen) != 1:
+        raise InvalidTriggerSpec("selector: give exactly one of TRIGGER_ID, --label, --workflow or --all")
+    verb = "paused" if target == "PAUSED" else "resumed"
+    if trigger_ref is not None:
+        one = app.service.pause_trigger(trigger_ref) if target == "PAUSED" else app.service.resume_trigger(trigger_ref)
+        _show(one, as_json, verb)
+        return
+    views = app.service.set_triggers_state(
+        TriggerState(target),
+        labels=parse_label_args(labels) or None,
+        workflow=workflow_ref,
+        all_triggers=all_triggers,
+    )
+    if as_json:
+        emit_json([v.to_json() for v in views])
+        return
+    click.echo(f"{verb} {len(views)} trigger(s)" + "".join(f"\n  {v.workflow}/{v.name}" for v in views))
 
 
 @trigger.command()
-@TRIGGER_ARG
+@_GROUP_REF
+@_group
 @JSON_OPT
 @pass_app
-def resume(app: AppContext, trigger_ref: str, as_json: bool) -> None:
-    """Resume a paused trigger; fires missed while paused are not caught up."""
-    _show(app.service.resume_trigger(trigger_ref), as_json, "resumed")
+def pause(
+    app: AppContext,
+    trigger_ref: str | None,
+    labels: tuple[str, ...],
+    workflow_ref: str | None,
+    all_triggers: bool,
+    as_json: bool,
+) -> None:
+    """Pause a trigger, or every trigger with --label K=V, of --workflow NAME, or --all (one transaction)."""
+    _set_state(app, "PAUSED", trigger_ref, labels, workflow_ref, all_triggers, as_json)
+
+
+@trigger.command()
+@_GROUP_REF
+@_group
+@JSON_OPT
+@pass_app
+def resume(
+    app: AppContext,
+    trigger_ref: str | None,
+    labels: tuple[str, ...],
+    workflow_ref: str | None,
+    all_triggers: bool,
+    as_json: bool,
+) -> None:
+    """Resume paused triggers (one, --label, --workflow or --all); missed fires are not caught up."""
+    _set_state(app, "NORMAL", trigger_ref, labels, workflow_ref, all_triggers, as_json)
 
 
 @trigger.command()

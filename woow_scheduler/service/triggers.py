@@ -14,6 +14,7 @@ from ..calendars import Calendar, parse_calendar
 from ..db.models import CalendarRow, Trigger, Workflow
 from ..enums import TriggerState
 from ..errors import Conflict, InvalidInput
+from ..labels import check_labels, matches
 from ..triggers import TriggerSpec, parse_trigger_spec
 from ..views import TriggerView
 from .base import ServiceBase
@@ -32,10 +33,12 @@ class TriggerOps(ServiceBase):
         user_id: str | None = None,
         allow_past: bool = False,
         calendar: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> TriggerView:
         """Add a trigger; ``calendar`` names a calendar whose excluded times it skips."""
         now = self.clock()
         parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
+        label_map = check_labels(labels or {})
         if name is not None:
             try:
                 check_name(name, "trigger")
@@ -52,6 +55,8 @@ class TriggerOps(ServiceBase):
                 if cal_row is None:
                     raise InvalidInput(f"calendar: '{calendar}' not found (woow calendar list)", field="calendar")
             tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id, cal_row)
+            tr.labels = label_map
+            s.flush()
             view = TriggerView.of(tr, wf.name)
         self._mirror([view.id])
         return view
@@ -94,7 +99,12 @@ class TriggerOps(ServiceBase):
             return TriggerView.of(tr, wf_name, blocked=tr.workflow_id in blocked)
 
     def list_triggers(
-        self, *, workflow: str | None = None, state: str | None = None, owner: str | None = None
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        owner: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> list[TriggerView]:
         with self._session() as s:
             q = select(Trigger, Workflow.name).join(Workflow, Workflow.id == Trigger.workflow_id)
@@ -117,7 +127,54 @@ class TriggerOps(ServiceBase):
             views = [TriggerView.of(tr, name, blocked=tr.workflow_id in blocked) for tr, name in rows]
         if wanted is not None:
             views = [v for v in views if v.state == wanted.value]
+        if labels:
+            views = [v for v in views if matches(v.labels, labels)]
         return views
+
+    def set_triggers_state(
+        self,
+        target: TriggerState,
+        *,
+        labels: Mapping[str, str] | None = None,
+        workflow: str | None = None,
+        all_triggers: bool = False,
+    ) -> list[TriggerView]:
+        """Pause (or resume) every trigger with these labels, of a workflow, or all, in one transaction.
+
+        Triggers already in the target state, or in a state that cannot change to it, are left
+        alone; the changed ones are returned (and mirrored to RedBeat at once).
+        """
+        chosen = [x for x in (labels, workflow, all_triggers or None) if x]
+        if len(chosen) != 1:
+            raise InvalidInput("selector: give exactly one of labels, workflow or all", field="selector")
+        allowed = (
+            {TriggerState.NORMAL, TriggerState.ERROR}
+            if target == TriggerState.PAUSED
+            else {TriggerState.PAUSED, TriggerState.ERROR}
+        )
+        now = self.clock()
+        changed: list[TriggerView] = []
+        with self._session() as s:
+            q = select(Trigger, Workflow.name).join(Workflow, Workflow.id == Trigger.workflow_id)
+            if workflow is not None:
+                q = q.where(Trigger.workflow_id == self._workflow(s, workflow).id)
+            for tr, wf_name in s.execute(q.order_by(Workflow.name, Trigger.name).with_for_update(of=Trigger)):
+                if labels and not matches(tr.labels, labels):
+                    continue
+                if tr.state == target or tr.state not in allowed:
+                    continue
+                tr.state = target
+                if target == TriggerState.NORMAL:
+                    tr.anchor_at = now  # as resume_trigger: no catch-up of fires missed while paused
+                    spec = spec_from_stored(tr.spec)
+                    tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now), calendar_of(s, tr))
+                    if tr.next_fire_time is None:
+                        tr.state = TriggerState.COMPLETE
+                tr.version += 1
+                s.flush()
+                changed.append(TriggerView.of(tr, wf_name))
+        self._mirror([v.id for v in changed])
+        return changed
 
     def next_fire_times(self, ref: str, n: int = 10) -> list[datetime]:
         if not 1 <= n <= 1000:
