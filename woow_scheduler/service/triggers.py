@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..calendars import Calendar, parse_calendar
-from ..db.models import CalendarRow, Trigger, Workflow
+from ..db.models import CalendarRow, Execution, Trigger, Workflow
 from ..enums import TriggerState
 from ..errors import Conflict, InvalidInput
 from ..labels import check_labels, matches
@@ -190,6 +190,38 @@ class TriggerOps(ServiceBase):
             if len(out) >= n:
                 break
         return out
+
+    def backfill_fires(
+        self, ref: str, start: datetime, end: datetime, *, limit: int = 1000
+    ) -> tuple[TriggerView, list[datetime]]:
+        """The trigger's nominal fires in [start, end] (its calendar honoured) that have no
+        execution row yet, oldest first, at most ``limit``: what a backfill enqueues."""
+        for name, value in (("from", start), ("to", end)):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise InvalidInput(f"{name}: {value.isoformat()} is naive; give an offset or a zone", field=name)
+        if end < start:
+            raise InvalidInput(f"to: {end.isoformat()} is before from {start.isoformat()}", field="to")
+        if not 1 <= limit <= 100_000:
+            raise InvalidInput(f"limit: {limit} must be between 1 and 100000", field="limit")
+        with self._session() as s:
+            tr = self._trigger(s, ref)
+            spec = spec_from_stored(tr.spec)
+            cal = calendar_of(s, tr)
+            done = set(
+                s.scalars(
+                    select(Execution.scheduled_for).where(
+                        Execution.trigger_id == tr.id, Execution.scheduled_for >= start, Execution.scheduled_for <= end
+                    )
+                )
+            )
+            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
+        out: list[datetime] = []
+        for fire in spec.iter_fire_times(start - timedelta(microseconds=1), cal):
+            if fire > end or len(out) >= limit:
+                break
+            if fire not in done:
+                out.append(fire)
+        return view, out
 
     def _set_state(self, ref: str, target: TriggerState, *, allowed_from: set[TriggerState]) -> TriggerView:
         now = self.clock()
