@@ -88,10 +88,16 @@ def schedule_workflow(
     body: Annotated[dict[str, Any], Body(openapi_examples=SCHEDULE_EXAMPLES)],
 ) -> ScheduledTrigger:
     workflow = state.workflow_for(user, id)
+    body = dict(body)
+    calendar, labels = body.pop("calendar", None), body.pop("labels", None)
+    if calendar is not None and not isinstance(calendar, str):
+        raise InvalidTriggerSpec("calendar: must be the name of a calendar", field="calendar")
     name, spec = trigger_entry_to_spec(body, "body")
     if name is not None and not isinstance(body.get("name"), str):
         raise InvalidTriggerSpec("name: must be a string", field="name")
-    view = state.service.add_trigger(str(workflow.id), spec, name=name, user_id=user.user_id)
+    view = state.service.add_trigger(
+        str(workflow.id), spec, name=name, user_id=user.user_id, calendar=calendar, labels=labels
+    )
     fire_times = state.service.next_fire_times(str(view.id), 10) if view.next_fire_time else []
     return ScheduledTrigger(**view.model_dump(), next_fire_times=fire_times)
 

@@ -74,6 +74,8 @@ def trigger_entry_to_spec(entry: Any, where: str) -> tuple[str | None, dict[str,
         if short in data:
             data[full] = data.pop(short)
     kinds = [k for k in ("cron", "every", "at") if k in data]
+    if data.get("type") in ("daily_time_interval", "calendar_interval"):
+        kinds = [k for k in kinds if k != "every"]  # their own field, not the interval shorthand
     if len(kinds) > 1 or (kinds and "type" in data):
         raise InvalidTriggerSpec(f"{where}: give one of cron, every, at (or type)")
     if kinds == ["cron"]:

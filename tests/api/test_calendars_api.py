@@ -1,0 +1,51 @@
+"""/calendars and calendars, labels and the Quartz trigger types through POST /workflows/{id}/schedule."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from .conftest import Tokens, make_workflow
+
+
+def test_calendar_routes_and_a_trigger_that_uses_one(api_client: TestClient, tokens: Tokens) -> None:
+    admin, alice = Tokens.header(tokens.admin), Tokens.header(tokens.alice)
+    body = {"type": "weekly", "exclude": ["SAT", "SUN"], "timezone": "Europe/Berlin"}
+    assert api_client.put("/calendars/weekdays", json=body, headers=alice).status_code == 403
+    created = api_client.put("/calendars/weekdays", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["description"] == "excluding SAT, SUN (Europe/Berlin)"
+    bad = api_client.put("/calendars/x", json={"type": "weekly", "exclude": ["FUNDAY"]}, headers=admin)
+    assert bad.status_code == 422 and "exclude: 'FUNDAY' is not a day of the week" in bad.text
+    api_client.headers.update(alice)
+    wf = make_workflow(api_client)
+    resp = api_client.post(
+        f"/workflows/{wf['id']}/schedule",
+        json={
+            "name": "office",
+            "type": "daily_time_interval",
+            "every": "30m",
+            "start_time_of_day": "09:00",
+            "end_time_of_day": "17:00",
+            "timezone": "Europe/Berlin",
+            "start_at": "2030-01-04T16:30:00",
+            "calendar": "weekdays",
+            "labels": {"team": "finance"},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    trig = resp.json()
+    assert trig["labels"] == {"team": "finance"} and trig["type"] == "daily_time_interval"
+    # Friday 16:30 and 17:00, then the weekend is skipped by the calendar: Monday 09:00
+    assert trig["next_fire_times"][:3] == [
+        "2030-01-04T15:30:00+00:00",
+        "2030-01-04T16:00:00+00:00",
+        "2030-01-07T08:00:00+00:00",
+    ]
+    assert api_client.get("/calendars/weekdays").json()["triggers"] == ["nightly/office"]
+    in_use = api_client.delete("/calendars/weekdays", headers=admin)
+    assert in_use.status_code == 409 and "nightly/office" in in_use.text
+    missing = api_client.post(f"/workflows/{wf['id']}/schedule", json={"every": "5m", "calendar": "nope"})
+    assert missing.status_code == 422 and "calendar: 'nope' not found" in missing.text
+    assert api_client.delete(f"/triggers/{trig['id']}").status_code == 204
+    assert api_client.delete("/calendars/weekdays", headers=admin).status_code == 204
+    assert api_client.get("/calendars/weekdays").status_code == 404
