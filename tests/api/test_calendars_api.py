@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import redis
 from fastapi.testclient import TestClient
 
+from woow_scheduler.settings import Settings
+
+from ..scheduler.conftest import published
 from .conftest import Tokens, make_workflow
 
 
@@ -49,3 +55,18 @@ def test_calendar_routes_and_a_trigger_that_uses_one(api_client: TestClient, tok
     assert api_client.delete(f"/triggers/{trig['id']}").status_code == 204
     assert api_client.delete("/calendars/weekdays", headers=admin).status_code == 204
     assert api_client.get("/calendars/weekdays").status_code == 404
+
+
+def test_backfill_route(alice: TestClient, settings: Settings, redis_client: redis.Redis) -> None:
+    wf = make_workflow(alice)
+    trig = alice.post(f"/workflows/{wf['id']}/schedule", json={"name": "m", "cron": "0 * * * * ?"}).json()
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=3)
+    window = {"from": (end - timedelta(minutes=9)).isoformat(), "to": end.isoformat()}
+    dry = alice.post(f"/triggers/{trig['id']}/backfill", json=window | {"dry_run": True})
+    assert dry.status_code == 200, dry.text
+    assert len(dry.json()["fires"]) == 10 and published(redis_client, settings) == []
+    real = alice.post(f"/triggers/{trig['id']}/backfill", json=window)
+    assert real.status_code == 200 and real.json()["fires"] == dry.json()["fires"]
+    assert [m["scheduled_for"] for m in published(redis_client, settings)] == dry.json()["fires"]
+    bad = alice.post(f"/triggers/{trig['id']}/backfill", json={"from": "2026-01-02T00:00:00", "to": end.isoformat()})
+    assert bad.status_code == 422
