@@ -272,6 +272,15 @@ def list_(app: AppContext, workflow_ref: str | None, state: str | None, labels: 
     )
 
 
+def _describe(view: TriggerView) -> str | None:
+    from ..service import spec_from_stored
+
+    try:
+        return spec_from_stored(view.spec).describe()
+    except ValueError:  # a spec this version cannot read: show the rest
+        return None
+
+
 def _show(view: TriggerView, as_json: bool, verb: str | None = None) -> None:
     if as_json:
         emit_json(view.to_json())
@@ -286,6 +295,8 @@ def _show(view: TriggerView, as_json: bool, verb: str | None = None) -> None:
             ("name", view.name),
             ("type", view.type),
             ("spec", _spec_text(view)),
+            ("description", _describe(view)),
+            ("labels", ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items()))),
             ("timezone", view.timezone),
             ("dst_policy", view.dst_policy if view.type == "cron" else None),
             ("state", view.state),
