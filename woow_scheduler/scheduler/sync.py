@@ -28,6 +28,7 @@ from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 
 from ..calendars import parse_calendar
 from ..db import CalendarRow, Database, Execution, Trigger, Workflow
+from ..db.types import UTCDateTime
 from ..enums import TriggerState
 from ..errors import StoreUnavailable
 from ..keys import Keys
@@ -189,9 +190,10 @@ class Reconciler:
         return report
 
     def db_now(self) -> datetime:
+        """The database's clock, aware UTC on every dialect (SQLite's CURRENT_TIMESTAMP is naive UTC)."""
         with self.db.session() as session:
-            value = session.scalar(select(func.now()))
-        assert isinstance(value, datetime)
+            value = session.scalar(select(func.now(type_=UTCDateTime())))
+        assert isinstance(value, datetime) and value.tzinfo is not None
         return value
 
     # -- internals --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from ..calendars import Calendar, parse_calendar
 from ..db.models import CalendarRow, Execution, Trigger, Workflow
 from ..enums import TriggerState
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
 from ..labels import check_labels, matches
 from ..triggers import TriggerSpec, parse_trigger_spec
 from ..views import TriggerView
@@ -35,7 +36,32 @@ class TriggerOps(ServiceBase):
         calendar: str | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> TriggerView:
-        """Add a trigger; ``calendar`` names a calendar whose excluded times it skips."""
+        return self.add_trigger_with_preview(
+            workflow_ref,
+            spec,
+            name=name,
+            user_id=user_id,
+            allow_past=allow_past,
+            calendar=calendar,
+            labels=labels,
+            preview=0,
+        )[0]
+
+    def add_trigger_with_preview(
+        self,
+        workflow_ref: str,
+        spec: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        user_id: str | None = None,
+        allow_past: bool = False,
+        calendar: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        preview: int = 10,
+    ) -> tuple[TriggerView, list[datetime]]:
+        """Add a trigger and compute its next ``preview`` fire times in the same transaction: a
+        spec whose fire times cannot be computed is refused and nothing is written. ``calendar``
+        names a calendar whose excluded times the trigger skips."""
         now = self.clock()
         parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
         label_map = check_labels(labels or {})
@@ -58,8 +84,16 @@ class TriggerOps(ServiceBase):
             tr.labels = label_map
             s.flush()
             view = TriggerView.of(tr, wf.name)
+            fire_times: list[datetime] = []
+            if preview and tr.next_fire_time is not None:
+                try:
+                    stored = spec_from_stored(tr.spec)
+                    after = max(filter(None, (tr.previous_fire_time, tr.anchor_at, now)))
+                    fire_times = list(itertools.islice(stored.iter_fire_times(after, calendar_of(s, tr)), preview))
+                except (OverflowError, ValueError, OSError) as exc:  # rolls the insert back
+                    raise InvalidTriggerSpec(f"spec: its fire times cannot be computed ({exc})", field="spec") from None
         self._mirror([view.id])
-        return view
+        return view, fire_times
 
     def update_trigger(self, ref: str, spec: Mapping[str, Any], *, allow_past: bool = False) -> TriggerView:
         """Replace a trigger's spec; its fire count and last fire time are kept."""

@@ -158,7 +158,7 @@ def workflow(request: Request, ref: str, session: Session, state: State) -> Resp
 
 @router.post("/workflows/{ref}/run")
 def run_now(request: Request, ref: str, session: Session, form: Form, state: State) -> Response:
-    from ...worker.dispatch import enqueue_manual_run
+    from ...messaging.publish import enqueue_manual_run
 
     checked_post(session, form)
     wf = state.workflow_for(session.principal, ref)

@@ -2,7 +2,7 @@
 on workflows and triggers (``labels``, a JSON object, ``{}`` for existing rows).
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-05
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 import woow_scheduler.db.types
 
 revision: str = "0004"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
