@@ -70,3 +70,16 @@ def test_backfill_route(alice: TestClient, settings: Settings, redis_client: red
     assert [m["scheduled_for"] for m in published(redis_client, settings)] == dry.json()["fires"]
     bad = alice.post(f"/triggers/{trig['id']}/backfill", json={"from": "2026-01-02T00:00:00", "to": end.isoformat()})
     assert bad.status_code == 422
+
+
+def test_lists_filter_on_labels(alice: TestClient) -> None:
+    fin = make_workflow(alice, "books", labels={"team": "finance"})
+    make_workflow(alice, "crawl")
+    assert [w["name"] for w in alice.get("/workflows", params={"label": "team=finance"}).json()] == ["books"]
+    for name, labels in (("a", {"team": "finance"}), ("b", {"team": "ops"})):
+        resp = alice.post(f"/workflows/{fin['id']}/schedule", json={"name": name, "every": "5m", "labels": labels})
+        assert resp.status_code == 201, resp.text
+    got = alice.get(f"/workflows/{fin['id']}/triggers", params={"label": "team=ops"}).json()
+    assert [t["name"] for t in got] == ["b"]
+    bad = alice.get("/workflows", params={"label": "team"})
+    assert bad.status_code == 422 and "label: 'team' must be KEY=VALUE" in bad.text

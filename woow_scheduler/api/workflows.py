@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, Response
 
 from ..errors import InvalidTriggerSpec
+from ..labels import parse_label_args
 from ..service import WorkflowInput
 from ..service.apply import trigger_entry_to_spec
 from ..tokens import Principal
@@ -29,6 +30,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "Invalid input; `field` names it"},
 }
 
+_LABELS = Annotated[
+    list[str] | None, Query(description="Only those with this label, KEY=VALUE (repeatable: all must match)")
+]
+
 router = APIRouter(prefix="/workflows", tags=["workflows"], responses=_ERRORS)
 
 
@@ -50,10 +55,10 @@ def create_workflow(body: WorkflowInput, state: State, user: User) -> WorkflowVi
 
 
 @router.get("", summary="List the workflows you own (all of them with an admin token)")
-def list_workflows(state: State, user: User) -> list[WorkflowView]:
-    return [
-        public_workflow(state, v) for v in state.service.list_workflows(owner=None if user.is_admin else user.user_id)
-    ]
+def list_workflows(state: State, user: User, label: _LABELS = None) -> list[WorkflowView]:
+    owner = None if user.is_admin else user.user_id
+    views = state.service.list_workflows(owner=owner, labels=parse_label_args(label or []))
+    return [public_workflow(state, v) for v in views]
 
 
 @router.get(
@@ -126,9 +131,9 @@ def schedule_workflow(
 
 
 @router.get("/{id}/triggers", summary="The workflow's triggers with state and live previous/next fire times")
-def list_workflow_triggers(id: str, state: State, user: User) -> list[TriggerView]:
+def list_workflow_triggers(id: str, state: State, user: User, label: _LABELS = None) -> list[TriggerView]:
     workflow = state.workflow_for(user, id)
-    views = state.service.list_triggers(workflow=str(workflow.id))
+    views = state.service.list_triggers(workflow=str(workflow.id), labels=parse_label_args(label or []))
     return live_triggers(state.redis, state.keys, views)
 
 
