@@ -4,6 +4,7 @@
   time of day up to and including an end time of day, on some days of the week.
 * :func:`calendar_next` - ``CalendarIntervalTrigger``: every N seconds ... years counted on the
   wall clock of a time zone from an anchor.
+* :func:`jitter_offset` - the fixed dispatch delay of one fire of a trigger with a ``jitter``.
 
 Both follow Quartz 2.3.2's ``getFireTimeAfter`` step by step (they are checked against vectors
 from real Quartz in tests/oracle), with one deliberate difference, the ``wall_clock`` DST
@@ -15,11 +16,16 @@ spring-forward gap is moved forward by the gap, as in Quartz.
 from __future__ import annotations
 
 import calendar as _cal
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
+from functools import lru_cache
+from typing import Any
 
-from woow_scheduler.calendars import local_instant
+from woow_scheduler.calendars import local_instant, parse_time_of_day, parse_weekday
+from woow_scheduler.cron.zones import get_zone
+from woow_scheduler.errors import InvalidInput, InvalidTriggerSpec
 
 _SECOND = timedelta(seconds=1)
 GIVE_UP_YEARS = 100  # Quartz's YEAR_TO_GIVEUP_SCHEDULING_AT is the current year + 100
@@ -203,3 +209,62 @@ def calendar_next(
     if wall.day.year >= give_up:
         return None
     return wall.instant().astimezone(UTC)
+
+
+# -- helpers of the specs (triggers.py) ------------------------------------------------------
+DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+def days_of_week(value: Any, field: str = "days_of_week") -> tuple[str, ...]:
+    """['MON', 'WED'], ['MON-FRI'] or 'MON-FRI,SUN' -> ordered unique names (MON first)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise InvalidTriggerSpec(
+            f"{field}: {value!r} must be a non-empty list of days like ['MON', 'FRI']", field=field
+        )
+    wanted: set[int] = set()
+    try:
+        for item in items:
+            a, _, b = str(item).partition("-")
+            lo = DAY_NAMES.index(parse_weekday(a, field))
+            hi = DAY_NAMES.index(parse_weekday(b, field)) if b else lo
+            wanted.update(range(lo, hi + 1) if lo <= hi else [*range(lo, 7), *range(0, hi + 1)])
+    except InvalidInput as exc:
+        raise InvalidTriggerSpec(str(exc), field=field) from None
+    return tuple(DAY_NAMES[i] for i in sorted(wanted))
+
+
+def day_list_text(days: tuple[str, ...]) -> str:
+    if len(days) == 7:
+        return "every day"
+    idx = [DAY_NAMES.index(d) for d in days]
+    if idx == list(range(idx[0], idx[-1] + 1)) and len(idx) > 2:
+        return f"{days[0]}-{days[-1]}"
+    return ",".join(days)
+
+
+@lru_cache(maxsize=1024)
+def daily_rule(zone: str, start_at: datetime, start: str, end: str, step: int, days: tuple[str, ...]) -> DailyRule:
+    return DailyRule(
+        zone=get_zone(zone),
+        start_at=start_at,
+        start_time=parse_time_of_day(start, "start_time_of_day"),
+        end_time=parse_time_of_day(end, "end_time_of_day"),
+        step=step,
+        weekdays=frozenset(DAY_NAMES.index(d) for d in days),
+    )
+
+
+@lru_cache(maxsize=1024)
+def cached_daily_nth(rule: DailyRule, n: int) -> datetime | None:
+    return daily_nth(rule, n)
+
+
+def jitter_offset(trigger_id: str, scheduled_for: datetime, jitter: float) -> timedelta:
+    """The dispatch delay in [0, jitter) seconds of one fire: a pure function of (trigger id,
+    scheduled_for), so every beat and every re-publish agrees on it."""
+    if jitter <= 0:
+        return timedelta(0)
+    key = f"{trigger_id}|{scheduled_for.astimezone(UTC).isoformat()}".encode()
+    fraction = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+    return timedelta(microseconds=int(fraction * jitter * 1_000_000))

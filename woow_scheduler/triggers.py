@@ -13,12 +13,10 @@ rejection into a one-line :class:`~woow_scheduler.errors.InvalidTriggerSpec` (or
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -34,13 +32,13 @@ from pydantic import (
 )
 
 from woow_scheduler import trigger_math
-from woow_scheduler.calendars import Calendar, parse_time_of_day, parse_weekday
+from woow_scheduler.calendars import Calendar, parse_time_of_day
 from woow_scheduler.cron import CronExpression
 from woow_scheduler.cron.fields import DstPolicy
 from woow_scheduler.cron.parser import parse as parse_cron
 from woow_scheduler.cron.zones import get_zone
 from woow_scheduler.errors import InvalidCronExpression, InvalidInput, InvalidTriggerSpec
-from woow_scheduler.trigger_math import CalendarUnit
+from woow_scheduler.trigger_math import CalendarUnit, jitter_offset
 
 __all__ = [
     "CalendarIntervalSpec",
@@ -406,37 +404,6 @@ class OnceSpec(_SpecBase):
         return f"once at {_iso(self.run_at)}" + self._window_text()
 
 
-_DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
-
-
-def _days_of_week(value: Any, field: str = "days_of_week") -> tuple[str, ...]:
-    """['MON', 'WED'], ['MON-FRI'] or 'MON-FRI,SUN' -> ordered unique names (MON first)."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
-        raise InvalidTriggerSpec(
-            f"{field}: {value!r} must be a non-empty list of days like ['MON', 'FRI']", field=field
-        )
-    wanted: set[int] = set()
-    try:
-        for item in items:
-            a, _, b = str(item).partition("-")
-            lo = _DAY_NAMES.index(parse_weekday(a, field))
-            hi = _DAY_NAMES.index(parse_weekday(b, field)) if b else lo
-            wanted.update(range(lo, hi + 1) if lo <= hi else [*range(lo, 7), *range(0, hi + 1)])
-    except InvalidInput as exc:
-        raise InvalidTriggerSpec(str(exc), field=field) from None
-    return tuple(_DAY_NAMES[i] for i in sorted(wanted))
-
-
-def _day_list_text(days: tuple[str, ...]) -> str:
-    if len(days) == 7:
-        return "every day"
-    idx = [_DAY_NAMES.index(d) for d in days]
-    if idx == list(range(idx[0], idx[-1] + 1)) and len(idx) > 2:
-        return f"{days[0]}-{days[-1]}"
-    return ",".join(days)
-
-
 class DailyTimeIntervalSpec(_SpecBase):
     """Quartz DailyTimeIntervalTrigger: every `every` (seconds, minutes or hours, at most 24h)
     from start_time_of_day up to and including end_time_of_day, on days_of_week, in the
@@ -446,7 +413,7 @@ class DailyTimeIntervalSpec(_SpecBase):
     every: int
     start_time_of_day: str = "00:00:00"
     end_time_of_day: str = "23:59:59"
-    days_of_week: tuple[str, ...] = _DAY_NAMES
+    days_of_week: tuple[str, ...] = trigger_math.DAY_NAMES
     repeat_count: int | None = Field(default=None, ge=0, le=2**31 - 1)  # an INTEGER column
 
     @field_validator("every", mode="before")
@@ -474,7 +441,7 @@ class DailyTimeIntervalSpec(_SpecBase):
     @field_validator("days_of_week", mode="before")
     @classmethod
     def _days(cls, value: Any) -> tuple[str, ...]:
-        return _days_of_week(value)
+        return trigger_math.days_of_week(value)
 
     @model_validator(mode="after")
     def _check(self) -> DailyTimeIntervalSpec:
@@ -493,7 +460,7 @@ class DailyTimeIntervalSpec(_SpecBase):
     @property
     def rule(self) -> trigger_math.DailyRule:
         assert self.start_at is not None
-        return _daily_rule(
+        return trigger_math.daily_rule(
             self.timezone,
             trigger_math.ceil_second(self.start_at),
             self.start_time_of_day,
@@ -507,7 +474,7 @@ class DailyTimeIntervalSpec(_SpecBase):
         """The last fire allowed by repeat_count (None: no limit within the give-up horizon)."""
         if self.repeat_count is None:
             return None
-        return _daily_nth(self.rule, self.repeat_count)
+        return trigger_math.cached_daily_nth(self.rule, self.repeat_count)
 
     def _next(self, after: datetime) -> datetime | None:
         fire = trigger_math.daily_next(self.rule, after)
@@ -520,30 +487,11 @@ class DailyTimeIntervalSpec(_SpecBase):
     def describe(self) -> str:
         text = (
             f"every {format_duration(self.every)} from {self.start_time_of_day} to {self.end_time_of_day}, "
-            f"{_day_list_text(self.days_of_week)} ({self.timezone})"
+            f"{trigger_math.day_list_text(self.days_of_week)} ({self.timezone})"
         )
         if self.repeat_count is not None:
             text += f", {self.repeat_count} repeat{'s' if self.repeat_count != 1 else ''}"
         return text + self._window_text()
-
-
-@lru_cache(maxsize=1024)
-def _daily_rule(
-    zone: str, start_at: datetime, start: str, end: str, step: int, days: tuple[str, ...]
-) -> trigger_math.DailyRule:
-    return trigger_math.DailyRule(
-        zone=get_zone(zone),
-        start_at=start_at,
-        start_time=parse_time_of_day(start, "start_time_of_day"),
-        end_time=parse_time_of_day(end, "end_time_of_day"),
-        step=step,
-        weekdays=frozenset(_DAY_NAMES.index(d) for d in days),
-    )
-
-
-@lru_cache(maxsize=1024)
-def _daily_nth(rule: trigger_math.DailyRule, n: int) -> datetime | None:
-    return trigger_math.daily_nth(rule, n)
 
 
 class CalendarIntervalSpec(_SpecBase):
@@ -588,16 +536,6 @@ class CalendarIntervalSpec(_SpecBase):
             if self.skip_day_if_hour_does_not_exist:
                 text += " (skipping days without it)"
         return text + self._window_text()
-
-
-def jitter_offset(trigger_id: str, scheduled_for: datetime, jitter: float) -> timedelta:
-    """The dispatch delay in [0, jitter) seconds of one fire: a pure function of (trigger id,
-    scheduled_for), so every beat and every re-publish agrees on it."""
-    if jitter <= 0:
-        return timedelta(0)
-    key = f"{trigger_id}|{scheduled_for.astimezone(UTC).isoformat()}".encode()
-    fraction = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
-    return timedelta(microseconds=int(fraction * jitter * 1_000_000))
 
 
 TriggerSpec = Annotated[

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from .db.models import Execution, Trigger, Workflow
 
@@ -46,6 +46,7 @@ class WorkflowView(_View):
     owner_user_id: str | None
     created_at: IsoTime
     updated_at: IsoTime
+    labels: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, wf: Workflow) -> WorkflowView:
@@ -72,6 +73,7 @@ class TriggerView(_View):
     version: int
     created_by: str | None
     created_at: IsoTime
+    labels: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, tr: Trigger, workflow_name: str, *, blocked: bool = False) -> TriggerView:

@@ -110,3 +110,36 @@ def test_calendar_input_errors(svc: Service) -> None:
     with pytest.raises(Conflict, match=r"^name: a calendar named 'dup' already exists"):
         svc.add_calendar("dup", {"type": "weekly"})
     assert svc.delete_calendar("dup").name == "dup"
+
+
+def test_workflow_files_name_calendars_labels_and_the_quartz_types(svc: Service) -> None:
+    svc.add_calendar("weekends", {"type": "weekly"})
+    svc.add_calendar("holidays", {"type": "holiday", "dates": ["2030-12-25"]})
+    doc = {
+        "name": "books",
+        "labels": {"team": "finance"},
+        "steps": [LOG_STEP],
+        "triggers": [
+            {"name": "office", "type": "daily_time_interval", "every": "15m", "start_time_of_day": "09:00",
+             "end_time_of_day": "17:00", "days_of_week": ["MON-FRI"], "calendar": "holidays",
+             "labels": {"team": "finance"}},
+            {"name": "monthly", "type": "calendar_interval", "every": 1, "unit": "month",
+             "start_at": "2030-01-31T02:00:00", "calendar": "weekends"},
+        ],
+    }  # fmt: skip
+    plan = svc.apply([doc])
+    assert [(p["action"], p["name"]) for p in plan] == [
+        ("create", "books"),
+        ("create", "books/office"),
+        ("create", "books/monthly"),
+    ]
+    assert svc.apply([doc]) == []  # the same file again changes nothing (daily start_at kept)
+    assert svc.get_calendar("holidays").triggers == ("books/office",)
+    assert [w.name for w in svc.list_workflows(labels={"team": "finance"})] == ["books"]
+    doc["triggers"][0]["calendar"] = "weekends"  # type: ignore[index]
+    plan = svc.apply([doc])
+    assert plan == [{"action": "update", "kind": "trigger", "name": "books/office", "fields": ["calendar"]}]
+    assert svc.get_calendar("weekends").triggers == ("books/monthly", "books/office")
+    doc["triggers"][1]["calendar"] = "nope"  # type: ignore[index]
+    with pytest.raises(InvalidInput, match=r"^workflows\[0\]\.triggers\[1\]\.calendar: 'nope' not found"):
+        svc.apply([doc])

@@ -267,3 +267,19 @@ def test_fires_increase_are_included_and_inside_the_window(
         if spec["repeat_count"] is not None and cal is None:
             every = list(itertools.islice(parsed.iter_fire_times(parsed.start_at - timedelta(seconds=1)), 60))  # type: ignore[operator]
             assert len(every) <= spec["repeat_count"] + 1
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("fire_once_now", 1), ("skip", 0), ("fire_all", 4)])
+def test_misfire_policies_apply_to_the_new_types(policy: str, expected: int) -> None:
+    spec = parse_trigger_spec(
+        WEEKDAYS | {"misfire_policy": policy, "every": "15m", "misfire_threshold": 60}, now=NOW, allow_past=True
+    )
+    last = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)  # Monday 09:00 Berlin fired; beat then down for an hour
+    now = datetime(2026, 3, 9, 9, 5, tzinfo=UTC)  # 10:05: 09:15 .. 10:00 are all missed
+    fires = spec.missed_fires(last, now)
+    assert len(fires) == expected
+    assert all(f.minute % 15 == 0 for f in fires)
+    if policy == "fire_once_now":
+        assert fires == [datetime(2026, 3, 9, 9, 0, tzinfo=UTC)]  # the most recent one
+    holiday = parse_calendar({"type": "holiday", "dates": ["2026-03-09"], "timezone": "Europe/Berlin"})
+    assert spec.missed_fires(last, now, calendar=holiday) == []  # the calendar excludes every missed fire

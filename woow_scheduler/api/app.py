@@ -12,7 +12,7 @@ from ..db.session import Database
 from ..redis_store import make_redis
 from ..service import Service
 from ..settings import Settings
-from . import executions, health, problems, triggers, workflows
+from . import calendars, executions, health, problems, triggers, workflows
 from .limits import LimitsMiddleware
 from .state import ApiState
 
@@ -65,6 +65,7 @@ def create_api(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(workflows.router)
     app.include_router(triggers.router)
+    app.include_router(calendars.router)
     app.include_router(executions.router)
     app.include_router(health.router)
     from .console import create_console

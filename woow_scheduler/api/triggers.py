@@ -4,8 +4,9 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from ..views import TriggerView
+from ..views import IsoTime, TriggerView
 from .auth import State, User
 from .live import live_triggers
 from .models import FireTimes
@@ -48,3 +49,40 @@ def delete_trigger(id: uuid.UUID, state: State, user: User) -> Response:
 def next_fire_times(id: uuid.UUID, state: State, user: User, n: Annotated[int, Query(ge=1, le=1000)] = 10) -> FireTimes:
     state.trigger_for(user, id)
     return FireTimes(trigger_id=id, fire_times=state.service.next_fire_times(str(id), n))
+
+
+class BackfillRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime = Field(alias="from", description="Window start, inclusive (with an offset)")
+    end: AwareDatetime = Field(alias="to", description="Window end, inclusive")
+    dry_run: bool = False
+    limit: int = Field(default=1000, ge=1, le=100_000)
+
+
+class BackfillResult(BaseModel):
+    trigger_id: uuid.UUID
+    dry_run: bool
+    fires: list[IsoTime]
+
+
+@router.post("/{id}/backfill", summary="Enqueue the window's nominal fires that have no execution yet")
+def backfill(id: uuid.UUID, body: BackfillRequest, state: State, user: User) -> BackfillResult:
+    from ..messaging.publish import enqueue_fire
+
+    state.trigger_for(user, id)
+    view, fires = state.service.backfill_fires(str(id), body.start, body.end, limit=body.limit)
+    if not body.dry_run:
+        wf = state.service.get_workflow(str(view.workflow_id))
+        for fire in fires:
+            enqueue_fire(
+                state.celery(),
+                state.settings,
+                workflow_id=view.workflow_id,
+                workflow_name=view.workflow,
+                trigger_id=view.id,
+                user_id=view.created_by,
+                scheduled_for=fire,
+                timeout=wf.timeout,
+            )
+    return BackfillResult(trigger_id=id, dry_run=body.dry_run, fires=fires)

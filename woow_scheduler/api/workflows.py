@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, Response
 
 from ..errors import InvalidTriggerSpec
+from ..labels import parse_label_args
 from ..service import WorkflowInput
 from ..service.apply import trigger_entry_to_spec
 from ..tokens import Principal
@@ -29,6 +30,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "Invalid input; `field` names it"},
 }
 
+_LABELS = Annotated[
+    list[str] | None, Query(description="Only those with this label, KEY=VALUE (repeatable: all must match)")
+]
+
 router = APIRouter(prefix="/workflows", tags=["workflows"], responses=_ERRORS)
 
 
@@ -50,10 +55,10 @@ def create_workflow(body: WorkflowInput, state: State, user: User) -> WorkflowVi
 
 
 @router.get("", summary="List the workflows you own (all of them with an admin token)")
-def list_workflows(state: State, user: User) -> list[WorkflowView]:
-    return [
-        public_workflow(state, v) for v in state.service.list_workflows(owner=None if user.is_admin else user.user_id)
-    ]
+def list_workflows(state: State, user: User, label: _LABELS = None) -> list[WorkflowView]:
+    owner = None if user.is_admin else user.user_id
+    views = state.service.list_workflows(owner=owner, labels=parse_label_args(label or []))
+    return [public_workflow(state, v) for v in views]
 
 
 @router.get(
@@ -108,6 +113,10 @@ def schedule_workflow(
     body: Annotated[dict[str, Any], Body(openapi_examples=SCHEDULE_EXAMPLES)],
 ) -> ScheduledTrigger:
     workflow = state.workflow_for(user, id)
+    body = dict(body)
+    calendar, labels = body.pop("calendar", None), body.pop("labels", None)
+    if calendar is not None and not isinstance(calendar, str):
+        raise InvalidTriggerSpec("calendar: must be the name of a calendar", field="calendar")
     name, spec = trigger_entry_to_spec(body, "body")
     if name is not None and not isinstance(body.get("name"), str):
         raise InvalidTriggerSpec("name: must be a string", field="name")
@@ -116,15 +125,15 @@ def schedule_workflow(
     check_trigger_quota(state, user, workflow)
     # the trigger and its preview in one transaction: no trigger is left behind a refused preview
     view, fire_times = state.service.add_trigger_with_preview(
-        str(workflow.id), spec, name=name, user_id=user.user_id, preview=10
+        str(workflow.id), spec, name=name, user_id=user.user_id, calendar=calendar, labels=labels, preview=10
     )
     return ScheduledTrigger(**view.model_dump(), next_fire_times=fire_times)
 
 
 @router.get("/{id}/triggers", summary="The workflow's triggers with state and live previous/next fire times")
-def list_workflow_triggers(id: str, state: State, user: User) -> list[TriggerView]:
+def list_workflow_triggers(id: str, state: State, user: User, label: _LABELS = None) -> list[TriggerView]:
     workflow = state.workflow_for(user, id)
-    views = state.service.list_triggers(workflow=str(workflow.id))
+    views = state.service.list_triggers(workflow=str(workflow.id), labels=parse_label_args(label or []))
     return live_triggers(state.redis, state.keys, views)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from ..errors import InvalidTriggerSpec
+from ..labels import parse_label_args
 from ..views import TriggerView
 from .context import AppContext, pass_app
 from .output import emit_json, fmt_time, kv, table
@@ -86,6 +88,7 @@ def trigger() -> None:
 @click.option(
     "--skip-missing-hour", is_flag=True, help="--calendar-every with --preserve-hour: skip days that lack that hour."
 )
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label (repeatable): team=finance.")
 @click.option(
     "--calendar", "calendar_name", default=None, metavar="NAME", help="Skip the times calendar NAME excludes."
 )
@@ -128,6 +131,7 @@ def add(
     calendar_every: str | None,
     preserve_hour: bool,
     skip_missing_hour: bool,
+    labels: tuple[str, ...],
     calendar_name: str | None,
     jitter: str | None,
     priority: int | None,
@@ -199,7 +203,13 @@ def add(
         spec.update(type="once", run_at=parse_when(at, "run_at"))
     spec = {k: v for k, v in spec.items() if v is not None}
     view = app.service.add_trigger(
-        workflow_ref, spec, name=name, user_id=user, allow_past=allow_past, calendar=calendar_name
+        workflow_ref,
+        spec,
+        name=name,
+        user_id=user,
+        allow_past=allow_past,
+        calendar=calendar_name,
+        labels=parse_label_args(labels),
     )
     if as_json:
         emit_json(view.to_json())
@@ -236,11 +246,18 @@ def _spec_text(v: TriggerView) -> str:
 @trigger.command("list")
 @click.option("--workflow", "workflow_ref", default=None, help="Only this workflow's triggers.")
 @click.option("--state", default=None, help="NORMAL, PAUSED, COMPLETE, ERROR or BLOCKED.")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only triggers with this label (repeatable: all must match).",
+)
 @JSON_OPT
 @pass_app
-def list_(app: AppContext, workflow_ref: str | None, state: str | None, as_json: bool) -> None:
+def list_(app: AppContext, workflow_ref: str | None, state: str | None, labels: tuple[str, ...], as_json: bool) -> None:
     """List triggers with their state and next / previous fire times."""
-    views = app.service.list_triggers(workflow=workflow_ref, state=state)
+    views = app.service.list_triggers(workflow=workflow_ref, state=state, labels=parse_label_args(labels))
     if as_json:
         emit_json([v.to_json() for v in views])
         return
@@ -265,6 +282,15 @@ def list_(app: AppContext, workflow_ref: str | None, state: str | None, as_json:
     )
 
 
+def _describe(view: TriggerView) -> str | None:
+    from ..service import spec_from_stored
+
+    try:
+        return spec_from_stored(view.spec).describe()
+    except ValueError:  # a spec this version cannot read: show the rest
+        return None
+
+
 def _show(view: TriggerView, as_json: bool, verb: str | None = None) -> None:
     if as_json:
         emit_json(view.to_json())
@@ -279,6 +305,8 @@ def _show(view: TriggerView, as_json: bool, verb: str | None = None) -> None:
             ("name", view.name),
             ("type", view.type),
             ("spec", _spec_text(view)),
+            ("description", _describe(view)),
+            ("labels", ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items()))),
             ("timezone", view.timezone),
             ("dst_policy", view.dst_policy if view.type == "cron" else None),
             ("state", view.state),
@@ -306,22 +334,83 @@ def show(app: AppContext, trigger_ref: str, as_json: bool) -> None:
     _show(app.service.get_trigger(trigger_ref), as_json)
 
 
-@trigger.command()
-@TRIGGER_ARG
-@JSON_OPT
-@pass_app
-def pause(app: AppContext, trigger_ref: str, as_json: bool) -> None:
-    """Pause a trigger: it stops firing until resumed."""
-    _show(app.service.pause_trigger(trigger_ref), as_json, "paused")
+_GROUP_REF = click.argument("trigger_ref", metavar="[TRIGGER_ID]", required=False)
+_GROUP_OPTS = [
+    click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Every trigger with this label."),
+    click.option("--workflow", "workflow_ref", default=None, help="Every trigger of this workflow."),
+    click.option("--all", "all_triggers", is_flag=True, help="Every trigger."),
+]
+
+
+def _group(f: Any) -> Any:
+    for opt in reversed(_GROUP_OPTS):
+        f = opt(f)
+    return f
+
+
+def _set_state(
+    app: AppContext,
+    target: str,
+    trigger_ref: str | None,
+    labels: tuple[str, ...],
+    workflow_ref: str | None,
+    all_triggers: bool,
+    as_json: bool,
+) -> None:
+    from ..enums import TriggerState
+
+    chosen = [x for x in (trigger_ref, labels, workflow_ref, all_triggers) if x]
+    if len(chosen) != 1:
+        raise InvalidTriggerSpec("selector: give exactly one of TRIGGER_ID, --label, --workflow or --all")
+    verb = "paused" if target == "PAUSED" else "resumed"
+    if trigger_ref is not None:
+        one = app.service.pause_trigger(trigger_ref) if target == "PAUSED" else app.service.resume_trigger(trigger_ref)
+        _show(one, as_json, verb)
+        return
+    views = app.service.set_triggers_state(
+        TriggerState(target),
+        labels=parse_label_args(labels) or None,
+        workflow=workflow_ref,
+        all_triggers=all_triggers,
+    )
+    if as_json:
+        emit_json([v.to_json() for v in views])
+        return
+    click.echo(f"{verb} {len(views)} trigger(s)" + "".join(f"\n  {v.workflow}/{v.name}" for v in views))
 
 
 @trigger.command()
-@TRIGGER_ARG
+@_GROUP_REF
+@_group
 @JSON_OPT
 @pass_app
-def resume(app: AppContext, trigger_ref: str, as_json: bool) -> None:
-    """Resume a paused trigger; fires missed while paused are not caught up."""
-    _show(app.service.resume_trigger(trigger_ref), as_json, "resumed")
+def pause(
+    app: AppContext,
+    trigger_ref: str | None,
+    labels: tuple[str, ...],
+    workflow_ref: str | None,
+    all_triggers: bool,
+    as_json: bool,
+) -> None:
+    """Pause a trigger, or every trigger with --label K=V, of --workflow NAME, or --all (one transaction)."""
+    _set_state(app, "PAUSED", trigger_ref, labels, workflow_ref, all_triggers, as_json)
+
+
+@trigger.command()
+@_GROUP_REF
+@_group
+@JSON_OPT
+@pass_app
+def resume(
+    app: AppContext,
+    trigger_ref: str | None,
+    labels: tuple[str, ...],
+    workflow_ref: str | None,
+    all_triggers: bool,
+    as_json: bool,
+) -> None:
+    """Resume paused triggers (one, --label, --workflow or --all); missed fires are not caught up."""
+    _set_state(app, "NORMAL", trigger_ref, labels, workflow_ref, all_triggers, as_json)
 
 
 @trigger.command()
@@ -331,6 +420,65 @@ def resume(app: AppContext, trigger_ref: str, as_json: bool) -> None:
 def delete(app: AppContext, trigger_ref: str, as_json: bool) -> None:
     """Delete a trigger (its execution history is kept)."""
     _show(app.service.delete_trigger(trigger_ref), as_json, "deleted")
+
+
+def _instant(value: str, field: str, zone: str) -> datetime:
+    text = parse_when(value, field)
+    assert text is not None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo(zone))
+
+
+@trigger.command()
+@TRIGGER_ARG
+@click.option(
+    "--from", "from_", required=True, metavar="DATETIME", help="Window start (inclusive; naive = the trigger's zone)."
+)
+@click.option("--to", "to", required=True, metavar="DATETIME", help="Window end (inclusive).")
+@click.option("--dry-run", is_flag=True, help="Only list the fires that would be enqueued.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="At most this many fires."
+)
+@JSON_OPT
+@pass_app
+def backfill(app: AppContext, trigger_ref: str, from_: str, to: str, dry_run: bool, limit: int, as_json: bool) -> None:
+    """Enqueue every nominal fire in [--from, --to] that has no execution yet, oldest first.
+
+    Each goes out as the scheduled fire it would have been (same scheduled_for, so the same
+    idempotency key: a second backfill of the window adds nothing); the worker applies the
+    workflow's concurrency policy as for any fire.
+    """
+    view = app.service.get_trigger(trigger_ref)
+    start, end = _instant(from_, "from", view.timezone), _instant(to, "to", view.timezone)
+    view, fires = app.service.backfill_fires(trigger_ref, start, end, limit=limit)
+    if dry_run:
+        print_times(fires, view.timezone, as_json)
+        return
+    from ..messaging.publish import enqueue_fire
+    from ..worker import get_app
+
+    wf = app.service.get_workflow(str(view.workflow_id))
+    celery = get_app(app.settings)
+    with click.progressbar(
+        fires,
+        label=f"backfill {view.workflow}/{view.name}",
+        file=sys.stderr,  # stdout stays the result
+    ) as bar:
+        for fire in bar:
+            enqueue_fire(
+                celery,
+                app.settings,
+                workflow_id=view.workflow_id,
+                workflow_name=view.workflow,
+                trigger_id=view.id,
+                user_id=view.created_by,
+                scheduled_for=fire,
+                timeout=wf.timeout,
+            )
+    if as_json:
+        emit_json({"trigger": f"{view.workflow}/{view.name}", "enqueued": [f.isoformat() for f in fires]})
+    else:
+        click.echo(f"enqueued {len(fires)} fire(s) of {view.workflow}/{view.name}")
 
 
 @trigger.command("next")

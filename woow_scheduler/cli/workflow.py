@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidWorkflow
+from ..labels import parse_label_args
 from ..views import WorkflowView
 from .context import AppContext, pass_app
 from .output import emit_json, kv, table
@@ -58,6 +59,7 @@ def _parse_steps(raw_steps: tuple[str, ...]) -> list[Any]:
 @click.option("--retry-backoff/--no-retry-backoff", default=False, help="Double the delay on each retry.")
 @click.option("--timeout", type=float, default=None, help="Seconds a run may take before it is timed out.")
 @click.option("--user", default=None, help="Owner user id.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label (repeatable): team=finance.")
 @JSON_OPT
 @pass_app
 def create(
@@ -71,6 +73,7 @@ def create(
     retry_backoff: bool,
     timeout: float | None,
     user: str | None,
+    labels: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Create workflow NAME from its steps."""
@@ -85,6 +88,7 @@ def create(
             "retry_backoff": retry_backoff,
             "timeout": timeout,
             "owner_user_id": user,
+            "labels": parse_label_args(labels),
         }
     )
     if as_json:
@@ -98,11 +102,12 @@ def workflow_json(view: WorkflowView) -> dict[str, Any]:
 
 
 @workflow.command("list")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Only workflows with this label.")
 @JSON_OPT
 @pass_app
-def list_(app: AppContext, as_json: bool) -> None:
+def list_(app: AppContext, labels: tuple[str, ...], as_json: bool) -> None:
     """List workflows."""
-    views = app.service.list_workflows()
+    views = app.service.list_workflows(labels=parse_label_args(labels))
     if as_json:
         emit_json([workflow_json(v) for v in views])
         return

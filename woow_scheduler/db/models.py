@@ -80,6 +80,7 @@ class Workflow(Base):
     owner_user_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    labels: Mapped[dict[str, str]] = mapped_column(json_type(), default=dict)
 
 
 class CalendarRow(Base):
@@ -125,6 +126,7 @@ class Trigger(Base):
     calendar_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("calendars.id", ondelete="RESTRICT"), nullable=True, index=True
     )
+    labels: Mapped[dict[str, str]] = mapped_column(json_type(), default=dict)
 
     __table_args__ = (UniqueConstraint("workflow_id", "name"),)
 

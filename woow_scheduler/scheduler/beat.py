@@ -52,6 +52,7 @@ from ..messaging.app import create_app
 from ..messaging.payload import fire_kwargs
 from ..metrics import BeatMetrics
 from ..settings import Settings, load_settings
+from ..triggers import jitter_offset
 from .bookkeeping import drain_fired, fired_record
 from .codec import decode_meta, dumps, encode_meta, loads
 from .reaper import reap_lost_runs, resend_stale
@@ -384,6 +385,11 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         options = dict(definition.get("options") or {})
         kwargs = fire_kwargs(definition.get("kwargs") or {}, iso_utc(fire), datetime.now(UTC).isoformat())
         log.debug("beat: fire %s scheduled_for %s", definition.get("name"), kwargs["scheduled_for"])
+        jitter = _jitter_of(definition)
+        if jitter:
+            # spread fires that share a second: a fixed offset per (trigger, scheduled_for), so every
+            # beat and every re-publish agrees; scheduled_for stays the nominal time and the key
+            options["eta"] = fire + jitter_offset(str(definition.get("name")), fire, jitter)
         self.app.send_task(
             definition["task"],
             args=[],
@@ -618,6 +624,16 @@ class _Maintenance(threading.Thread):
                     info=info,
                 )
             )
+
+
+def _jitter_of(definition: dict[str, Any]) -> float:
+    """The entry's jitter in seconds (0 without one), from its schedule object or JSON form."""
+    sched = definition.get("schedule")
+    if isinstance(sched, WoowTriggerSchedule):
+        return float(sched.spec.jitter or 0)
+    if isinstance(sched, dict):
+        return float((sched.get("spec") or {}).get("jitter") or 0)
+    return 0.0
 
 
 def _priority(decoded: Any) -> int:

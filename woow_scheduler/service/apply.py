@@ -29,9 +29,12 @@ from typing import Any
 
 import yaml
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from ..db.models import Trigger, Workflow
+from ..calendars import parse_calendar
+from ..db.models import CalendarRow, Trigger, Workflow
 from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
+from ..labels import check_labels
 from ..triggers import parse_trigger_spec
 from .triggers import TriggerOps
 from .validation import check_name
@@ -74,6 +77,8 @@ def trigger_entry_to_spec(entry: Any, where: str) -> tuple[str | None, dict[str,
         if short in data:
             data[full] = data.pop(short)
     kinds = [k for k in ("cron", "every", "at") if k in data]
+    if data.get("type") in ("daily_time_interval", "calendar_interval"):
+        kinds = [k for k in kinds if k != "every"]  # their own field, not the interval shorthand
     if len(kinds) > 1 or (kinds and "type" in data):
         raise InvalidTriggerSpec(f"{where}: give one of cron, every, at (or type)")
     if kinds == ["cron"]:
@@ -111,6 +116,17 @@ class ApplyOps(WorkflowOps, TriggerOps):
             return plan
         self._mirror(changed_triggers)
         return plan
+
+    @staticmethod
+    def _apply_calendar(s: Session, name: Any, where: str) -> CalendarRow | None:
+        if name is None:
+            return None
+        if not isinstance(name, str):
+            raise InvalidInput(f"{where}.calendar: must be the name of a calendar", field="calendar")
+        row = s.scalar(select(CalendarRow).where(CalendarRow.name == name))
+        if row is None:
+            raise InvalidInput(f"{where}.calendar: '{name}' not found (woow calendar add)", field="calendar")
+        return row
 
     def _apply_in_session(
         self,
@@ -156,7 +172,10 @@ class ApplyOps(WorkflowOps, TriggerOps):
                 listed: set[str] = set()
                 for j, entry in enumerate(entries):
                     where = f"workflows[{i}].triggers[{j}]"
-                    name, spec_data = trigger_entry_to_spec(entry, where)
+                    extra = dict(entry) if isinstance(entry, dict) else {}
+                    cal_name, labels = extra.pop("calendar", None), check_labels(extra.pop("labels", None) or {})
+                    cal_row = self._apply_calendar(s, cal_name, where)
+                    name, spec_data = trigger_entry_to_spec(extra if isinstance(entry, dict) else entry, where)
                     name = name or f"{spec_data['type']}-{j + 1}"
                     try:
                         check_name(name, "trigger")
@@ -166,20 +185,32 @@ class ApplyOps(WorkflowOps, TriggerOps):
                         raise Conflict(f"{where}.name: '{name}' appears twice in workflow '{wf.name}'")
                     listed.add(name)
                     old = existing.get(name)
-                    if old is not None and old.type == "interval" and "start_at" not in spec_data:
+                    defaults_start = ("interval", "daily_time_interval")
+                    if old is not None and old.type in defaults_start and "start_at" not in spec_data:
                         spec_data["start_at"] = old.spec.get("start_at")  # keep the anchor
                     try:
                         parsed = parse_trigger_spec(spec_data, now=now, allow_past=old is not None)
                     except InvalidInput as exc:
                         raise type(exc)(f"{where}.{exc}", field=exc.field) from None
                     full = f"{wf.name}/{name}"
+                    new_cal = cal_row.id if cal_row is not None else None
                     if old is None:
-                        tr = self._new_trigger(s, wf, name, parsed, now, user_id)
+                        tr = self._new_trigger(s, wf, name, parsed, now, user_id, cal_row)
+                        tr.labels = labels
                         changed_triggers.append(tr.id)
                         plan.append({"action": "create", "kind": "trigger", "name": full, "fields": []})
-                    elif parsed.model_dump(mode="json") != old.spec:
+                    elif (
+                        parsed.model_dump(mode="json") != old.spec
+                        or old.calendar_id != new_cal
+                        or (old.labels or {}) != labels
+                    ):
                         fields = sorted(k for k, v in parsed.model_dump(mode="json").items() if old.spec.get(k) != v)
-                        self._apply_spec(old, parsed, now)
+                        if old.calendar_id != new_cal:
+                            fields.append("calendar")
+                        if (old.labels or {}) != labels:
+                            fields.append("labels")
+                        old.calendar_id, old.labels = new_cal, labels
+                        self._apply_spec(old, parsed, now, parse_calendar(cal_row.definition) if cal_row else None)
                         old.anchor_at = max(now, old.anchor_at)
                         old.version += 1
                         changed_triggers.append(old.id)
@@ -196,8 +227,5 @@ class ApplyOps(WorkflowOps, TriggerOps):
                 raise _DryRunDone  # rolls the transaction back
 
 
-
 class _DryRunDone(Exception):
     """Raised inside the apply transaction to roll a dry run back."""
-
-

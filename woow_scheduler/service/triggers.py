@@ -5,16 +5,17 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..calendars import Calendar, parse_calendar
-from ..db.models import CalendarRow, Trigger, Workflow
+from ..db.models import CalendarRow, Execution, Trigger, Workflow
 from ..enums import TriggerState
 from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
+from ..labels import check_labels, matches
 from ..triggers import TriggerSpec, parse_trigger_spec
 from ..views import TriggerView
 from .base import ServiceBase
@@ -33,9 +34,17 @@ class TriggerOps(ServiceBase):
         user_id: str | None = None,
         allow_past: bool = False,
         calendar: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> TriggerView:
         return self.add_trigger_with_preview(
-            workflow_ref, spec, name=name, user_id=user_id, allow_past=allow_past, calendar=calendar, preview=0
+            workflow_ref,
+            spec,
+            name=name,
+            user_id=user_id,
+            allow_past=allow_past,
+            calendar=calendar,
+            labels=labels,
+            preview=0,
         )[0]
 
     def add_trigger_with_preview(
@@ -47,6 +56,7 @@ class TriggerOps(ServiceBase):
         user_id: str | None = None,
         allow_past: bool = False,
         calendar: str | None = None,
+        labels: Mapping[str, str] | None = None,
         preview: int = 10,
     ) -> tuple[TriggerView, list[datetime]]:
         """Add a trigger and compute its next ``preview`` fire times in the same transaction: a
@@ -54,6 +64,7 @@ class TriggerOps(ServiceBase):
         names a calendar whose excluded times the trigger skips."""
         now = self.clock()
         parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
+        label_map = check_labels(labels or {})
         if name is not None:
             try:
                 check_name(name, "trigger")
@@ -70,6 +81,8 @@ class TriggerOps(ServiceBase):
                 if cal_row is None:
                     raise InvalidInput(f"calendar: '{calendar}' not found (woow calendar list)", field="calendar")
             tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id, cal_row)
+            tr.labels = label_map
+            s.flush()
             view = TriggerView.of(tr, wf.name)
             fire_times: list[datetime] = []
             if preview and tr.next_fire_time is not None:
@@ -120,7 +133,12 @@ class TriggerOps(ServiceBase):
             return TriggerView.of(tr, wf_name, blocked=tr.workflow_id in blocked)
 
     def list_triggers(
-        self, *, workflow: str | None = None, state: str | None = None, owner: str | None = None
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        owner: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> list[TriggerView]:
         with self._session() as s:
             q = select(Trigger, Workflow.name).join(Workflow, Workflow.id == Trigger.workflow_id)
@@ -143,7 +161,54 @@ class TriggerOps(ServiceBase):
             views = [TriggerView.of(tr, name, blocked=tr.workflow_id in blocked) for tr, name in rows]
         if wanted is not None:
             views = [v for v in views if v.state == wanted.value]
+        if labels:
+            views = [v for v in views if matches(v.labels, labels)]
         return views
+
+    def set_triggers_state(
+        self,
+        target: TriggerState,
+        *,
+        labels: Mapping[str, str] | None = None,
+        workflow: str | None = None,
+        all_triggers: bool = False,
+    ) -> list[TriggerView]:
+        """Pause (or resume) every trigger with these labels, of a workflow, or all, in one transaction.
+
+        Triggers already in the target state, or in a state that cannot change to it, are left
+        alone; the changed ones are returned (and mirrored to RedBeat at once).
+        """
+        chosen = [x for x in (labels, workflow, all_triggers or None) if x]
+        if len(chosen) != 1:
+            raise InvalidInput("selector: give exactly one of labels, workflow or all", field="selector")
+        allowed = (
+            {TriggerState.NORMAL, TriggerState.ERROR}
+            if target == TriggerState.PAUSED
+            else {TriggerState.PAUSED, TriggerState.ERROR}
+        )
+        now = self.clock()
+        changed: list[TriggerView] = []
+        with self._session() as s:
+            q = select(Trigger, Workflow.name).join(Workflow, Workflow.id == Trigger.workflow_id)
+            if workflow is not None:
+                q = q.where(Trigger.workflow_id == self._workflow(s, workflow).id)
+            for tr, wf_name in s.execute(q.order_by(Workflow.name, Trigger.name).with_for_update(of=Trigger)):
+                if labels and not matches(tr.labels, labels):
+                    continue
+                if tr.state == target or tr.state not in allowed:
+                    continue
+                tr.state = target
+                if target == TriggerState.NORMAL:
+                    tr.anchor_at = now  # as resume_trigger: no catch-up of fires missed while paused
+                    spec = spec_from_stored(tr.spec)
+                    tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now), calendar_of(s, tr))
+                    if tr.next_fire_time is None:
+                        tr.state = TriggerState.COMPLETE
+                tr.version += 1
+                s.flush()
+                changed.append(TriggerView.of(tr, wf_name))
+        self._mirror([v.id for v in changed])
+        return changed
 
     def next_fire_times(self, ref: str, n: int = 10) -> list[datetime]:
         if not 1 <= n <= 1000:
@@ -159,6 +224,38 @@ class TriggerOps(ServiceBase):
             if len(out) >= n:
                 break
         return out
+
+    def backfill_fires(
+        self, ref: str, start: datetime, end: datetime, *, limit: int = 1000
+    ) -> tuple[TriggerView, list[datetime]]:
+        """The trigger's nominal fires in [start, end] (its calendar honoured) that have no
+        execution row yet, oldest first, at most ``limit``: what a backfill enqueues."""
+        for name, value in (("from", start), ("to", end)):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise InvalidInput(f"{name}: {value.isoformat()} is naive; give an offset or a zone", field=name)
+        if end < start:
+            raise InvalidInput(f"to: {end.isoformat()} is before from {start.isoformat()}", field="to")
+        if not 1 <= limit <= 100_000:
+            raise InvalidInput(f"limit: {limit} must be between 1 and 100000", field="limit")
+        with self._session() as s:
+            tr = self._trigger(s, ref)
+            spec = spec_from_stored(tr.spec)
+            cal = calendar_of(s, tr)
+            done = set(
+                s.scalars(
+                    select(Execution.scheduled_for).where(
+                        Execution.trigger_id == tr.id, Execution.scheduled_for >= start, Execution.scheduled_for <= end
+                    )
+                )
+            )
+            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
+        out: list[datetime] = []
+        for fire in spec.iter_fire_times(start - timedelta(microseconds=1), cal):
+            if fire > end or len(out) >= limit:
+                break
+            if fire not in done:
+                out.append(fire)
+        return view, out
 
     def _set_state(self, ref: str, target: TriggerState, *, allowed_from: set[TriggerState]) -> TriggerView:
         now = self.clock()

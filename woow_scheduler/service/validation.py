@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from ..enums import ConcurrencyPolicy
+from ..labels import check_labels
 from ..triggers import TriggerSpec
 
 #: A workflow's timeout must stay this far below the broker's visibility timeout (the time-limit
@@ -62,6 +63,12 @@ class WorkflowInput(BaseModel):
     timeout: float | None = Field(default=None, gt=0, le=7 * 86_400)
     max_queue_wait: float | None = Field(default=None, gt=0)
     owner_user_id: str | None = Field(default=None, min_length=1, max_length=200)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> dict[str, str]:
+        return check_labels(value)
 
     @field_validator("name")
     @classmethod

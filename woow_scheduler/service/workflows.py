@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..db.models import Trigger, Workflow
 from ..engine.registry import validate_steps
 from ..errors import Conflict, InvalidWorkflow
+from ..labels import matches
 from ..views import WorkflowView
 from .base import ServiceBase
 from .validation import VISIBILITY_MARGIN, WORKFLOW_FIELDS, WorkflowInput, pydantic_error
@@ -59,12 +60,14 @@ class WorkflowOps(ServiceBase):
         with self._session() as s:
             return WorkflowView.of(self._workflow(s, ref))
 
-    def list_workflows(self, *, owner: str | None = None) -> list[WorkflowView]:
+    def list_workflows(
+        self, *, owner: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[WorkflowView]:
         with self._session() as s:
             q = select(Workflow).order_by(Workflow.name)
             if owner is not None:
                 q = q.where(Workflow.owner_user_id == owner)
-            return [WorkflowView.of(wf) for wf in s.scalars(q)]
+            return [WorkflowView.of(wf) for wf in s.scalars(q) if not labels or matches(wf.labels, labels)]
 
     def _validate_workflow(self, data: Mapping[str, Any] | WorkflowInput) -> WorkflowInput:
         try:
@@ -81,4 +84,3 @@ class WorkflowOps(ServiceBase):
                 field="timeout",
             )
         return wf_in.model_copy(update={"steps": steps})
-

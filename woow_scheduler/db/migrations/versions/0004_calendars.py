@@ -1,4 +1,5 @@
-"""Named calendars shared by triggers (issue 17): the ``calendars`` table and ``triggers.calendar_id``.
+"""Issue 17: named calendars shared by triggers (``calendars``, ``triggers.calendar_id``) and labels
+on workflows and triggers (``labels``, a JSON object, ``{}`` for existing rows).
 
 Revision ID: 0004
 Revises: 0003
@@ -8,6 +9,7 @@ Create Date: 2026-12-05
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,6 +21,10 @@ revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+def _json() -> Any:
+    return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
 def upgrade() -> None:
@@ -42,9 +48,18 @@ def upgrade() -> None:
         batch_op.create_foreign_key(
             batch_op.f("fk_triggers_calendar_id_calendars"), "calendars", ["calendar_id"], ["id"], ondelete="RESTRICT"
         )
+    for table in ("workflows", "triggers"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column("labels", _json(), nullable=True))
+        op.execute(sa.text(f"UPDATE {table} SET labels = '{{}}'"))
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column("labels", existing_type=_json(), nullable=False)
 
 
 def downgrade() -> None:
+    for table in ("triggers", "workflows"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("labels")
     with op.batch_alter_table("triggers", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_triggers_calendar_id_calendars"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_triggers_calendar_id"))
