@@ -4,6 +4,7 @@ load Celery, and the paths deployments name still import."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,33 @@ def test_the_paths_deployments_name_still_import() -> None:
     code = "import woow_scheduler.worker as w; print(type(w.app).__name__, sorted(w.app.tasks)[-1])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["Celery", "woow.execute_workflow"]
+
+
+# A write of a trigger's schedule state: an ORM attribute assignment (``tr.state = ...``), a keyword
+# in an UPDATE's ``.values(...)`` or a constructor (``state=TriggerState.X``, ``fire_count=bindparam(...)``).
+_FACTS = r"(?:state|next_fire_time|previous_fire_time|fire_count)"
+_WRITES = (
+    re.compile(rf"(?<!self)\.{_FACTS}\s*=(?!=)"),
+    re.compile(rf"\b{_FACTS}\s*=\s*(?:TriggerState\b|bindparam\(|t\.c\.|None\b|Trigger\.)"),
+)
+
+
+def _writers(root: Path) -> set[str]:
+    found = set()
+    for path in root.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if any(p.search(text) for p in _WRITES):
+            found.add(path.relative_to(root).as_posix())
+    return found
+
+
+def test_one_module_writes_trigger_state() -> None:
+    assert _writers(PACKAGE) == {"db/trigger_state.py"}
+
+
+def test_the_writer_grep_sees_orm_and_sql_writes(tmp_path: Path) -> None:
+    (tmp_path / "orm.py").write_text("tr.state = TriggerState.COMPLETE\n")
+    (tmp_path / "sql.py").write_text("update(t).values(state=TriggerState.COMPLETE.value)\n")
+    (tmp_path / "count.py").write_text("stmt.values(fire_count=bindparam('_count'))\n")
+    (tmp_path / "reader.py").write_text("if tr.state == TriggerState.NORMAL:\n    self.state = state\n")
+    assert _writers(tmp_path) == {"orm.py", "sql.py", "count.py"}

@@ -24,10 +24,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import redis
-from sqlalchemy import Select, Table, bindparam, func, or_, select, update
+from sqlalchemy import Select, func, or_, select
 
 from ..db import Database, Execution, Trigger, Workflow
-from ..enums import TriggerState
+from ..db.trigger_state import complete_exhausted
+from ..enums import ACTIVE_TRIGGER_STATES
 from ..errors import StoreUnavailable
 from ..keys import Keys
 from ..lua import lua_source
@@ -39,8 +40,7 @@ from .schedule import SPEC_ADAPTER, WoowTriggerSchedule
 
 log = logging.getLogger("woow.sync")
 
-#: Trigger states that have a live entry (BLOCKED is NORMAL while its workflow runs).
-ACTIVE_STATES = frozenset({TriggerState.NORMAL, TriggerState.BLOCKED})
+ACTIVE_STATES = ACTIVE_TRIGGER_STATES  # the name other modules imported
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)``, called after each batch (for the CLI's progress bar)."""
@@ -355,17 +355,8 @@ class Reconciler:
 
     def _complete(self, rows: list[dict[str, Any]]) -> int:
         """Triggers whose schedule has no fire left become COMPLETE (unless changed meanwhile)."""
-        t = cast(Table, Trigger.__table__)
-        stmt = (
-            update(t)
-            .where(t.c.id == bindparam("_id"))
-            .where(t.c.version == bindparam("_version"))
-            .where(t.c.state.in_([s.value for s in ACTIVE_STATES]))
-            .values(state=TriggerState.COMPLETE.value, next_fire_time=None, version=t.c.version + 1)
-        )
         with self.db.session() as session:
-            result = session.connection().execute(stmt, rows)
-        return int(result.rowcount or 0)
+            return complete_exhausted(session.connection(), rows)
 
 
 class RedBeatMirror:

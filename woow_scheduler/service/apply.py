@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 
+from ..db import trigger_state
 from ..db.models import Trigger, Workflow
 from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
 from ..triggers import parse_trigger_spec
@@ -177,9 +178,7 @@ class ApplyOps(WorkflowOps, TriggerOps):
                         plan.append({"action": "create", "kind": "trigger", "name": full, "fields": []})
                     elif parsed.model_dump(mode="json") != old.spec:
                         fields = sorted(k for k, v in parsed.model_dump(mode="json").items() if old.spec.get(k) != v)
-                        self._apply_spec(old, parsed, now)
-                        old.anchor_at = max(now, old.anchor_at)
-                        old.version += 1
+                        trigger_state.respecify(old, parsed, now)
                         changed_triggers.append(old.id)
                         plan.append({"action": "update", "kind": "trigger", "name": full, "fields": fields})
                 if prune:

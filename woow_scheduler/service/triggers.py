@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..db import trigger_state
 from ..db.models import Trigger, Workflow
 from ..enums import TriggerState
 from ..errors import Conflict, InvalidInput
@@ -53,21 +54,17 @@ class TriggerOps(ServiceBase):
         parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
         with self._session() as s:
             tr = self._trigger(s, ref)
-            self._apply_spec(tr, parsed, now)
-            tr.anchor_at = max(now, tr.anchor_at)
-            if tr.state == TriggerState.COMPLETE and tr.next_fire_time is not None:
-                tr.state = TriggerState.NORMAL
-            tr.version += 1
+            trigger_state.respecify(tr, parsed, now)
             s.flush()
             view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
         self._mirror([view.id])
         return view
 
     def pause_trigger(self, ref: str) -> TriggerView:
-        return self._set_state(ref, TriggerState.PAUSED, allowed_from={TriggerState.NORMAL, TriggerState.ERROR})
+        return self._set_state(ref, TriggerState.PAUSED)
 
     def resume_trigger(self, ref: str) -> TriggerView:
-        return self._set_state(ref, TriggerState.NORMAL, allowed_from={TriggerState.PAUSED, TriggerState.ERROR})
+        return self._set_state(ref, TriggerState.NORMAL)
 
     def delete_trigger(self, ref: str) -> TriggerView:
         with self._session() as s:
@@ -124,25 +121,11 @@ class TriggerOps(ServiceBase):
                 break
         return out
 
-    def _set_state(self, ref: str, target: TriggerState, *, allowed_from: set[TriggerState]) -> TriggerView:
+    def _set_state(self, ref: str, target: TriggerState) -> TriggerView:
         now = self.clock()
         with self._session() as s:
             tr = self._trigger(s, ref)
-            if tr.state != target:
-                if tr.state not in allowed_from:
-                    raise InvalidInput(
-                        f"state: trigger '{tr.name}' is {tr.state.value}; it cannot become {target.value}",
-                        field="state",
-                    )
-                tr.state = target
-                if target == TriggerState.NORMAL:
-                    # fires missed while paused are not caught up (Quartz would misfire them)
-                    tr.anchor_at = now
-                    spec = spec_from_stored(tr.spec)
-                    tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now))
-                    if tr.next_fire_time is None:
-                        tr.state = TriggerState.COMPLETE
-                tr.version += 1
+            if trigger_state.set_state(tr, target, spec_from_stored(tr.spec), now):
                 s.flush()
             view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
         self._mirror([view.id])
@@ -153,24 +136,10 @@ class TriggerOps(ServiceBase):
     ) -> Trigger:
         """Insert a trigger; it is anchored at ``now`` (it never fires for earlier times)."""
         tr = Trigger(workflow_id=wf.id, name=name, created_by=user_id or wf.owner_user_id)
-        self._apply_spec(tr, spec, now)
-        tr.anchor_at = now
-        tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
+        trigger_state.place_new(tr, spec, now)
         s.add(tr)
         s.flush()
         return tr
-
-    @staticmethod
-    def _apply_spec(tr: Trigger, spec: TriggerSpec, now: datetime) -> None:
-        tr.type = spec.type
-        tr.spec = spec.model_dump(mode="json")
-        tr.timezone = spec.timezone
-        tr.dst_policy = str(getattr(spec, "dst_policy", "wall_clock"))
-        tr.misfire_policy = str(spec.misfire_policy)
-        tr.start_at = spec.start_at
-        tr.end_at = spec.end_at
-        tr.repeat_count = getattr(spec, "repeat_count", None)
-        tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now))
 
     @staticmethod
     def _default_trigger_name(s: Session, workflow_id: uuid.UUID, spec: TriggerSpec) -> str:
