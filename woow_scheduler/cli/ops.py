@@ -139,15 +139,16 @@ def collect_status(app: AppContext, components: tuple[str, ...] = COMPONENTS) ->
 
 def _beat(app: AppContext, out: dict[str, Any]) -> dict[str, Any]:
     from ..scheduler.beat import beat_status
+    from ..scheduler.health import heartbeat_fresh_since, tick_stale_after
 
     s = app.settings
     info = beat_status(s, app.redis, app.db)
-    stale_after = max(3 * s.beat_max_loop_interval, 10.0)
+    stale_after = tick_stale_after(s, info.get("active"))
     if not info.get("lock_held") or not info.get("active"):
         out["problems"].append("beat: no active beat holds the lock (start 'woow beat')")
     elif info.get("last_tick_age_s") is not None and info["last_tick_age_s"] > stale_after:
         out["problems"].append(f"beat: last tick {info['last_tick_age_s']:.0f}s ago (more than {stale_after:.0f}s)")
-    fresh = datetime.now(UTC) - timedelta(seconds=3 * s.heartbeat_interval)
+    fresh = heartbeat_fresh_since(s, datetime.now(UTC))
     instances = info.get("instances", [])
     info["standbys"] = [
         i for i in instances if not i["is_leader"] and datetime.fromisoformat(i["last_heartbeat"]) >= fresh

@@ -35,8 +35,9 @@ from ..lua import lua_source
 from ..messaging.publish import publish_options
 from ..redis_store import make_redis
 from ..settings import Settings
+from ..triggers import SPEC_ADAPTER
 from .codec import decode_meta, definition_text, encode_meta
-from .schedule import SPEC_ADAPTER, WoowTriggerSchedule
+from .schedule import WoowTriggerSchedule
 
 log = logging.getLogger("woow.sync")
 

@@ -15,9 +15,10 @@ Importing this package loads neither Celery nor the worker.
 
 from __future__ import annotations
 
+from ..triggers import spec_from_stored
 from .apply import ApplyOps
 from .history import HistoryOps
-from .validation import NAME_RE, VISIBILITY_MARGIN, WorkflowInput, pydantic_error, spec_from_stored
+from .validation import NAME_RE, VISIBILITY_MARGIN, WorkflowInput, pydantic_error
 
 __all__ = ["NAME_RE", "VISIBILITY_MARGIN", "Service", "WorkflowInput", "pydantic_error", "spec_from_stored"]
 

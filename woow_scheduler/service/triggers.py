@@ -14,10 +14,10 @@ from ..db import trigger_state
 from ..db.models import Trigger, Workflow
 from ..enums import TriggerState
 from ..errors import Conflict, InvalidInput
-from ..triggers import TriggerSpec, parse_trigger_spec
+from ..triggers import TriggerSpec, parse_trigger_spec, spec_from_stored
 from ..views import TriggerView
 from .base import ServiceBase
-from .validation import check_name, spec_from_stored
+from .validation import check_name
 
 
 class TriggerOps(ServiceBase):
