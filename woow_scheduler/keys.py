@@ -63,10 +63,6 @@ class Keys:
         """Liveness key of one run of an ``allow`` workflow (which takes no workflow lock)."""
         return f"{self.prefix}lock:execution:{uuid.UUID(str(execution_id))}"
 
-    @property
-    def workflow_lock_pattern(self) -> str:
-        return f"{self.prefix}lock:workflow:*"
-
     # -- beat bookkeeping -------------------------------------------------------------------
     @property
     def beat_state(self) -> str:

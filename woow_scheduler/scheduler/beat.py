@@ -262,7 +262,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             last, count = decode_meta(meta)
             planned.append((key, decoded, count, decoded.schedule.plan(last, now)))
 
-        # publish every fire of the chunk (in parallel when configured), then record the outcome
+        # publish every fire of the chunk, one after the other (see _publish_all), then record the outcome
         jobs = [(decoded.definition, fire) for _, decoded, _, plan in planned for fire in plan.fires]
         outcomes = self._publish_all(jobs)
         failures = sum(1 for o in outcomes if o is not None)
