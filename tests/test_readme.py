@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.procs import CeleryProcess, child_env, woow_command
+from tests.support.procs import CeleryProcess, child_env, woow_command
 from woow_scheduler.settings import Settings
 
 pytestmark = pytest.mark.slow

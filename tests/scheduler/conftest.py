@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.support import factories
 from woow_scheduler.db import Database, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.keys import Keys
@@ -25,14 +26,13 @@ MakeTrigger = Callable[..., Trigger]
 
 @pytest.fixture
 def workflow(db: Database) -> Workflow:
-    with db.session() as s:
-        wf = Workflow(name=f"wf-{uuid.uuid4().hex[:6]}", steps=[], owner_user_id="owner-1")
-        s.add(wf)
-    return wf
+    return factories.make_workflow(db, owner_user_id="owner-1")
 
 
 @pytest.fixture
 def make_trigger(db: Database, workflow: Workflow) -> MakeTrigger:
+    """``tests.support.factories.make_trigger`` on this test's database and workflow."""
+
     def make(
         spec: dict[str, Any],
         *,
@@ -43,22 +43,17 @@ def make_trigger(db: Database, workflow: Workflow) -> MakeTrigger:
         workflow_id: uuid.UUID | None = None,
         name: str | None = None,
     ) -> Trigger:
-        now = datetime.now(UTC)
-        with db.session() as s:
-            t = Trigger(
-                workflow_id=workflow_id or workflow.id,
-                name=name or f"t-{uuid.uuid4().hex[:8]}",
-                type=spec["type"],
-                spec=spec,
-                state=state,
-                previous_fire_time=previous_fire_time,
-                created_by=created_by,
-                created_at=updated_at or now,
-                updated_at=updated_at or now,
-                anchor_at=updated_at or now,  # as the service does: the anchor is the last change
-            )
-            s.add(t)
-        return t
+        extra = {"name": name} if name is not None else {}
+        return factories.make_trigger(
+            db,
+            workflow_id or workflow.id,
+            spec,
+            updated_at=updated_at,
+            state=state,
+            previous_fire_time=previous_fire_time,
+            created_by=created_by,
+            **extra,
+        )
 
     return make
 

@@ -17,7 +17,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from tests.procs import CeleryProcess, celery_beat, celery_worker, wait_for
+from tests.support.procs import CeleryProcess, celery_beat, celery_worker, wait_for
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.keys import Keys
@@ -208,7 +208,7 @@ def test_run_beat_entry_point_fires(esettings: Settings, db: Database, wf: Workf
     import subprocess
     import sys
 
-    from tests.procs import child_env
+    from tests.support.procs import child_env
 
     run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     t = add_trigger(db, wf, {"type": "once", "run_at": run_at.isoformat()})

@@ -90,6 +90,7 @@ _FACTS = r"(?:state|next_fire_time|previous_fire_time|fire_count)"
 _WRITES = (
     re.compile(rf"(?<!self)\.{_FACTS}\s*=(?!=)"),
     re.compile(rf"\b{_FACTS}\s*=\s*(?:TriggerState\b|bindparam\(|t\.c\.|None\b|Trigger\.)"),
+    re.compile(rf"[\"']{_FACTS}[\"']\s*:\s*(?:TriggerState\b|bindparam\(|None\b)"),
 )
 
 
@@ -110,5 +111,62 @@ def test_the_writer_grep_sees_orm_and_sql_writes(tmp_path: Path) -> None:
     (tmp_path / "orm.py").write_text("tr.state = TriggerState.COMPLETE\n")
     (tmp_path / "sql.py").write_text("update(t).values(state=TriggerState.COMPLETE.value)\n")
     (tmp_path / "count.py").write_text("stmt.values(fire_count=bindparam('_count'))\n")
+    (tmp_path / "mapping.py").write_text("stmt.values({'state': TriggerState.COMPLETE.value})\n")
     (tmp_path / "reader.py").write_text("if tr.state == TriggerState.NORMAL:\n    self.state = state\n")
-    assert _writers(tmp_path) == {"orm.py", "sql.py", "count.py"}
+    assert _writers(tmp_path) == {"orm.py", "sql.py", "count.py", "mapping.py"}
+
+
+ROOT = PACKAGE.parent
+
+
+def test_benchmarks_import_only_the_test_support_package() -> None:
+    offenders = set()
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "sys.path" in text:
+            offenders.add(f"{path.name}: edits sys.path")
+        for name in _imported_modules(path, "bench"):
+            if (name == "tests" or name.startswith("tests.")) and not name.startswith("tests.support"):
+                offenders.add(f"{path.name}: {name}")
+    assert not offenders
+
+
+def test_tests_do_not_import_the_benchmarks() -> None:
+    offenders = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for name in _imported_modules(path, "tests")
+        if name == "bench" or name.startswith("bench.")
+    }
+    assert not offenders
+
+
+def test_one_free_port_and_one_make_trigger() -> None:
+    """Defined once (a pytest fixture of the same name that binds the helper to a test's database
+    is not a second definition)."""
+    defined: dict[str, list[str]] = {"free_port": [], "make_trigger": []}
+    for top in ("woow_scheduler", "tests", "bench", "scripts"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.FunctionDef)
+                    and node.name in defined
+                    and node.col_offset == 0
+                    and not node.decorator_list
+                ):
+                    defined[node.name].append(str(path.relative_to(ROOT)))
+    assert defined == {"free_port": ["woow_scheduler/cli/dev.py"], "make_trigger": ["tests/support/factories.py"]}
+
+
+def test_the_package_root_exports_the_public_api_without_celery() -> None:
+    loaded = _loaded_after(
+        "from woow_scheduler import Service, Settings, TaskStrategy, WoowError, load_settings\n"
+        "assert issubclass(TaskStrategy, object) and issubclass(WoowError, Exception)"
+    )
+    assert {"woow_scheduler.service", "woow_scheduler.engine.base"} <= loaded
+    assert not {m for m in loaded if m.split(".")[0] in {"celery", "kombu", "redbeat"}}
+    assert sorted(woow_scheduler.__all__) == sorted(woow_scheduler._EXPORTS)
+    from woow_scheduler.errors import WoowError
+    from woow_scheduler.service import Service
+
+    assert woow_scheduler.WoowError is WoowError and woow_scheduler.Service is Service

@@ -153,28 +153,12 @@ def record_fires(
     (:func:`is_last_fire`): the trigger becomes COMPLETE with a new version.
     """
     t = _table()
+    stmt = update(t).where(t.c.id == bindparam("_id"))
+    fired: dict[str, Any] = {"previous_fire_time": bindparam("_prev"), "fire_count": bindparam("_count")}
     if updates:
-        conn.execute(
-            update(t)
-            .where(t.c.id == bindparam("_id"))
-            .values(
-                previous_fire_time=bindparam("_prev"),
-                fire_count=bindparam("_count"),
-                next_fire_time=bindparam("_next"),
-                updated_at=bindparam("_updated"),
-            ),
-            list(updates),
-        )
+        values = {**fired, "next_fire_time": bindparam("_next"), "updated_at": bindparam("_updated")}
+        conn.execute(stmt.values(values), list(updates))
     if completes:
-        conn.execute(
-            update(t)
-            .where(t.c.id == bindparam("_id"))
-            .values(
-                previous_fire_time=bindparam("_prev"),
-                fire_count=bindparam("_count"),
-                next_fire_time=None,
-                state=TriggerState.COMPLETE.value,
-                version=t.c.version + 1,
-            ),
-            [{k: v for k, v in p.items() if k not in ("_next", "_updated")} for p in completes],
-        )
+        done = {**fired, "next_fire_time": None, "state": TriggerState.COMPLETE.value, "version": t.c.version + 1}
+        rows = [{k: v for k, v in p.items() if k not in ("_next", "_updated")} for p in completes]
+        conn.execute(stmt.values(done), rows)
