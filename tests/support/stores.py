@@ -84,6 +84,12 @@ def clear_prefix(client: redis.Redis, prefix: str) -> None:
         client.delete(*batch)
 
 
+def settings_for(database_url: str, redis_url: str, key_prefix: str, **overrides: Any) -> Settings:
+    """Settings on the given stores with a broker queue of their own (unless ``queue`` is given)."""
+    overrides.setdefault("queue", f"woow-{uuid.uuid4().hex[:6]}")
+    return load_settings(database_url=database_url, redis_url=redis_url, key_prefix=key_prefix, **overrides)
+
+
 @contextmanager
 def scratch_stores(kind: str = "woow_scratch", **overrides: Any) -> Iterator[tuple[Settings, Database, redis.Redis]]:
     """Settings on a migrated database and a key prefix of their own, the database and a Redis
@@ -91,7 +97,7 @@ def scratch_stores(kind: str = "woow_scratch", **overrides: Any) -> Iterator[tup
     name = migrated_database(prefix=kind)
     prefix = new_key_prefix(kind)
     overrides.setdefault("queue", f"{kind}-{uuid.uuid4().hex[:6]}")
-    settings = load_settings(database_url=pg_url_for(name), redis_url=REDIS_URL, key_prefix=prefix, **overrides)
+    settings = settings_for(pg_url_for(name), REDIS_URL, prefix, **overrides)
     db = Database(settings.database_url)
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:

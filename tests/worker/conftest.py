@@ -13,11 +13,12 @@ from sqlalchemy import select
 
 from tests.support.factories import make_trigger, make_workflow  # noqa: F401  (the worker tests import them from here)
 from tests.support.procs import wait_for
+from tests.support.stores import settings_for
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.messaging.publish import enqueue_fire
-from woow_scheduler.settings import Settings, load_settings
+from woow_scheduler.settings import Settings
 from woow_scheduler.worker import get_app
 
 
@@ -57,11 +58,10 @@ def utc(*args: int) -> datetime:
 @pytest.fixture
 def wsettings(pg_url: str, redis_url: str, key_prefix: str) -> Settings:
     """Worker-test settings: short lock TTL and visibility timeout so crash tests stay fast."""
-    return load_settings(
-        database_url=pg_url,
-        redis_url=redis_url,
-        key_prefix=key_prefix,
-        queue=f"woow-{uuid.uuid4().hex[:6]}",
+    return settings_for(
+        pg_url,
+        redis_url,
+        key_prefix,
         lock_ttl=3.0,
         visibility_timeout=8,
         max_queue_wait=60.0,

@@ -19,6 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -376,6 +377,22 @@ class RedBeatMirror:
             self.reconciler.triggers(trigger_ids)
 
 
+@contextmanager
+def _stores(
+    settings: Settings, db: Database | None, client: redis.Redis | None
+) -> Iterator[tuple[Database, redis.Redis]]:
+    """The caller's database and Redis client, or ones of our own that are closed afterwards."""
+    database = db or Database(settings.database_url)
+    rclient = client or make_redis(settings.redis_url)
+    try:
+        yield database, rclient
+    finally:
+        if client is None:
+            rclient.close()
+        if db is None:
+            database.dispose()
+
+
 def full_sync(
     settings: Settings,
     *,
@@ -386,22 +403,13 @@ def full_sync(
     """``woow sync --full``: drain pending fire bookkeeping, then a full reconcile."""
     from .bookkeeping import drain_fired
 
-    own_db = db is None
-    database = db or Database(settings.database_url)
-    own_client = client is None
-    rclient = client or make_redis(settings.redis_url)
-    try:
+    with _stores(settings, db, client) as (database, rclient):
         reconciler = Reconciler(settings, database, rclient)
         try:
             drain_fired(settings, database, rclient)
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis: cannot connect ({exc})") from exc
         return reconciler.full(progress)
-    finally:
-        if own_client:
-            rclient.close()
-        if own_db:
-            database.dispose()
 
 
 def sync(
@@ -422,22 +430,13 @@ def sync(
     """
     if full:
         return full_sync(settings, progress=progress, db=db, client=client)
-    own_db = db is None
-    database = db or Database(settings.database_url)
-    own_client = client is None
-    rclient = client or make_redis(settings.redis_url)
-    try:
+    with _stores(settings, db, client) as (database, rclient):
         reconciler = Reconciler(settings, database, rclient)
         start = since or reconciler.db_now() - timedelta(seconds=settings.full_reconcile_interval)
         report = reconciler.incremental(start)
         if report.drift_suspected:
             return full_sync(settings, progress=progress, db=database, client=rclient)
         return report
-    finally:
-        if own_client:
-            rclient.close()
-        if own_db:
-            database.dispose()
 
 
 def incremental_since(previous_pass_start: datetime, margin: float = 60.0) -> datetime:
