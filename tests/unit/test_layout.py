@@ -78,7 +78,7 @@ def test_the_paths_deployments_name_still_import() -> None:
 
     assert WoowScheduler is Real
     assert callable(spec_from_stored) and WorkflowInput.model_fields["name"]
-    assert {"create_workflow", "add_trigger", "apply", "history", "counts"} <= set(dir(Service))
+    assert {"create_workflow", "add_trigger", "apply", "history", "counts", "run_workflow"} <= set(dir(Service))
     code = "import woow_scheduler.worker as w; print(type(w.app).__name__, sorted(w.app.tasks)[-1])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["Celery", "woow.execute_workflow"]
@@ -170,3 +170,9 @@ def test_the_package_root_exports_the_public_api_without_celery() -> None:
     from woow_scheduler.service import Service
 
     assert woow_scheduler.WoowError is WoowError and woow_scheduler.Service is Service
+
+
+def test_manual_runs_go_through_the_service() -> None:
+    for front in ("cli", "api"):
+        for path in sorted((PACKAGE / front).rglob("*.py")):
+            assert "enqueue_manual_run" not in path.read_text(encoding="utf-8"), path
