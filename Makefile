@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test chaos bench lint typecheck unit clean
+.PHONY: demo test chaos bench lint typecheck unit clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ chaos: $(VENV)/.dev-installed
 ## make bench: every benchmark beside its baseline (BENCH_ARGS=--quick for a short run)
 bench: $(VENV)/.dev-installed
 	$(BIN)/python scripts/testenv.py -- $(BIN)/python -m bench $(BENCH_ARGS)
+
+## make screenshots: the console's browser tests, then their 1280x800 page screenshots into docs/console/
+screenshots: $(VENV)/.dev-installed
+	$(BIN)/python scripts/testenv.py -- $(BIN)/python -m pytest tests/console -p no:cacheprovider $(PYTEST_ARGS)
+	for page in overview upcoming workflows workflow history execution; do \
+	  cp build/screenshots/$$page.png docs/console/$$page.png; done
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check woow_scheduler tests bench scripts

@@ -165,3 +165,38 @@ def test_every_option_reads_a_woow_environment_variable(run: Any, monkeypatch: p
     assert view["timezone"] == "Asia/Tokyo" and view["name"] == "from-env"
     monkeypatch.setenv("WOOW_CRON_NEXT_COUNT", "2")
     assert len(json.loads(run("cron", "next", "0 0 9 * * ?", "--json").stdout)) == 2
+
+
+def test_trigger_add_echoes_what_it_stored_in_plain_words(run: Any) -> None:
+    """Unix-looking cron is stored as what it means ('0 0 9 * *' = 00:00 on day 9): say so for every type."""
+    run("workflow", "create", "plain", "--step", LOG_STEP)
+    unix = run("trigger", "add", "plain", "--cron", "0 0 9 * *").output.splitlines()
+    assert unix[1].strip() == "cron '0 0 9 * * (unix)' (UTC): at 00:00:00, on day 9 of the month (Unix cron)"
+    quartz = run("trigger", "add", "plain", "--cron", "0 0 9 ? * MON-FRI", "--tz", "Europe/Berlin").output
+    assert "(Europe/Berlin): at 09:00:00, Monday through Friday" in quartz
+    every = run("trigger", "add", "plain", "--every", "5m", "--start", "2030-01-01T00:00:00+00:00").output
+    assert every.splitlines()[1].strip() == "every 5m from 2030-01-01T00:00:00Z"
+    once = run("trigger", "add", "plain", "--at", "2030-01-02T03:04:05+00:00").output
+    assert once.splitlines()[1].strip() == "once at 2030-01-02T03:04:05Z"
+
+
+def test_flower_options_in_both_forms_reach_tornado_as_name_equals_value() -> None:
+    from woow_scheduler.cli.procs import flower_argv
+
+    assert flower_argv(("--port", "5555", "--address=127.0.0.1", "--debug", "--basic-auth", "a:b")) == [
+        "--port=5555", "--address=127.0.0.1", "--debug", "--basic-auth=a:b"]
+
+
+def test_status_table_says_what_the_problems_say(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No beat, no worker: the table's beat and workers rows are FAIL with the problem's words."""
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    out = run("status", code=1).output
+    rows = {cells[0]: cells[1:] for line in out.splitlines()
+            if len(cells := [c.strip() for c in line.strip("│ ").split("│")]) == 4}
+    assert rows["beat"][:2] == ["FAIL", "no active beat holds the lock (start 'woow beat')"], out
+    assert rows["workers"][:2] == ["FAIL", "no worker answered ping (start 'woow worker')"], out
+    assert rows["database"][0] == rows["redis"][0] == rows["broker"][0] == "ok", out
+    assert "problem: beat: no active beat holds the lock (start 'woow beat')" in out
+    assert "status: degraded" in out
+    report = json.loads(run("status", "--json", code=1).stdout)
+    assert not report["checks"]["beat"]["ok"] and report["checks"]["beat"]["info"]["lock_held"] is False

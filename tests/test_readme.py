@@ -3,6 +3,8 @@ PostgreSQL and Redis, line by line, with its background processes really started
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 import shlex
@@ -10,12 +12,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
-from tests.support.procs import CeleryProcess, child_env, woow_command
+from tests.support.procs import CeleryProcess, child_env, wait_for, woow_command
+from tests.support.servers import free_port
 from woow_scheduler.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -77,6 +82,16 @@ def test_woow_dev_fires_the_demo_and_leaves_no_process(tmp_path: Path) -> None:
     assert alive == [], f"processes left behind: {alive}"
 
 
+def _flower_workers(port: int, proc: CeleryProcess) -> Any:
+    """Flower's /api/workers once it lists a worker; fails at once if Flower exited."""
+    assert proc.alive(), f"woow flower exited:\n{proc.log()[-3000:]}"
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/workers?refresh=1", timeout=5) as r:
+            return json.loads(r.read()) or None
+    except OSError:
+        return None
+
+
 def test_walkthrough_against_postgresql_and_redis(settings: Settings, tmp_path: Path) -> None:
     lines = readme_block("## Using it against PostgreSQL and Redis")
     env = child_env(settings)
@@ -89,8 +104,19 @@ def test_walkthrough_against_postgresql_and_redis(settings: Settings, tmp_path: 
                 continue  # venv creation, exports and activation: done by this test's environment
             argv = shlex.split(line.rstrip("&").strip())
             if line.endswith("&"):
-                background.append(CeleryProcess(argv[1], settings, log_path=tmp_path / f"{argv[1]}.log",
-                                                command=[*woow, *argv[1:]]).start())
+                extra: dict[str, str] = {}
+                if argv[1] == "flower":
+                    # as written (`--port N`, the space form), on a free port: the machine is shared
+                    assert "--port" in argv, line
+                    port = free_port()
+                    argv[argv.index("--port") + 1] = str(port)
+                    extra["FLOWER_UNAUTHENTICATED_API"] = "true"
+                proc = CeleryProcess(argv[1], settings, log_path=tmp_path / f"{argv[1]}.log", env=extra,
+                                     command=[*woow, *argv[1:]]).start()
+                background.append(proc)
+                if argv[1] == "flower":
+                    workers = wait_for(functools.partial(_flower_workers, port, proc), 40, "Flower to list the worker")
+                    assert workers, proc.log()[-3000:]
                 continue
             if argv[1:3] == ["workflow", "run"]:
                 time.sleep(5)  # the worker started just above
@@ -99,6 +125,8 @@ def test_walkthrough_against_postgresql_and_redis(settings: Settings, tmp_path: 
                 assert result.returncode in (0, 1), result.stdout + result.stderr
             else:
                 assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+        for p in background:  # every background command of the README is still up at the end
+            assert p.alive(), f"woow {p.kind} exited:\n{p.log()[-3000:]}"
     finally:
         for p in background:
             p.stop(timeout=20)

@@ -31,6 +31,7 @@ class ExecutionStatus(StrEnum):
     SKIPPED = "skipped"
     RETRYING = "retrying"
     TIMED_OUT = "timed_out"
+    LOCK_LOST = "lock_lost"  # the run lost its workflow lock (lease) and stopped before its next step
 
     @property
     def is_final(self) -> bool:
@@ -38,7 +39,13 @@ class ExecutionStatus(StrEnum):
 
 
 _FINAL = frozenset(
-    {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.SKIPPED, ExecutionStatus.TIMED_OUT}
+    {
+        ExecutionStatus.SUCCEEDED,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.SKIPPED,
+        ExecutionStatus.TIMED_OUT,
+        ExecutionStatus.LOCK_LOST,
+    }
 )
 
 

@@ -7,6 +7,7 @@ reach a key: names given by users never become part of a key.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 
@@ -55,6 +56,13 @@ class Keys:
     def results_prefix(self) -> str:
         return f"{self.prefix}results:"
 
+    # -- operator console -----------------------------------------------------------------
+    def console_session(self, digest: str) -> str:
+        """One console session (JSON), named by the SHA-256 hex of its cookie value."""
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("console session key: expected a SHA-256 hex digest")
+        return f"{self.prefix}console:session:{digest}"
+
     # -- execution ------------------------------------------------------------------------
     def workflow_lock(self, workflow_id: uuid.UUID | str) -> str:
         return f"{self.prefix}lock:workflow:{uuid.UUID(str(workflow_id))}"
@@ -63,6 +71,15 @@ class Keys:
         """Liveness key of one run of an ``allow`` workflow (which takes no workflow lock)."""
         return f"{self.prefix}lock:execution:{uuid.UUID(str(execution_id))}"
 
+    def workflow_fence(self, workflow_id: uuid.UUID | str) -> str:
+        """Fence counter of a workflow's lock (``INCR``ed by every acquisition)."""
+        return f"{self.prefix}fence:workflow:{uuid.UUID(str(workflow_id))}"
+
+    @property
+    def lease_fence(self) -> str:
+        """One fence counter shared by every execution lease of ``allow`` runs."""
+        return f"{self.prefix}fence:execution"
+
     # -- beat bookkeeping -------------------------------------------------------------------
     @property
     def beat_state(self) -> str:
@@ -70,15 +87,53 @@ class Keys:
         return f"{self.prefix}beat:active"
 
     @property
+    def fire_journal(self) -> str:
+        """Sorted set of published fires not yet seen in ``executions``, scored by publish time (sweeper)."""
+        return f"{self.prefix}beat:journal"
+
+    @property
     def fired(self) -> str:
         """Stream of fires published by beat, drained into PostgreSQL bookkeeping in batches."""
         return f"{self.prefix}beat:fired"
 
+    # -- API ------------------------------------------------------------------------------
+    def auth_failures(self, client: str) -> str:
+        """Counter of failed token lookups from one client address (hashed: never raw input)."""
+        return f"{self.prefix}api:authfail:{hashlib.sha256(client.encode()).hexdigest()[:32]}"
+
+    @property
+    def metrics_cache(self) -> str:
+        """The last /metrics database snapshot, shared by every API replica."""
+        return f"{self.prefix}api:metrics"
+
+    @property
+    def metrics_lock(self) -> str:
+        return f"{self.prefix}api:metrics:lock"
+
+def fence_key(lock_key: str) -> str:
+    """Fence counter of a lock key built outside :class:`Keys` (tests, tools)."""
+    return f"{lock_key}:fence"
+
+
+def lock_value(prefix: str, fence: int, holder: str) -> str:
+    """A lock key's value: ``"<token>:<execution id>:<fence>:<pid>@<node>"`` (``prefix`` is the first two;
+    the acquire and renew scripts build the same string)."""
+    return f"{prefix}:{fence}:{holder}"
+
+
+def lock_value_parts(value: str | None) -> tuple[str | None, str | None, int | None, str | None]:
+    """``(token, execution id, fence, "<pid>@<node>")`` of a lock value; missing parts are ``None``
+    (older values are ``"<token>:<execution id>"`` or a bare token)."""
+    if not value:
+        return None, None, None, None
+    token, _, rest = value.partition(":")
+    owner, _, rest = rest.partition(":")
+    fence, _, holder = rest.partition(":")
+    return token, owner or None, int(fence) if fence.isdigit() else None, holder or None
+
 
 def split_lock_value(value: str | None) -> tuple[str | None, str | None]:
-    """A lock key's value ``"<token>:<execution id>"`` -> ``(token, execution id)``; a bare token gives
-    ``(token, None)``.  The layout of the value, read by the worker's lock and the beat's reaper."""
-    if not value:
-        return None, None
-    token, sep, owner = value.partition(":")
-    return token, (owner if sep and owner else None)
+    """A lock key's value -> ``(token, execution id)``; a bare token gives ``(token, None)``.
+    The layout of the value, read by the worker's lock and the beat's reaper."""
+    token, owner, _, _ = lock_value_parts(value)
+    return token, owner

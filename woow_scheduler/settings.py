@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
+from .redis_store import SentinelURL, hide_password, is_sentinel_url
 
 ENV_PREFIX = "WOOW_"
 
@@ -73,10 +74,12 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
-        description="Redis for the RedBeat schedule and the per-workflow locks.",
+        description="Redis for the RedBeat schedule and the per-workflow locks (and, by default, the broker): "
+        "redis://, rediss:// (TLS), or a Sentinel set-up: "
+        "sentinel://:PASSWORD@h1:26379,h2:26379,h3:26379/0?master=NAME[&sentinel_password=PW][&ssl=true].",
     )
     broker_url: str | None = Field(
-        default=None, description="Celery broker URL; defaults to redis_url (amqp:// works too)."
+        default=None, description="Celery broker URL; defaults to redis_url (sentinel:// and amqp:// work too)."
     )
     result_backend: str | None = Field(default=None, description="Celery result backend; defaults to redis_url.")
     key_prefix: str = Field(
@@ -132,23 +135,104 @@ class Settings(BaseSettings):
         description="Redis broker: one client per channel instead of one per command (publishes ~25% "
         "faster); woow flower turns it off so Flower recognises the redis:// broker.",
     )
+    fire_journal_grace: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds past visibility_timeout after which beat's sweeper publishes again a fire "
+        "that has no execution row (its message was lost).",
+    )
     db_retry_max: int = Field(
         default=20, ge=0, description="How often a task retries when the database is unreachable."
     )
-    enable_shell: bool = Field(default=False, description="Allow the 'shell' step strategy.")
+    enable_shell: bool = Field(
+        default=False, description="Allow the 'shell' step strategy (for owners with the 'shell' privilege)."
+    )
+    shell_programs: list[str] = Field(
+        default_factory=list,
+        description="Programs (argv[0], exactly as written in the step) shell steps may run; empty: any "
+        "program, for owners with the 'shell' privilege.",
+    )
+    celery_task_names: list[str] = Field(
+        default_factory=list,
+        description="Task names celery_task steps may send (exact names, or 'prefix.*'); empty: none. "
+        "woow's own tasks (woow.*) are never allowed.",
+    )
+    celery_task_queues: list[str] = Field(
+        default_factory=list,
+        description="Queues celery_task steps may send to (the first is the default); empty: none. "
+        "woow's own queue is never allowed.",
+    )
+    http_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names http steps of any user may reach even when they resolve to a "
+        "non-public address (e.g. an internal API).",
+    )
+    http_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) http steps of any user may reach although they are not public.",
+    )
+    http_allow_redirects: bool = Field(
+        default=False,
+        description="Let http steps of any user follow redirects (each hop is checked like the first "
+        "request); otherwise follow_redirects needs the 'http_private' privilege.",
+    )
+    http_max_redirects: int = Field(default=5, ge=0, le=20, description="Redirects an http step may follow.")
+    http_body_cap: int = Field(
+        default=8 * 1024, ge=0, le=10 * 1024 * 1024, description="Bytes of an http response body that are read."
+    )
+
+    # -- API limits -------------------------------------------------------------------------
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest API request body (bytes).")
+    api_max_json_depth: int = Field(default=32, ge=2, le=1000, description="Deepest nesting of an API JSON body.")
+    max_steps: int = Field(default=100, ge=1, description="Steps per workflow.")
+    max_step_config_bytes: int = Field(default=64 * 1024, ge=256, description="JSON size of one step's config.")
+    max_workflows_per_user: int = Field(default=1000, ge=1, description="Workflows an API user may own.")
+    max_triggers_per_user: int = Field(default=1000, ge=1, description="Triggers on an API user's workflows.")
+    min_interval: float = Field(
+        default=60.0,
+        ge=0,
+        description="Shortest time between two fires of a trigger created by a non-admin API user (seconds).",
+    )
+    auth_failure_limit: int = Field(
+        default=20, ge=1, description="Failed token lookups per client address per minute before 429."
+    )
+    metrics_cache_seconds: float = Field(
+        default=15.0, ge=0, description="/metrics reads the executions table at most this often (cached in Redis)."
+    )
     python_callables: list[str] = Field(
         default_factory=list,
         description="Allow-listed 'module:function' callables for the 'python' strategy "
         "(in addition to the woow_scheduler.callables entry points).",
     )
     redact_keys: list[str] = Field(
-        default_factory=lambda: ["password", "passwd", "secret", "token", "authorization", "api_key", "apikey"],
+        default_factory=lambda: [
+            "password",
+            "passwd",
+            "secret",
+            "token",
+            "authorization",
+            "api_key",
+            "apikey",
+            "cookie",
+            "auth",
+            "credential",
+            "private_key",
+            "session",
+        ],
         description="Step config keys whose values are redacted in logs, history and Flower.",
     )
 
     # -- ops ------------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Log level of woow processes.")
     log_format: str = Field(default="text", description="'text' or 'json' (one JSON object per line).")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics of this beat or worker on this port (off when unset); "
+        "the 'woow beat/worker --metrics-port' option sets it.",
+    )
+    metrics_address: str = Field(default="0.0.0.0", description="Address the metrics port listens on.")
 
     @field_validator("timezone")
     @classmethod
@@ -175,15 +259,21 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis(cls, value: str) -> str:
+        if is_sentinel_url(value):
+            SentinelURL.parse(value)  # a ValueError names what is wrong
+            return value
         if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"'{value}' is not a redis:// URL")
+            raise ValueError(f"'{value}' is not a redis://, rediss:// or sentinel:// URL")
         return value
 
     @field_validator("broker_url")
     @classmethod
     def _check_broker(cls, value: str | None) -> str | None:
+        if value is not None and is_sentinel_url(value):
+            SentinelURL.parse(value)
+            return value
         if value is not None and not value.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
-            raise ValueError(f"'{value}' is not a redis:// or amqp:// URL")
+            raise ValueError(f"'{value}' is not a redis://, sentinel:// or amqp:// URL")
         return value
 
     @field_validator("key_prefix")
@@ -254,6 +344,8 @@ def load_settings(**overrides: Any) -> Settings:
         name = str(err["loc"][0]) if err["loc"] else "settings"
         msg = str(err["msg"]).removeprefix("Value error, ")
         value = err.get("input")
+        if isinstance(value, str) and "://" in value:
+            value = hide_password(value)  # a URL's password never reaches a terminal or a log
         shown = f" (got {value!r})" if not isinstance(value, dict) and value is not None else ""
         if name == "settings" or not err["loc"]:
             raise ConfigError(f"settings: {msg}") from None

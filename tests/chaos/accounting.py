@@ -83,6 +83,7 @@ class Tally:
     skipped_concurrency: int = 0
     skipped_misfire: int = 0
     failed: int = 0
+    lock_lost: int = 0  # runs stopped because they lost their lock (recorded, never a clean success)
     spurious: int = 0
     overlaps: int = 0
     late_beyond_policy: int = 0
@@ -247,6 +248,9 @@ def classify(
                 else:
                     tally.lost += 1
                     tally.note(f"{what}: skipped ({row.error})")
+            elif status is ExecutionStatus.LOCK_LOST:
+                tally.lock_lost += 1
+                tally.note(f"{what}: lock_lost ({row.error})")
             elif status in (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT):
                 tally.failed += 1
                 tally.note(f"{what}: {status.value} ({row.error})")

@@ -22,6 +22,7 @@ COLUMNS = (
     ("duplicated", "duplicated"),
     ("lost", "lost"),
     ("skipped_by_policy", "skipped by policy"),
+    ("lock_lost", "lock lost"),
     ("recovery_s", "recovery (s)"),
 )
 
@@ -68,8 +69,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for r in acc.RESULTS:
         extra = {k: v for k, v in r.get("extra", {}).items() if v not in (None, {}, [])}
         details = {
-            k: r[k] for k in ("skipped_concurrency", "skipped_misfire", "failed", "spurious", "overlaps",
-                              "late_beyond_policy") if r.get(k)
+            k: r[k]
+            for k in (
+                "skipped_concurrency",
+                "skipped_misfire",
+                "failed",
+                "lock_lost",
+                "spurious",
+                "overlaps",
+                "late_beyond_policy",
+            )
+            if r.get(k)
         }
         tr.write_line(f"{r['scenario']}/{r['size']}: {json.dumps({**details, **extra}, sort_keys=True)}")
     path = Path(config.rootpath) / RESULTS_FILE

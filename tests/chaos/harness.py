@@ -150,6 +150,7 @@ class ChaosEnv:
         overrides: Mapping[str, Any] | None = None,
         mixed_misfire: bool = False,
         horizon: float = 60.0,
+        pre_sleep: float = 0.0,
     ) -> list[uuid.UUID]:
         """``n`` triggers over ``workflows`` workflows (default: one each), written through the Service.
 
@@ -157,6 +158,7 @@ class ChaosEnv:
         steps in assorted time zones, interval triggers start a few seconds from now, once triggers
         fire within ``horizon`` seconds.  ``mixed_misfire`` cycles every trigger through the three
         misfire policies with a 2 s threshold for half of them; ``overrides`` go into every spec.
+        ``pre_sleep`` puts a plain ``sleep`` step of that many seconds before the journal step.
         """
         rng = self.rng
         svc = Service(self.db, self.settings)
@@ -167,7 +169,10 @@ class ChaosEnv:
             view = svc.create_workflow(
                 {
                     "name": f"chaos-{i:04d}-{uuid.uuid4().hex[:4]}",
-                    "steps": [
+                    "steps": (
+                        [{"name": "pause", "type": "sleep", "config": {"seconds": pre_sleep}}] if pre_sleep else []
+                    )
+                    + [
                         {
                             "name": "journal",
                             "type": "python",

@@ -37,7 +37,7 @@ def _final(env: ChaosEnv, ids: list[str]) -> bool:
 
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("size", SIZES)
-def test_worker_kill9_mid_run(chaos_env: ChaosEnv, size: Size) -> None:
+def test_worker_kill9_mid_run(chaos_env: ChaosEnv, size: Size, scenario: str = "1 worker kill -9") -> None:
     env = chaos_env
     env.load(size.triggers, min_period=5, max_period=10, step_seconds=(0.5, 1.5))
     beat = env.beat("a")
@@ -72,7 +72,7 @@ def test_worker_kill9_mid_run(chaos_env: ChaosEnv, size: Size) -> None:
     time.sleep(1.5)
     beat.stop()
     settled = env.settle(t0, t1)
-    tally = env.classify(t0, t1, scenario="1 worker kill -9", size=size.name, kills=kills)
+    tally = env.classify(t0, t1, scenario=scenario, size=size.name, kills=kills)
     logs = "".join(w.log() for w in env.procs if w.kind == "worker")
     tally.recovery_s = round(max(recoveries), 2)
     tally.extra.update(

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from woow_scheduler.cli.dev import free_port
+from woow_scheduler.cli.dev import free_port as free_port  # re-exported: the one free_port
 
 
 def is_root() -> bool:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 import yaml
 from click.testing import CliRunner
 
 from woow_scheduler.cli import cli
-from woow_scheduler.settings import Settings
+from woow_scheduler.redis_store import SentinelURL
+from woow_scheduler.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,31 +31,92 @@ def _cli_accepts(argv: list[str]) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_compose_services_commands_and_environment() -> None:
-    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = doc["services"]
-    assert {"postgres", "redis", "migrate", "beat", "worker", "flower", "api"} <= set(services)
+WOOW_ROLES = {"simple": ("beat", "worker", "flower", "api"), "ha": ("beat-ha", "worker-ha", "api-ha")}
+HEALTH = {"beat": ["beat", "--local"], "worker": ["workers", "--local"], "api": ["api"]}
+
+
+def _compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return doc["services"]
+
+
+def _check_woow_service(name: str, svc: dict[str, Any]) -> None:
+    assert svc["command"][0] == "woow", name
+    _cli_accepts(svc["command"][1:])
+    env = svc["environment"]
+    for key in env:
+        assert key.startswith("WOOW_")
+        assert key[5:].lower() in Settings.model_fields, f"{name}: {key} is not a setting"
+    load_settings(**{k[5:].lower(): v for k, v in env.items()})  # every value is valid
+    assert env["WOOW_DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:" in env["WOOW_DATABASE_URL"]
+
+
+def _check_health(name: str, svc: dict[str, Any]) -> None:
+    """The role's health check is `woow status --check <role> [--local]`, and the CLI takes it."""
+    role = name.removesuffix("-ha")
+    test = svc["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1:4] == ["woow", "status", "--check"], (name, test)
+    assert test[4:4 + len(HEALTH[role])] == HEALTH[role], (name, test)
+    result = CliRunner().invoke(cli, [*test[2:], "--help"])
+    assert result.exit_code == 0, result.output
+
+
+def test_compose_simple_profile_commands_environment_and_health_checks() -> None:
+    services = _compose()
+    assert {"postgres", "redis", "migrate", *WOOW_ROLES["simple"]} <= set(services)
     assert services["migrate"]["command"] == ["woow", "db", "upgrade"]
-    assert services["beat"]["deploy"]["replicas"] >= 2  # HA: one active, one standby
-    for name in ("migrate", "beat", "worker", "flower", "api"):
+    assert services["beat"]["deploy"]["replicas"] >= 2  # HA of beat: one active, one standby
+    _check_woow_service("migrate", services["migrate"])
+    for name in WOOW_ROLES["simple"]:
         svc = services[name]
-        assert svc["command"][0] == "woow"
-        _cli_accepts(svc["command"][1:])
-        env = svc["environment"]
-        for key in env:
-            assert key.startswith("WOOW_")
-            assert key[5:].lower() in Settings.model_fields, f"{name}: {key} is not a setting"
-        assert env["WOOW_DATABASE_URL"].startswith("postgresql+psycopg://")
-        assert "@postgres:" in env["WOOW_DATABASE_URL"] and "//redis:" in env["WOOW_REDIS_URL"]
-    for name in ("beat", "worker", "flower", "api"):
-        deps = services[name]["depends_on"]
+        assert svc["profiles"] == ["simple"]
+        _check_woow_service(name, svc)
+        assert "@redis:" in svc["environment"]["WOOW_REDIS_URL"]
+        # credentials come from the environment, never from the file
+        assert "${REDIS_PASSWORD:?" in svc["environment"]["WOOW_REDIS_URL"]
+        assert "${POSTGRES_PASSWORD:?" in svc["environment"]["WOOW_DATABASE_URL"]
+        deps = svc["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["postgres"]["condition"] == deps["redis"]["condition"] == "service_healthy"
-        assert "healthcheck" in services[name]
-    beat_check = services["beat"]["healthcheck"]["test"]
-    assert beat_check[1] == "woow"
-    _cli_accepts(beat_check[2:])
-    assert (ROOT / "Dockerfile").exists()
+        if name != "flower":
+            _check_health(name, svc)
+    assert services["flower"]["command"][2:4] == ["--port", "5555"]  # the README's form
+    assert services["redis"]["profiles"] == ["simple"]
+    assert "--requirepass" in services["redis"]["command"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    flower = services["flower"]
+    assert all(p.startswith("127.0.0.1:") for p in flower["ports"])
+    assert any(a.startswith("--basic-auth=${FLOWER_BASIC_AUTH:?") for a in flower["command"])
+    assert "COMPOSE_PROFILES=simple" in (ROOT / ".env").read_text().splitlines()
+
+
+def test_compose_ha_profile_runs_everything_on_sentinel() -> None:
+    services = _compose()
+    sentinels = [n for n in services if n.startswith("sentinel-")]
+    assert len(sentinels) == 3 and {"redis-master", "redis-replica"} <= set(services)
+    assert services["beat-ha"]["deploy"]["replicas"] >= 2 and services["worker-ha"]["deploy"]["replicas"] >= 2
+    master_cmd = services["redis-master"]["command"]
+    password = master_cmd[master_cmd.index("--requirepass") + 1]
+    replica_cmd = services["redis-replica"]["command"]
+    assert replica_cmd[replica_cmd.index("--replicaof") + 1:] == ["redis-master", "6379"]
+    assert replica_cmd[replica_cmd.index("--masterauth") + 1] == password
+    for name in ("beat-ha", "worker-ha", "api-ha"):
+        svc = services[name]
+        assert svc["profiles"] == ["ha"]
+        _check_woow_service(name, svc)
+        _check_health(name, svc)
+        url = SentinelURL.parse(svc["environment"]["WOOW_REDIS_URL"])
+        assert sorted(h for h, _ in url.sentinels) == sorted(sentinels) and {p for _, p in url.sentinels} == {26379}
+        assert url.password == password
+        assert "WOOW_BROKER_URL" not in svc["environment"]  # the broker follows the Redis URL, Sentinel included
+        for s in sentinels:
+            assert svc["depends_on"][s]["condition"] == "service_healthy"
+        for s in sentinels:  # each sentinel monitors that master under that name, with those passwords
+            conf = " ".join(services[s]["command"])
+            assert f"sentinel monitor {url.master} redis-master 6379 2" in conf
+            assert f"sentinel auth-pass {url.master} {password}" in conf
+            assert f"requirepass {url.sentinel_password}" in conf
+            assert services[s]["profiles"] == ["ha"]
 
 
 def test_procfile_runs_the_documented_commands() -> None:

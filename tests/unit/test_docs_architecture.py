@@ -34,6 +34,6 @@ def test_the_fire_path_is_numbered_in_the_order_the_code_runs() -> None:
     steps = [int(n) for n in re.findall(r"^\s*(\d+)\. \*\*", text, flags=re.M)]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 8
     order = ["service/triggers.py", "db/trigger_state.py", "scheduler/sync.py", "scheduler/beat.py",
-             "messaging/payload.py", "scheduler/bookkeeping.py", "worker/tasks.py", "engine/runner.py"]
+             "messaging/payload.py", "scheduler/bookkeeping.py", "worker/task.py", "engine/runner.py"]
     firsts = [text.index(name) for name in order]
     assert firsts == sorted(firsts)

@@ -61,7 +61,7 @@ def test_config_file_and_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ("WOOW_LOCK_TTL", "-1", r"^setting WOOW_LOCK_TTL: .*greater than 0"),
         ("WOOW_TIMEZONE", "Mars/Base", r"^setting WOOW_TIMEZONE: unknown IANA time zone 'Mars/Base'"),
         ("WOOW_DATABASE_URL", "mysql://x", r"^setting WOOW_DATABASE_URL: 'mysql://x' is not supported"),
-        ("WOOW_REDIS_URL", "http://x", r"^setting WOOW_REDIS_URL: 'http://x' is not a redis:// URL"),
+        ("WOOW_REDIS_URL", "http://x", r"^setting WOOW_REDIS_URL: 'http://x' is not a redis://, rediss:// or sentinel://"),
         ("WOOW_KEY_PREFIX", "a b", r"^setting WOOW_KEY_PREFIX: "),
         ("WOOW_ENABLE_SHELL", "perhaps", r"^setting WOOW_ENABLE_SHELL: "),
     ],

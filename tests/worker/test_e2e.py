@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from tests.support.procs import celery_worker
+from tests.support.procs import celery_worker, wait_for
 from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final
 from tests.worker.httpserver import scripted_server
 from woow_scheduler.db import Database
@@ -29,9 +29,9 @@ def test_same_fire_delivered_three_times_runs_once(
         send_fire(app, wsettings, wf, tr, fire, user_id="u1")
     with celery_worker(wsettings, log_dir=log_dir) as worker:
         rows = wait_final(db, wf.id, 1)
-        import time
-
-        time.sleep(1.0)  # let the two duplicates be processed too
+        # a duplicate that meets the run still going is looked at again later (never dropped while
+        # the run could still die); every duplicate ends ignored once the run is final
+        wait_for(lambda: worker.log().count("duplicate delivery ignored") >= 2, 15, what="two duplicates ignored")
         rows = executions(db, wf.id)
         log = worker.log()
     assert len(rows) == 1, log
@@ -75,6 +75,11 @@ def test_last_failure_is_final_and_celery_task_step_waits_for_a_result(
         max_retries=1,
         retry_delay=0.2,
     )
+    # celery_task steps reach only allow-listed tasks on allow-listed queues (never woow's own)
+    steps_queue = f"{wsettings.queue}-steps"
+    wsettings = wsettings.model_copy(
+        update={"celery_task_names": ["tests.accumulate"], "celery_task_queues": [steps_queue]}
+    )
     pinging = make_workflow(
         db,
         [
@@ -82,17 +87,20 @@ def test_last_failure_is_final_and_celery_task_step_waits_for_a_result(
                 "name": "ping",
                 "type": "celery_task",
                 "config": {
-                    "task": "celery.accumulate",
+                    "task": "tests.accumulate",
                     "args": [1, 2],
                     "kwargs": {"api_token": "zzz"},
-                    "queue": wsettings.queue,
+                    "queue": steps_queue,
                     "wait": True,
                     "wait_timeout": 10,
                 },
             }
         ],
     )
-    with celery_worker(wsettings, log_dir=log_dir, concurrency=2):
+    with celery_worker(
+        wsettings, "-Q", f"{wsettings.queue},{steps_queue}", "-I", "tests.worker.step_tasks",
+        log_dir=log_dir, concurrency=2,
+    ):
         enqueue_manual_run(app, db, wsettings, workflow=failing, user_id="alice")
         run_id = enqueue_manual_run(app, db, wsettings, workflow=pinging, user_id="bob")
         (bad,) = wait_final(db, failing.id, 1)
@@ -101,4 +109,4 @@ def test_last_failure_is_final_and_celery_task_step_waits_for_a_result(
     assert "RuntimeError: no" in (bad.error or "")
     assert good.id == run_id and good.user_id == "bob"
     assert good.status == ExecutionStatus.SUCCEEDED, good.error
-    assert good.steps[0]["output"]["result"] == [1, 2]  # celery.accumulate returns its args
+    assert good.steps[0]["output"]["result"] == [1, 2]  # tests.accumulate returns its args

@@ -112,3 +112,41 @@ def test_release_nowait_falls_back_to_a_waited_release_on_other_clients(key_pref
     assert lock.acquire()
     lock.release_nowait()
     assert client.get(f"{key_prefix}lock") is None
+
+
+def test_fences_increase_and_a_key_taken_since_is_never_taken_back(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    key = f"{key_prefix}lock:workflow:fenced"
+    first = WorkflowLock(redis_client, key, ttl=0.3, owner="first")
+    assert first.acquire() and first.fence is not None
+    assert first.check() is None
+    time.sleep(0.4)  # first stalls past its TTL ...
+    assert first.check() is not None  # ... and knows it without asking Redis
+    second = WorkflowLock(redis_client, key, ttl=5, owner="second")
+    assert second.acquire() and second.fence is not None and second.fence > first.fence
+    assert second.release()  # the key vanished, but somebody held it since first did
+    assert not first.renew() and first.lost
+    assert redis_client.get(key) is None  # never re-taken
+    assert "lost" in (first.check() or "")
+    redis_client.delete(second.fence_key)  # Redis lost the counter: fences still increase
+    time.sleep(0.01)  # (the floor is the clock in ms; a restart takes far longer than a millisecond)
+    third = WorkflowLock(redis_client, key, ttl=5, owner="third")
+    assert third.acquire() and third.fence is not None and third.fence > second.fence
+    # a vanished key nobody took since is re-taken, with a new fence
+    redis_client.delete(key)
+    assert third.renew() and third.retaken == 1 and third.fence > second.fence
+    assert split_value(redis_client.get(key)) == (third.token, "third")
+    assert third.release()
+
+
+def test_takeover_of_a_dead_holder_needs_its_exact_value(redis_client: redis.Redis, key_prefix: str) -> None:
+    key = f"{key_prefix}lock:workflow:dead"
+    dead = WorkflowLock(redis_client, key, ttl=30, owner="dead")
+    assert dead.acquire()
+    heir = WorkflowLock(redis_client, key, ttl=30, owner="heir")
+    assert not heir.acquire()
+    assert not heir.acquire(expected="somebody-else")
+    assert heir.acquire(expected=dead.value)
+    assert heir.fence is not None and dead.fence is not None and heir.fence > dead.fence
+    assert not dead.renew() and heir.owned()

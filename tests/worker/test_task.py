@@ -21,9 +21,9 @@ from woow_scheduler.messaging.publish import publish_options, time_limits
 from woow_scheduler.service import Service
 from woow_scheduler.settings import Settings, load_settings
 from woow_scheduler.worker import get_app
+from woow_scheduler.worker.context import WorkflowCache
 from woow_scheduler.worker.history import WorkflowDef
 from woow_scheduler.worker.lock import WorkflowLock, lock_holder
-from woow_scheduler.worker.tasks import WorkflowCache
 
 FIRE = datetime(2030, 5, 1, 8, 0, tzinfo=UTC)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
@@ -13,8 +14,16 @@ from ..errors import StoreUnavailable, WoowError
 from .context import AppContext, pass_app
 from .output import emit_json, table
 
+if TYPE_CHECKING:
+    import redis
+
+    from ..db.session import Database
+    from ..service import Service
+    from ..settings import Settings
+
 HEALTHY, DEGRADED, DOWN = 0, 1, 2
 COMPONENTS = ("database", "redis", "broker", "beat", "workers")
+CHECKS = (*COMPONENTS, "api")  # the API only when asked for (--check api)
 
 
 @click.command()
@@ -80,8 +89,37 @@ def _check(name: str, fn: Any) -> dict[str, Any]:
         return {"name": name, "ok": False, "detail": msg, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-def collect_status(app: AppContext, components: tuple[str, ...] = COMPONENTS) -> dict[str, Any]:
-    """Everything ``woow status`` reports, with an overall ``state`` and ``exit_code``."""
+class StatusSources(Protocol):
+    """What the status checks read: the CLI's ``AppContext`` and the API's ``ApiState`` both fit."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def redis(self) -> redis.Redis: ...
+    @property
+    def service(self) -> Service: ...
+
+
+def _check_with_problems(name: str, fn: Any) -> dict[str, Any]:
+    """A check that can answer and still find problems (no active beat, no worker): it is not ok,
+    its detail is what the problems say, and what it read stays under ``info``."""
+    found: dict[str, Any] = {"problems": []}
+    c = _check(name, lambda: fn(found))
+    if c["ok"] and found["problems"]:
+        c.update(ok=False, info=c["detail"], detail="; ".join(found["problems"]))
+    return c
+
+
+def collect_status(
+    app: StatusSources, components: tuple[str, ...] = COMPONENTS, *, local: bool = False, api_url: str = ""
+) -> dict[str, Any]:
+    """Everything ``woow status`` reports, with an overall ``state`` and ``exit_code``.
+
+    ``local``: the beat and worker checks are about this host's processes (a container's health
+    check): a beat here with a fresh heartbeat, active or standby; a worker named ``*@<host>``.
+    """
     from ..db import migrate
 
     s = app.settings
@@ -104,7 +142,11 @@ def collect_status(app: AppContext, components: tuple[str, ...] = COMPONENTS) ->
 
         with get_app(s).connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
-            depth = conn.default_channel.queue_declare(queue=s.queue, passive=False, durable=True).message_count
+            # declared as Celery declares it (durable, not auto-delete): RabbitMQ refuses a declare whose
+            # flags differ from the existing queue's (PRECONDITION_FAILED), and py-amqp defaults to auto_delete
+            depth = conn.default_channel.queue_declare(
+                queue=s.queue, passive=False, durable=True, auto_delete=False
+            ).message_count
         return {"url": _safe_url(s.effective_broker_url), "queue": s.queue, "queue_depth": depth}
 
     if "database" in components:
@@ -115,10 +157,13 @@ def collect_status(app: AppContext, components: tuple[str, ...] = COMPONENTS) ->
         checks["broker"] = _check("broker", broker)
 
     down = [n for n, c in checks.items() if not c["ok"]]
+    if "api" in components:
+        checks["api"] = _check("api", lambda: _api(api_url))
+        down += [] if checks["api"]["ok"] else ["api"]
     if "beat" in components and checks["redis"]["ok"]:
-        checks["beat"] = _check("beat", lambda: _beat(app, out))
+        checks["beat"] = _check_with_problems("beat", lambda found: _beat(app, found, local))
     if "workers" in components and checks["broker"]["ok"]:
-        checks["workers"] = _check("workers", lambda: _workers(app, out))
+        checks["workers"] = _check_with_problems("workers", lambda found: _workers(app, found, local))
     if "database" in components and checks["database"]["ok"]:
         try:
             out["counts"] = app.service.counts()
@@ -137,32 +182,60 @@ def collect_status(app: AppContext, components: tuple[str, ...] = COMPONENTS) ->
     return out
 
 
-def _beat(app: AppContext, out: dict[str, Any]) -> dict[str, Any]:
+def _aware(text: str) -> datetime:
+    """A stored time as aware UTC (SQLite hands back naive ones)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _beat(app: StatusSources, out: dict[str, Any], local: bool = False) -> dict[str, Any]:
     from ..scheduler.beat import beat_status
     from ..scheduler.health import heartbeat_fresh_since, tick_stale_after
 
     s = app.settings
     info = beat_status(s, app.redis, app.db)
     stale_after = tick_stale_after(s, info.get("active"))
-    if not info.get("lock_held") or not info.get("active"):
-        out["problems"].append("beat: no active beat holds the lock (start 'woow beat')")
-    elif info.get("last_tick_age_s") is not None and info["last_tick_age_s"] > stale_after:
-        out["problems"].append(f"beat: last tick {info['last_tick_age_s']:.0f}s ago (more than {stale_after:.0f}s)")
-    fresh = heartbeat_fresh_since(s, datetime.now(UTC))
+    now = datetime.now(UTC)
+    fresh = heartbeat_fresh_since(s, now)
     instances = info.get("instances", [])
-    info["standbys"] = [
-        i for i in instances if not i["is_leader"] and datetime.fromisoformat(i["last_heartbeat"]) >= fresh
-    ]
+    info["standbys"] = [i for i in instances if not i["is_leader"] and _aware(i["last_heartbeat"]) >= fresh]
+    if local:
+        host = socket.gethostname()
+        here = [i for i in instances if i["host"] == host and _aware(i["last_heartbeat"]) >= fresh]
+        info["local"] = here
+        if not here:
+            out["problems"].append(f"no beat on this host ({host}) has a heartbeat in the last "
+                                   f"{(now - fresh).total_seconds():.0f}s")
+        return info
+    if not info.get("lock_held") or not info.get("active"):
+        out["problems"].append("no active beat holds the lock (start 'woow beat')")
+    elif info.get("last_tick_age_s") is not None and info["last_tick_age_s"] > stale_after:
+        out["problems"].append(f"last tick {info['last_tick_age_s']:.0f}s ago (more than {stale_after:.0f}s)")
     return info
 
 
-def _workers(app: AppContext, out: dict[str, Any]) -> dict[str, Any]:
+def _workers(app: StatusSources, out: dict[str, Any], local: bool = False) -> dict[str, Any]:
     from ..worker import get_app
 
     replies = get_app(app.settings).control.inspect(timeout=1.0).ping() or {}
-    if not replies:
-        out["problems"].append("workers: no worker answered ping (start 'woow worker')")
+    if local:
+        host = socket.gethostname()
+        replies = {name: r for name, r in replies.items() if name.endswith(f"@{host}")}
+        if not replies:
+            out["problems"].append(f"no worker on this host ({host}) answered ping")
+    elif not replies:
+        out["problems"].append("no worker answered ping (start 'woow worker')")
     return {"alive": sorted(replies)}
+
+
+def _api(url: str) -> dict[str, Any]:
+    import httpx
+
+    base = url.rstrip("/")
+    reply = httpx.get(f"{base}/healthz", timeout=5.0)
+    if reply.status_code != 200:
+        raise RuntimeError(f"{base}/healthz answered {reply.status_code}")
+    return {"url": base}
 
 
 def _safe_url(url: str) -> str:
@@ -180,12 +253,21 @@ def _safe_url(url: str) -> str:
     "--check",
     "only",
     multiple=True,
-    type=click.Choice(COMPONENTS),
-    help="Check only these components (repeatable), e.g. for a container health check.",
+    type=click.Choice(CHECKS),
+    help="Check only these components (repeatable), e.g. for a container health check; 'api' is checked "
+    "only when named.",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Beat and workers of this host only (a standby beat counts): the health check of one container.",
+)
+@click.option(
+    "--api-url", default="http://127.0.0.1:8000", show_default=True, help="Base URL of the API for --check api."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for monitoring.")
 @pass_app
-def status(app: AppContext, only: tuple[str, ...], as_json: bool) -> None:
+def status(app: AppContext, only: tuple[str, ...], local: bool, api_url: str, as_json: bool) -> None:
     """Health of the whole system. Exit 0 healthy, 1 degraded, 2 down.
 
     \b
@@ -193,7 +275,7 @@ def status(app: AppContext, only: tuple[str, ...], as_json: bool) -> None:
     the active beat and its last tick, standby beats, live workers, triggers by state,
     executions running and failed in the last hour.
     """
-    report = collect_status(app, only or COMPONENTS)
+    report = collect_status(app, only or COMPONENTS, local=local, api_url=api_url)
     if as_json:
         emit_json(report)
     else:

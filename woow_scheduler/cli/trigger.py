@@ -140,6 +140,16 @@ def add(
         return
     nxt = fmt_time(view.next_fire_time, view.timezone) if view.next_fire_time else "never"
     click.echo(f"added trigger {view.name} ({view.id}) to {view.workflow}; next fire {nxt}")
+    click.echo(f"  {describe_stored(view)}")
+
+
+def describe_stored(view: TriggerView) -> str:
+    """What the stored trigger does, in plain words (so '0 0 9 * *' reads as 'day 9', not '9:00')."""
+    from pydantic import TypeAdapter
+
+    from ..triggers import TriggerSpec
+
+    return TypeAdapter(TriggerSpec).validate_python(dict(view.spec)).describe()
 
 
 def _spec_text(v: TriggerView) -> str:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Enum,
     Float,
@@ -61,9 +62,11 @@ class Base(DeclarativeBase):
 
 class Workflow(Base):
     __tablename__ = "workflows"
+    # names are unique per owner (the service also keeps the operator's, owner NULL, unique)
+    __table_args__ = (UniqueConstraint("owner_user_id", "name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     steps: Mapped[list[dict[str, Any]]] = mapped_column(json_type(), default=list)
     concurrency: Mapped[ConcurrencyPolicy] = mapped_column(
@@ -132,6 +135,13 @@ class Execution(Base):
     worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
     celery_task_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     lock_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # pinned at claim time: the key and policy of the lock this run holds, and its fence number;
+    # liveness checks and the reaper read these, never the workflow's current settings
+    lock_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lock_policy: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    fence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # when the next attempt of a 'retrying' row is due (the reaper re-sends it if it never came)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(json_type(), default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -180,6 +190,9 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: space-separated scopes (``permissions.SCOPES``): read, write, admin, metrics, privileges
+    scopes: Mapped[str] = mapped_column(String(500), default="read write", server_default="read write")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

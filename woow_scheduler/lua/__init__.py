@@ -3,7 +3,8 @@
 - ``entries_read``, ``entries_write``: the reconciler's reads and writes of RedBeat entries
   (``scheduler/sync.py``);
 - ``entry_fired``: beat's per-fire update of an entry (``scheduler/beat.py``);
-- ``renew``, ``release``: the worker's lock, compare-and-``PEXPIRE`` / compare-and-``DEL``
+- ``acquire``, ``renew``, ``release``: the worker's lock, a lease with a fence number: take it
+  (with a new fence), extend it (never taking another run's key), compare-and-``DEL``
   (``worker/lock.py``).
 """
 

@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery
 
 from ..keys import Keys
+from ..redis_store import SentinelURL, is_sentinel_url
 from ..settings import Settings
 from .payload import TASK_EXECUTE
 
@@ -49,8 +50,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # explicit, so RedBeat neither borrows broker_transport_options nor blocks forever on a dead socket
         "redbeat_redis_options": {"socket_connect_timeout": 5, "socket_timeout": 10, "health_check_interval": 30},
     }
-    if broker.startswith(("redis://", "rediss://")):
-        if settings.broker_client_reuse:
+    if is_sentinel_url(settings.redis_url):  # RedBeat asks the sentinels for the master
+        url, options = SentinelURL.parse(settings.redis_url).redbeat()
+        conf["redbeat_redis_url"] = url
+        conf["redbeat_redis_options"] = {**conf["redbeat_redis_options"], **options}
+    if broker.startswith(("redis://", "rediss://")) or is_sentinel_url(broker):
+        if settings.broker_client_reuse and not is_sentinel_url(broker):
             conf["broker_transport"] = "woow_scheduler.messaging.broker:Transport"
         conf["broker_transport_options"] = {
             "visibility_timeout": settings.visibility_timeout,
@@ -60,7 +65,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "unacked_restore_interval": max(1, min(60, settings.visibility_timeout // 10)),
             "unacked_restore_throttle": 1,
         }
+        if is_sentinel_url(broker):  # kombu's Sentinel transport: one URL per sentinel + the master's name
+            sentinel = SentinelURL.parse(broker)
+            conf["broker_url"] = sentinel.kombu_url()
+            conf["broker_transport_options"].update(sentinel.kombu_options())
+    result = conf["result_backend"]
+    if result.startswith(("redis://", "rediss://")) or is_sentinel_url(result):
         conf["result_backend_transport_options"] = {"global_keyprefix": keys.results_prefix}
+        if is_sentinel_url(result):
+            sentinel = SentinelURL.parse(result)
+            conf["result_backend"] = sentinel.kombu_url()
+            conf["result_backend_transport_options"].update(sentinel.kombu_options())
     return conf
 
 
@@ -68,7 +83,9 @@ def create_app(settings: Settings, *, main: str = "woow") -> Celery:
     app = Celery(main, set_as_current=False)
     app.conf.update(celery_config(settings))
     app.conf.woow_settings = settings
+    from .. import metrics
     from ..logconfig import install
 
     install(app, settings.log_format)
+    metrics.install(app, settings)
     return app

@@ -81,6 +81,33 @@ def enqueue_fire(
     return app.send_task(TASK_EXECUTE, kwargs=payload.to_kwargs(), **opts)
 
 
+def enqueue_execution(
+    app: Celery,
+    settings: Settings,
+    *,
+    execution_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    workflow_name: str,
+    trigger_id: uuid.UUID | None,
+    user_id: str | None,
+    scheduled_for: datetime | None,
+    enqueued_at: datetime | None,
+    timeout: float | None = None,
+) -> AsyncResult:
+    """Publish again the message of an existing ``queued``/``retrying`` execution whose own message
+    was lost (the reaper); the worker claims that very row."""
+    payload = FirePayload(
+        workflow_id=workflow_id,
+        trigger_id=trigger_id,
+        user_id=user_id,
+        scheduled_for=scheduled_for,
+        execution_id=execution_id,
+        enqueued_at=enqueued_at or datetime.now(UTC),
+    )
+    opts = publish_options(settings, workflow_name=workflow_name, timeout=timeout)
+    return app.send_task(TASK_EXECUTE, kwargs=payload.to_kwargs(), **opts)
+
+
 def enqueue_manual_run(
     app: Celery, db: Database, settings: Settings, *, workflow: WorkflowLike, user_id: str | None
 ) -> uuid.UUID:

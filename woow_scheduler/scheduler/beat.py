@@ -50,11 +50,13 @@ from ..keys import Keys
 from ..lua import lua_source
 from ..messaging.app import create_app
 from ..messaging.payload import fire_kwargs
+from ..metrics import BeatMetrics
 from ..settings import Settings, load_settings
 from .bookkeeping import drain_fired, fired_record
 from .codec import decode_meta, dumps, encode_meta, loads
-from .reaper import reap_lost_runs
+from .reaper import reap_lost_runs, resend_stale
 from .schedule import FirePlan, WoowTriggerSchedule, iso_utc
+from .sweeper import sweep_fires
 from .sync import Reconciler, incremental_since
 
 log = logging.getLogger("woow.beat")
@@ -146,6 +148,10 @@ class BeatLock:
         self._last_ok = time.monotonic()
         return True
 
+    def age(self) -> float:
+        """Seconds since the lock was last taken or extended."""
+        return time.monotonic() - self._last_ok
+
     def release(self) -> None:
         if self.held:
             self.held = False
@@ -177,6 +183,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self.keys = Keys(self.settings.key_prefix)
         self.instance_id = f"beat-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.chunk_size = self.settings.beat_dispatch_chunk
+        self._dispatch_lock: BeatLock | None = None
         self._decoded: dict[str, _Decoded] = {}
         self._maintenance: _Maintenance | None = None
         self._beat_lock: BeatLock | None = None
@@ -187,6 +194,10 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         #: clear while a pass publishes; the maintenance thread waits for it (bounded)
         self.idle = threading.Event()
         self.idle.set()
+        #: Prometheus series (served only with WOOW_METRICS_PORT; see metrics.py)
+        self.metrics = BeatMetrics()
+        self.metrics.leader.set_function(lambda: 1.0 if self.is_leader else 0.0)
+        self.metrics.lock_age.set_function(self._lock_age)
         kwargs.setdefault("lock_timeout", self.settings.beat_lock_timeout)
         super().__init__(app, *args, **kwargs)
         # RedBeat's beat_init handler blocks in lock.acquire(); we take the lock in tick() instead,
@@ -198,6 +209,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
     def tick(self, min: Any = min, **kwargs: Any) -> float:
         self._start_maintenance()
         client = get_redis(self.app)
+        self._serve_metrics(client)
         try:
             lock = self._lock(client)
             if not lock.held:
@@ -230,12 +242,14 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         failures = 0
         if due:
             self.idle.clear()  # the PostgreSQL thread waits: no GIL contention while fires go out
+        self._dispatch_lock = lock  # checked by elapsed time while publishing, not only per chunk
         try:
             for i in range(0, len(due), self.chunk_size):
                 if not lock.keep():
                     raise _LockLost
                 failures += self._process_chunk(client, due[i : i + self.chunk_size])
         finally:
+            self._dispatch_lock = None
             self.idle.set()
         return failures
 
@@ -246,6 +260,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             rows = pipe.execute()
         now = datetime.now(UTC)
         writes: list[tuple[str, list[Any]]] = []
+        seen_meta: dict[str, str] = {}  # the entry's meta as read: its fired write is conditional on it
         generic: list[tuple[str, _Decoded, str | None]] = []
         planned: list[tuple[str, _Decoded, int, FirePlan]] = []
         for key, (definition, meta) in zip(keys, rows, strict=True):
@@ -260,12 +275,15 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 generic.append((key, decoded, meta))
                 continue
             last, count = decode_meta(meta)
+            seen_meta[key] = meta or ""
             planned.append((key, decoded, count, decoded.schedule.plan(last, now)))
 
         # publish every fire of the chunk, one after the other (see _publish_all), then record the outcome
         jobs = [(decoded.definition, fire) for _, decoded, _, plan in planned for fire in plan.fires]
         outcomes = self._publish_all(jobs)
         failures = sum(1 for o in outcomes if o is not None)
+        kinds = [str(d.schedule.spec.type) if d.schedule else "other" for _, d, _, plan in planned for _ in plan.fires]
+        self._count_published(jobs, kinds, outcomes)
         misfired = 0
         i = 0
         for key, decoded, count, plan in planned:
@@ -275,7 +293,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             sched = decoded.schedule
             assert sched is not None
             if ok < len(plan.fires):
-                log.error("beat: publishing %s failed: %s", decoded.definition.get("name"), results[ok])
+                if not isinstance(results[ok], _LockLost):
+                    log.error("beat: publishing %s failed: %s", decoded.definition.get("name"), results[ok])
                 if ok == 0:
                     continue  # stays due: retried next pass with the same scheduled_for
                 fires = plan.fires[:ok]
@@ -285,6 +304,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 fires, pos, nxt = plan.fires, plan.position, plan.next_fire
             if plan.misfired:
                 misfired += 1
+                self.metrics.misfires.labels(policy=str(sched.misfire_policy)).inc()
                 (log.info if misfired <= 20 else log.debug)(
                     "beat: trigger %s misfired (policy %s): firing %s",
                     decoded.definition.get("name"),
@@ -293,8 +313,14 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 )
             new_meta = encode_meta(pos, count + len(fires)) if pos is not None else ""
             score = int(nxt.timestamp()) if nxt is not None else -1
-            record = fired_record(str(decoded.definition.get("name")), fires, nxt, sched.version) if fires else ""
-            writes.append((key, [decoded.sha, new_meta, score, record, FIRED_STREAM_MAXLEN]))
+            record = (
+                fired_record(
+                    str(decoded.definition.get("name")), fires, nxt, sched.version, decoded.definition.get("kwargs")
+                )
+                if fires
+                else ""
+            )
+            writes.append((key, [decoded.sha, new_meta, score, record, FIRED_STREAM_MAXLEN, seen_meta[key]]))
         if writes:
             script = self._fired_script(client)
             schedule_key, fired_key = self.keys.redbeat_schedule, self.keys.fired
@@ -311,13 +337,35 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._generic_entry(key, decoded, meta)
         return failures
 
+    def _count_published(
+        self, jobs: list[tuple[dict[str, Any], datetime]], kinds: list[str], outcomes: list[Exception | None]
+    ) -> None:
+        now = time.time()
+        for (_, fire), kind, outcome in zip(jobs, kinds, outcomes, strict=True):
+            if outcome is None:
+                self.metrics.published(kind, now - fire.timestamp())
+            else:
+                self.metrics.publish_failures.inc()
+
+    def _lock_age(self) -> float:
+        lock = self._beat_lock
+        return lock.age() if lock is not None and lock.held else 0.0
+
     def _publish_all(self, jobs: list[tuple[dict[str, Any], datetime]]) -> list[Exception | None]:
         """Publish each ``(definition, fire)`` in order; ``None`` for a success, the exception otherwise.
 
         Sequential on purpose: publishing is CPU-bound in Celery/kombu (measured: a thread pool
         gained nothing on two cores), and one producer keeps the broker connection count at one.
         """
-        return [self._publish_one(job, producer=self.producer) for job in jobs]
+        lock = getattr(self, "_dispatch_lock", None)
+        out: list[Exception | None] = []
+        for n, job in enumerate(jobs):
+            if lock is not None and not lock.keep():  # cheap: a clock read until a renewal is due
+                log.warning("beat: lost the beat lock while publishing; %d fires left to the new leader", len(jobs) - n)
+                out.extend(_LockLost() for _ in jobs[n:])
+                break
+            out.append(self._publish_one(job, producer=self.producer))
+        return out
 
     def _publish_one(self, job: tuple[dict[str, Any], datetime], producer: Any = None) -> Exception | None:
         try:
@@ -405,6 +453,21 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
     def is_leader(self) -> bool:
         return self._beat_lock is not None and self._beat_lock.held
 
+    def _serve_metrics(self, client: redis.Redis) -> None:
+        s = self.settings
+        if s.metrics_port is None or getattr(self, "_metrics_served", False):
+            return
+        self._metrics_served = True
+        keys = self.keys
+
+        def depth() -> int | None:
+            if s.effective_broker_url != s.redis_url:
+                return None  # another broker: the API's /metrics or the broker's own exporter
+            return int(client.llen(keys.broker_queue(s.queue)))
+
+        self.metrics.watch_stores(lambda: int(client.zcard(keys.redbeat_schedule)), s.queue, depth)
+        self.metrics.serve(s.metrics_port, s.metrics_address)
+
     def _start_maintenance(self) -> None:
         if self._maintenance is None and self.run_maintenance:
             self._maintenance = _Maintenance(self)
@@ -466,7 +529,7 @@ class _Maintenance(threading.Thread):
         self.db = Database(s.database_url)
         client = get_redis(self.scheduler.app)
         reconciler = Reconciler(s, self.db, client)
-        next_heartbeat = next_flush = next_incr = next_full = next_prune = 0.0
+        next_heartbeat = next_flush = next_incr = next_full = next_prune = next_sweep = 0.0
         last_pass_start: datetime | None = None
         while not self._stop_event.is_set():
             self.scheduler.idle.wait(timeout=5.0)  # never starved: at most 5 s behind a burst
@@ -480,6 +543,10 @@ class _Maintenance(threading.Thread):
                         self._prune_dead_beats()
                         reap_lost_runs(s, self.db, client)
                         next_prune = mono + max(60.0, 6 * s.heartbeat_interval)
+                    if mono >= next_sweep:
+                        sweep_fires(s, self.db, client, self.scheduler.app)
+                        resend_stale(s, self.db, self.scheduler.app)
+                        next_sweep = mono + max(5.0, 5 * s.bookkeeping_interval)
                     if mono >= next_flush:
                         drain_fired(s, self.db, client)
                         next_flush = mono + s.bookkeeping_interval
@@ -488,12 +555,14 @@ class _Maintenance(threading.Thread):
                         start = reconciler.db_now()
                         report = reconciler.full()
                         log.info("beat: %s", report.summary())
+                        self._count_reconcile("full", report)
                         last_pass_start = start
                         next_full = mono + s.full_reconcile_interval
                         next_incr = mono + s.reconcile_interval
                     elif mono >= next_incr and last_pass_start is not None:
                         start = reconciler.db_now()
                         report = reconciler.incremental(incremental_since(last_pass_start))
+                        self._count_reconcile("incremental", report)
                         last_pass_start = start
                         next_incr = mono + s.reconcile_interval
                         if report.drift_suspected:
@@ -504,6 +573,9 @@ class _Maintenance(threading.Thread):
             except Exception as exc:
                 log.error("beat: maintenance step failed: %s", exc, exc_info=True)
             self._stop_event.wait(min(0.5, s.bookkeeping_interval))
+
+    def _count_reconcile(self, kind: str, report: Any) -> None:
+        self.scheduler.metrics.reconciled(kind, report.seconds, report.added, report.updated, report.removed)
 
     def _prune_dead_beats(self) -> None:
         """Remove heartbeat rows of beats silent for six heartbeats (killed without a clean stop)."""

@@ -28,16 +28,36 @@ from .schedule import iso_utc, parse_utc
 
 log = logging.getLogger("woow.bookkeeping")
 
-def fired_record(trigger_id: str, fires: tuple[datetime, ...], next_fire: datetime | None, version: int) -> str:
-    """One stream record: the nominal times fired in one pass and the next fire after them."""
+def fired_record(
+    trigger_id: str,
+    fires: tuple[datetime, ...],
+    next_fire: datetime | None,
+    version: int,
+    payload: dict[str, Any] | None = None,
+) -> str:
+    """One stream record: the nominal times fired in one pass, the next fire after them, and the
+    workflow and user the fires were published for (``payload``: the entry's task kwargs), which
+    the fire journal keeps so its sweeper can publish a lost fire again."""
+    record: dict[str, Any] = {
+        "t": trigger_id,
+        "s": [iso_utc(f) for f in fires],
+        "n": iso_utc(next_fire) if next_fire is not None else None,
+        "v": version,
+    }
+    if payload:
+        record["w"] = payload.get("workflow_id")
+        record["u"] = payload.get("user_id")
+    return json.dumps(record, separators=(",", ":"))
+
+
+def journal_member(
+    trigger_id: str, fire: datetime, workflow_id: str | None, user_id: str | None, tries: int = 0
+) -> str:
+    """One journaled fire: compact JSON, identical for identical fires (``ZADD NX`` keeps the first)."""
     return json.dumps(
-        {
-            "t": trigger_id,
-            "s": [iso_utc(f) for f in fires],
-            "n": iso_utc(next_fire) if next_fire is not None else None,
-            "v": version,
-        },
+        {"t": trigger_id, "s": iso_utc(fire), "w": workflow_id, "u": user_id, "n": tries},
         separators=(",", ":"),
+        sort_keys=True,
     )
 
 
@@ -66,7 +86,8 @@ def drain_fired(settings: Settings, db: Database, client: redis.Redis, *, batch:
         if not records:
             return result
         aggs: dict[uuid.UUID, _Agg] = {}
-        for _rid, fields in records:
+        journal: dict[str, float] = {}
+        for rid, fields in records:
             try:
                 data = json.loads(fields["f"])
                 tid = uuid.UUID(data["t"])
@@ -78,6 +99,9 @@ def drain_fired(settings: Settings, db: Database, client: redis.Redis, *, batch:
                 continue
             if not fires:
                 continue
+            published = int(str(rid).split("-", 1)[0]) / 1000.0  # the stream id is the XADD time in ms
+            for fire in fires:
+                journal[journal_member(str(tid), fire, data.get("w"), data.get("u"))] = published
             last = max(fires)
             agg = aggs.get(tid)
             if agg is None:
@@ -87,7 +111,11 @@ def drain_fired(settings: Settings, db: Database, client: redis.Redis, *, batch:
                 if last >= agg.last:
                     agg.last, agg.next_fire, agg.version = last, nxt, version
         completed = _apply(db, aggs, result)
-        client.xdel(keys.fired, *[rid for rid, _ in records])
+        with client.pipeline(transaction=True) as pipe:  # journaled exactly when the record goes
+            if journal:
+                pipe.zadd(keys.fire_journal, journal, nx=True)
+            pipe.xdel(keys.fired, *[rid for rid, _ in records])
+            pipe.execute()
         result.records += len(records)
         if completed:
             with client.pipeline(transaction=False) as pipe:

@@ -29,6 +29,7 @@ from sqlalchemy import Select, func, or_, select
 
 from ..db import Database, Execution, Trigger, Workflow
 from ..db.trigger_state import complete_exhausted
+from ..db.types import UTCDateTime
 from ..enums import ACTIVE_TRIGGER_STATES
 from ..errors import StoreUnavailable
 from ..keys import Keys
@@ -185,9 +186,10 @@ class Reconciler:
         return report
 
     def db_now(self) -> datetime:
+        """The database's clock, aware UTC on every dialect (SQLite's CURRENT_TIMESTAMP is naive UTC)."""
         with self.db.session() as session:
-            value = session.scalar(select(func.now()))
-        assert isinstance(value, datetime)
+            value = session.scalar(select(func.now(type_=UTCDateTime())))
+        assert isinstance(value, datetime) and value.tzinfo is not None
         return value
 
     # -- internals --------------------------------------------------------------------------

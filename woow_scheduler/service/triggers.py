@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from ..db import trigger_state
 from ..db.models import Trigger, Workflow
 from ..enums import TriggerState
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
 from ..triggers import TriggerSpec, parse_trigger_spec, spec_from_stored
 from ..views import TriggerView
 from .base import ServiceBase
@@ -31,6 +32,22 @@ class TriggerOps(ServiceBase):
         user_id: str | None = None,
         allow_past: bool = False,
     ) -> TriggerView:
+        return self.add_trigger_with_preview(
+            workflow_ref, spec, name=name, user_id=user_id, allow_past=allow_past, preview=0
+        )[0]
+
+    def add_trigger_with_preview(
+        self,
+        workflow_ref: str,
+        spec: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        user_id: str | None = None,
+        allow_past: bool = False,
+        preview: int = 10,
+    ) -> tuple[TriggerView, list[datetime]]:
+        """Add a trigger and compute its next ``preview`` fire times in the same transaction: a
+        spec whose fire times cannot be computed is refused and nothing is written."""
         now = self.clock()
         parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
         if name is not None:
@@ -45,8 +62,16 @@ class TriggerOps(ServiceBase):
                 raise Conflict(f"name: workflow '{wf.name}' already has a trigger named '{trigger_name}'", field="name")
             tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id)
             view = TriggerView.of(tr, wf.name)
+            fire_times: list[datetime] = []
+            if preview and tr.next_fire_time is not None:
+                try:
+                    stored = spec_from_stored(tr.spec)
+                    after = max(filter(None, (tr.previous_fire_time, tr.anchor_at, now)))
+                    fire_times = list(itertools.islice(stored.iter_fire_times(after), preview))
+                except (OverflowError, ValueError, OSError) as exc:  # rolls the insert back
+                    raise InvalidTriggerSpec(f"spec: its fire times cannot be computed ({exc})", field="spec") from None
         self._mirror([view.id])
-        return view
+        return view, fire_times
 
     def update_trigger(self, ref: str, spec: Mapping[str, Any], *, allow_past: bool = False) -> TriggerView:
         """Replace a trigger's spec; its fire count and last fire time are kept."""

@@ -37,7 +37,7 @@ def get_app(settings: Settings | None = None) -> Celery:
     global _default
     from ..messaging.app import create_app
     from ..settings import load_settings
-    from .tasks import register_tasks
+    from .task import register_tasks
 
     with _guard:
         if settings is None:

@@ -17,11 +17,12 @@ from sqlalchemy import Connection, Table, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import direct
-from ..db.models import Execution, Workflow
-from ..enums import ConcurrencyPolicy, ExecutionStatus
+from ..db.models import Execution, Trigger, Workflow
+from ..enums import ConcurrencyPolicy, ExecutionStatus, TriggerState
 
 executions: Table = Execution.__table__  # type: ignore[assignment]
 workflows: Table = Workflow.__table__  # type: ignore[assignment]
+triggers: Table = Trigger.__table__  # type: ignore[assignment]
 
 
 def utcnow() -> datetime:
@@ -53,6 +54,10 @@ class ExecRow:
     scheduled_for: datetime | None
     started_at: datetime | None
     user_id: str | None
+    lock_key: str | None = None  # pinned at claim time, with the policy and the fence
+    lock_policy: ConcurrencyPolicy | None = None
+    fence: int | None = None
+    worker: str | None = None
 
 
 _WF_COLS = (
@@ -77,6 +82,10 @@ _EX_COLS = (
     executions.c.scheduled_for,
     executions.c.started_at,
     executions.c.user_id,
+    executions.c.lock_key,
+    executions.c.lock_policy,
+    executions.c.fence,
+    executions.c.worker,
 )
 
 
@@ -86,6 +95,17 @@ _LOAD_WF = select(*_WF_COLS).where(workflows.c.id == bindparam("wid"))
 _GET_EXEC = select(*_EX_COLS).where(executions.c.id == bindparam("eid"))
 _GET_FIRE = select(*_EX_COLS).where(
     and_(executions.c.trigger_id == bindparam("tid"), executions.c.scheduled_for == bindparam("sf"))
+)
+# the fire's trigger (its state) and its execution row, if any, in one round trip
+_LOOK_FIRE = (
+    select(triggers.c.state.label("trigger_state"), *_EX_COLS)
+    .select_from(
+        triggers.outerjoin(
+            executions,
+            and_(executions.c.trigger_id == triggers.c.id, executions.c.scheduled_for == bindparam("sf")),
+        )
+    )
+    .where(triggers.c.id == bindparam("tid"))
 )
 _UPDATES: dict[tuple[bool, bool, int], Any] = {}
 
@@ -165,6 +185,10 @@ def _exec(row: Any) -> ExecRow:
         scheduled_for=row.scheduled_for,
         started_at=row.started_at,
         user_id=row.user_id,
+        lock_key=row.lock_key,
+        lock_policy=ConcurrencyPolicy(row.lock_policy) if row.lock_policy else None,
+        fence=row.fence,
+        worker=row.worker,
     )
 
 
@@ -176,6 +200,16 @@ def get_execution(conn: Connection, execution_id: uuid.UUID) -> ExecRow | None:
 def get_fire(conn: Connection, trigger_id: uuid.UUID, scheduled_for: datetime) -> ExecRow | None:
     row = conn.execute(_GET_FIRE, {"tid": trigger_id, "sf": scheduled_for}).first()
     return _exec(row) if row is not None else None
+
+
+def look_fire(
+    conn: Connection, trigger_id: uuid.UUID, scheduled_for: datetime
+) -> tuple[TriggerState | None, ExecRow | None]:
+    """The state of the fire's trigger (``None``: deleted) and the fire's execution row, if any."""
+    row = conn.execute(_LOOK_FIRE, {"tid": trigger_id, "sf": scheduled_for}).first()
+    if row is None:
+        return None, None
+    return TriggerState(row.trigger_state), (_exec(row) if row.id is not None else None)
 
 
 def _full_row(values: dict[str, Any]) -> dict[str, Any]:
@@ -194,6 +228,10 @@ def _full_row(values: dict[str, Any]) -> dict[str, Any]:
         "worker": None,
         "celery_task_id": None,
         "lock_token": None,
+        "lock_key": None,
+        "lock_policy": None,
+        "fence": None,
+        "due_at": None,
         "error": None,
         "steps": [],
         "created_at": now,

@@ -1,12 +1,21 @@
-"""The per-workflow lock: a Redis key with a random token, a TTL, renewal while a run lasts.
+"""The per-workflow lock: a Redis lease with a random token, a fence number, a TTL and renewal.
 
-- ``acquire``: ``SET key value NX PX ttl``; the value is ``<token>:<execution id>`` so anyone can see
-  which execution holds the lock (skipped rows name it, listings show triggers BLOCKED).
-- ``renew``: compare-and-``PEXPIRE`` in one Lua script (``woow_scheduler/lua/renew.lua``).
-- ``release``: compare-and-``DEL`` in one Lua script (``woow_scheduler/lua/release.lua``): only the owner releases;
-  ``release_nowait`` sends the same script without waiting for the answer (end of a run).
-- While a run lasts, a background thread renews every lock it was given at ttl/3, so a run longer
-  than the TTL keeps its lock; a crashed worker stops renewing and its lock expires.
+- ``acquire``: one Lua script (``lua/acquire.lua``) takes the key if it is free and gives the
+  acquisition a **fence**: a number strictly greater than every earlier fence of that key (``INCR``
+  of a counter beside the lock, never below the caller's clock in ms, so it stays increasing even
+  after Redis lost the counter).  The value is ``<token>:<execution id>:<fence>:<pid>@<node>``, so
+  anyone can see which execution holds the lock, with which fence, in which process.
+  ``acquire(expected=value)`` takes over a lock still holding ``value`` (its holder is known dead).
+- ``renew``: ``lua/renew.lua`` extends the TTL if the value is still ours.  It never takes a key
+  somebody else holds; a vanished key (Redis lost it, or the TTL ran out while this owner stalled)
+  is re-taken only if nobody acquired the lock since (the fence counter still shows our fence), and
+  then with a **new** fence (``retaken``), which the run records on its row.
+- ``check``: is the lease still ours?  ``None`` if so, else why not (lost, or not confirmed for a
+  whole TTL: another run may hold it now).  The runner asks between steps and before recording
+  success; a run that lost its lock is recorded ``lock_lost``, never ``succeeded``.
+- ``release``: compare-and-``DEL`` (``lua/release.lua``); ``release_nowait`` sends it unanswered.
+- While a run lasts, a background thread renews every lock it was given at ttl/3.  A step that
+  holds the GIL starves it: the lease then expires, the next ``check`` reports it and the run stops.
 
 One renewal thread serves every lock of a process (a thread per run would cost a thread start on
 every execution); it is created lazily, after a fork, in the process that uses it.
@@ -14,26 +23,30 @@ every execution); it is created lazily, after a fork, in the process that uses i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import secrets
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from ..errors import LockError
-from ..keys import Keys
+from ..keys import Keys, fence_key, lock_value, lock_value_parts, split_lock_value
 from ..lua import lua_source
 
 log = logging.getLogger("woow.lock")
 
 _SCRIPTS: dict[str, tuple[str, str]] = {}  # name -> (source, sha1)
+FENCE_COUNTER_TTL_MS = 30 * 24 * 3600 * 1000  # a lost counter is re-seeded from the clock anyway
 
 
 def _script(name: str) -> tuple[str, str]:
@@ -61,12 +74,67 @@ def _str(value: Any) -> str | None:
     return str(value)
 
 
+def _node_id() -> str:
+    """This machine and PID namespace: two processes with one node id see each other's pids."""
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError), open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+        parts.append(f.read().strip())
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    return hashlib.sha1("/".join(parts).encode()).hexdigest()[:12]
+
+
+NODE = _node_id()
+
+
+def holder_id() -> str:
+    """``<pid>@<node>`` of the calling process (part of every lock value it takes)."""
+    return f"{os.getpid()}@{NODE}"
+
+
+@dataclass(frozen=True)
+class LockValue:
+    token: str
+    owner: str | None
+    fence: int | None
+    pid: int | None
+    node: str | None
+
+    def holder_dead(self) -> bool:
+        """True only when the holder ran in this node (machine + PID namespace) and its pid is gone."""
+        if self.pid is None or self.node != NODE:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return _is_zombie(self.pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def parse_value(value: str | bytes | None) -> LockValue | None:
+    """A lock value (:func:`keys.lock_value`) -> its parts; ``None`` for no value."""
+    token, owner, fence, holder = lock_value_parts(_str(value))
+    if token is None:
+        return None
+    pid_s, _, node = (holder or "").partition("@")
+    return LockValue(
+        token=token, owner=owner, fence=fence, pid=int(pid_s) if pid_s.isdigit() else None, node=node or None
+    )
+
+
 def split_value(value: str | None) -> tuple[str | None, str | None]:
-    """``"<token>:<execution id>"`` -> ``(token, execution id)``; a bare token gives ``(token, None)``."""
-    if not value:
-        return None, None
-    token, sep, owner = value.partition(":")
-    return token, (owner if sep and owner else None)
+    """``"<token>:<execution id>..."`` -> ``(token, execution id)``; a bare token gives ``(token, None)``."""
+    return split_lock_value(value)
 
 
 def execution_lease_key(keys: Keys, execution_id: uuid.UUID | str) -> str:
@@ -77,15 +145,24 @@ def execution_lease_key(keys: Keys, execution_id: uuid.UUID | str) -> str:
 class WorkflowLock:
     """One owner's handle on a lock key.  Not re-entrant; one handle per run."""
 
-    def __init__(self, client: redis.Redis, key: str, ttl: float, *, owner: str | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, key: str, ttl: float, *, owner: str | None = None, fence: str | None = None
+    ) -> None:
         if ttl <= 0:
             raise LockError(f"lock ttl must be positive (got {ttl})")
         self.client = client
         self.key = key
+        self.fence_key = fence or fence_key(key)
         self.ttl = float(ttl)
         self.token = secrets.token_hex(16)
-        self.value = f"{self.token}:{owner}" if owner else self.token
+        self.prefix = f"{self.token}:{owner or ''}"
+        self.holder_id = holder_id()
+        self.value = self.prefix  # complete once acquired: "<token>:<owner>:<fence>:<pid>@<node>"
+        self.fence: int | None = None
         self.lost = False  # set when a renewal found the lock taken by somebody else
+        self.lost_to: str | None = None  # the value found in its place
+        self.retaken = 0  # times a vanished key was taken back (each with a new fence)
+        self.valid_until = 0.0  # monotonic instant up to which the lease is known to be ours
         self._guard = threading.Lock()  # a renewal never runs concurrently with the release
         self._released = False
 
@@ -93,31 +170,87 @@ class WorkflowLock:
     def ttl_ms(self) -> int:
         return max(1, int(self.ttl * 1000))
 
-    def acquire(self) -> bool:
-        """Take the lock if it is free; ``True`` when this handle now owns it."""
+    def _set_fence(self, fence: int) -> None:
+        self.fence = fence
+        self.value = lock_value(self.prefix, fence, self.holder_id)
+
+    def acquire(self, *, expected: str | None = None) -> bool:
+        """Take the lock if it is free (or still holds exactly ``expected``); ``True`` when ours now."""
         with self._guard:
-            ok = bool(self.client.set(self.key, self.value, nx=True, px=self.ttl_ms))
-            if ok:
+            started = time.monotonic()
+            fence = int(
+                run_script(
+                    self.client,
+                    "acquire",
+                    [self.key, self.fence_key],
+                    [self.prefix, self.ttl_ms, _floor(), self.holder_id, expected or "", FENCE_COUNTER_TTL_MS],
+                )
+            )
+            if fence > 0:
+                self._set_fence(fence)
                 self.lost = False
+                self.lost_to = None
                 self._released = False
-        return ok
+                self.valid_until = started + self.ttl
+        return fence > 0
 
     def renew(self) -> bool:
-        """Push the expiry ``ttl`` into the future if this handle still owns the lock.
-
-        A lock whose key vanished (Redis restarted empty, or the TTL ran out while this owner
-        stalled) is taken back, so a run still going keeps excluding others; a lock somebody else
-        holds is lost.  After ``release`` a renewal does nothing.
-        """
+        """Push the expiry ``ttl`` into the future if this handle still owns the lock (see module doc)."""
         with self._guard:
-            if self._released:
+            if self._released or self.fence is None:
                 return False
-            result = int(run_script(self.client, "renew", [self.key], [self.value, self.ttl_ms]))
-        if result == 2:
-            log.warning("lock %s had vanished (Redis restarted or the owner stalled); taken back", self.key)
-        if result == 0:
-            self.lost = True
-        return result != 0
+            started = time.monotonic()
+            code, fence = (
+                int(x)
+                for x in run_script(
+                    self.client,
+                    "renew",
+                    [self.key, self.fence_key],
+                    [self.value, self.ttl_ms, self.fence, self.prefix, self.holder_id, _floor(), FENCE_COUNTER_TTL_MS],
+                )
+            )
+            if code == 2:
+                old = self.fence
+                self._set_fence(fence)
+                self.retaken += 1
+                log.warning(
+                    "lock %s had vanished and nobody took it since; taken back with fence %s (was %s)",
+                    self.key,
+                    fence,
+                    old,
+                )
+            if code:
+                self.valid_until = started + self.ttl
+            else:
+                self.lost = True
+                self.lost_to = _str(self.client.get(self.key))
+        return code != 0
+
+    def check(self) -> str | None:
+        """``None`` while the lease is ours; otherwise a one-line reason (lost, or expired unconfirmed)."""
+        if self.lost:
+            holder = parse_value(self.lost_to)
+            who = f"execution {holder.owner} (fence {holder.fence})" if holder and holder.owner else "nobody"
+            return f"lock {self.key} lost (fence {self.fence}); now held by {who}"
+        if time.monotonic() > self.valid_until:
+            late = time.monotonic() - self.valid_until
+            return (
+                f"lease of {self.key} (fence {self.fence}) not confirmed for {self.ttl + late:.1f}s "
+                f"(ttl {self.ttl:g}s): the run stalled or Redis was unreachable"
+            )
+        return None
+
+    def confirm(self) -> str | None:
+        """Like :meth:`check`, but asks Redis (one round trip; renews the lease when still ours)."""
+        reason = self.check()
+        if reason is not None:
+            return reason
+        try:
+            if not self.renew():
+                return self.check() or f"lock {self.key} lost"
+        except redis.RedisError:
+            return self.check()  # unreachable: the lease is ours until valid_until
+        return None
 
     def release(self) -> bool:
         """Delete the lock if this handle owns it; never touches somebody else's lock."""
@@ -158,7 +291,7 @@ class WorkflowLock:
                 pool.release(conn)
 
     def holder(self) -> str | None:
-        """The current value of the key (``<token>:<execution id>``), or ``None`` when free."""
+        """The current value of the key (``<token>:<execution id>:...``), or ``None`` when free."""
         return _str(self.client.get(self.key))
 
     def owned(self) -> bool:
@@ -173,6 +306,10 @@ class WorkflowLock:
             yield self
         finally:
             keeper.discard(self)
+
+
+def _floor() -> int:
+    return int(time.time() * 1000)
 
 
 _PLAIN_CONNECTIONS = (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
