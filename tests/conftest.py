@@ -26,8 +26,6 @@ from tests.support.stores import (
 from woow_scheduler.db import Database
 from woow_scheduler.settings import Settings, load_settings
 
-__all__ = ["PG_SERVER_URL", "REDIS_URL"]  # tests that need the bare server URLs import them from here
-
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:

@@ -176,3 +176,15 @@ def test_manual_runs_go_through_the_service() -> None:
     for front in ("cli", "api"):
         for path in sorted((PACKAGE / front).rglob("*.py")):
             assert "enqueue_manual_run" not in path.read_text(encoding="utf-8"), path
+
+
+def test_nothing_imports_the_root_conftest() -> None:
+    """The root conftest only holds fixtures: what tests and benchmarks share lives in tests.support."""
+    offenders = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for top in ("tests", "bench")
+        for path in sorted((ROOT / top).rglob("*.py"))
+        for name in _imported_modules(path, ".".join(path.relative_to(ROOT).parent.parts))
+        if name == "tests.conftest" or name.startswith("tests.conftest.")
+    }
+    assert not offenders
