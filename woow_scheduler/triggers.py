@@ -25,9 +25,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -155,6 +157,16 @@ class _SpecBase(BaseModel):
     @classmethod
     def _jitter(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value, field="jitter")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # unset jitter / priority are left out, so specs stored before they existed stay equal
+        data: dict[str, Any] = handler(self)
+        if data.get("jitter") is None:
+            data.pop("jitter", None)
+        if data.get("priority") == 0:
+            data.pop("priority", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod

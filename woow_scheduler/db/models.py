@@ -82,6 +82,18 @@ class Workflow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class CalendarRow(Base):
+    """A named calendar (woow_scheduler.calendars), shared by the triggers that refer to it."""
+
+    __tablename__ = "calendars"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(json_type())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class Trigger(Base):
     __tablename__ = "triggers"
 
@@ -109,6 +121,10 @@ class Trigger(Base):
     created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, index=True)
+    # RESTRICT: a calendar in use cannot be deleted (the service names the triggers first)
+    calendar_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("calendars.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
 
     __table_args__ = (UniqueConstraint("workflow_id", "name"),)
 

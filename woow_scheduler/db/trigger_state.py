@@ -14,6 +14,7 @@ The transitions::
                     | COMPLETE (no fire left)                                      set_state
     any          -> same state with a new spec; COMPLETE -> NORMAL when the new spec
                     has a fire ahead; NORMAL -> COMPLETE when it has none          respecify
+    any          -> the same with its calendar edited                              replan
     NORMAL       -> COMPLETE when the schedule is exhausted (reconciler)           complete_exhausted
     fires        -> previous_fire_time, fire_count, next_fire_time;
                     COMPLETE after the last fire (bookkeeping)                     record_fires
@@ -30,6 +31,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, update
 
+from ..calendars import Calendar
 from ..enums import ACTIVE_TRIGGER_STATES, TriggerState
 from ..errors import InvalidInput
 from ..triggers import TriggerSpec
@@ -41,14 +43,20 @@ __all__ = [
     "is_last_fire",
     "place_new",
     "record_fires",
+    "replan",
     "respecify",
     "set_state",
 ]
 
 
-def _write_spec(tr: Trigger, spec: TriggerSpec, now: datetime) -> None:
-    """Copy ``spec`` into the row's columns and compute the next fire after the later of ``now``
-    and the last fire (a changed spec never re-fires a time that already fired)."""
+def _next_fire(tr: Trigger, spec: TriggerSpec, now: datetime, calendar: Calendar | None) -> datetime | None:
+    """The next fire after the later of ``now`` and the last fire (a change never re-fires a time
+    that already fired), skipping times ``calendar`` excludes."""
+    return spec.next_fire_time(max(now, tr.previous_fire_time or now), calendar)
+
+
+def _write_spec(tr: Trigger, spec: TriggerSpec, now: datetime, calendar: Calendar | None) -> None:
+    """Copy ``spec`` into the row's columns and compute its next fire (:func:`_next_fire`)."""
     tr.type = spec.type
     tr.spec = spec.model_dump(mode="json")
     tr.timezone = spec.timezone
@@ -57,33 +65,49 @@ def _write_spec(tr: Trigger, spec: TriggerSpec, now: datetime) -> None:
     tr.start_at = spec.start_at
     tr.end_at = spec.end_at
     tr.repeat_count = getattr(spec, "repeat_count", None)
-    tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now))
+    tr.next_fire_time = _next_fire(tr, spec, now, calendar)
 
 
-def place_new(tr: Trigger, spec: TriggerSpec, now: datetime) -> None:
-    """A new trigger, anchored at ``now`` (it never fires for earlier times)."""
-    tr.fire_count = 0
-    tr.previous_fire_time = None
-    _write_spec(tr, spec, now)
-    tr.anchor_at = now
-    tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
-
-
-def respecify(tr: Trigger, spec: TriggerSpec, now: datetime) -> None:
-    """Replace a trigger's spec (CLI/API change, ``woow workflow apply``); its fire count and last
-    fire time are kept.  A COMPLETE trigger whose new spec has a fire ahead is NORMAL again (a
-    one-time trigger re-applied with a future ``at`` fires); an active one with no fire left is
-    COMPLETE.  PAUSED and ERROR stay as they are."""
-    _write_spec(tr, spec, now)
-    tr.anchor_at = max(now, tr.anchor_at) if tr.anchor_at is not None else now
+def _revive_or_complete(tr: Trigger) -> None:
+    """COMPLETE with a fire ahead -> NORMAL; active with no fire left -> COMPLETE."""
     if tr.state == TriggerState.COMPLETE and tr.next_fire_time is not None:
         tr.state = TriggerState.NORMAL
     elif tr.state in ACTIVE_TRIGGER_STATES and tr.next_fire_time is None:
         tr.state = TriggerState.COMPLETE
+
+
+def place_new(tr: Trigger, spec: TriggerSpec, now: datetime, calendar: Calendar | None = None) -> None:
+    """A new trigger, anchored at ``now`` (it never fires for earlier times)."""
+    tr.fire_count = 0
+    tr.previous_fire_time = None
+    _write_spec(tr, spec, now, calendar)
+    tr.anchor_at = now
+    tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
+
+
+def respecify(tr: Trigger, spec: TriggerSpec, now: datetime, calendar: Calendar | None = None) -> None:
+    """Replace a trigger's spec (CLI/API change, ``woow workflow apply``); its fire count and last
+    fire time are kept.  A COMPLETE trigger whose new spec has a fire ahead is NORMAL again (a
+    one-time trigger re-applied with a future ``at`` fires); an active one with no fire left is
+    COMPLETE.  PAUSED and ERROR stay as they are."""
+    _write_spec(tr, spec, now, calendar)
+    tr.anchor_at = max(now, tr.anchor_at) if tr.anchor_at is not None else now
+    _revive_or_complete(tr)
     tr.version += 1
 
 
-def set_state(tr: Trigger, target: TriggerState, spec: TriggerSpec, now: datetime) -> bool:
+def replan(tr: Trigger, spec: TriggerSpec, now: datetime, calendar: Calendar | None) -> None:
+    """The trigger's calendar changed: its next fire again, reviving or completing it as
+    :func:`respecify` does; ``updated_at`` moves so incremental reconciles see it."""
+    tr.next_fire_time = _next_fire(tr, spec, now, calendar)
+    _revive_or_complete(tr)
+    tr.version += 1
+    tr.updated_at = now
+
+
+def set_state(
+    tr: Trigger, target: TriggerState, spec: TriggerSpec, now: datetime, calendar: Calendar | None = None
+) -> bool:
     """Pause (``target`` PAUSED) or resume (NORMAL); returns whether the row changed.
 
     Raises :class:`InvalidInput` naming the state for a transition that is not allowed (pausing a
@@ -105,7 +129,7 @@ def set_state(tr: Trigger, target: TriggerState, spec: TriggerSpec, now: datetim
     if target == TriggerState.NORMAL:
         # fires missed while paused are not caught up (Quartz would misfire them)
         tr.anchor_at = now
-        tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now))
+        tr.next_fire_time = _next_fire(tr, spec, now, calendar)
         if tr.next_fire_time is None:
             tr.state = TriggerState.COMPLETE
     tr.version += 1

@@ -7,8 +7,8 @@ down the change stays committed and the periodic reconcile repairs the schedule.
 
 - ``base``: the service's state, guarded sessions, write-through, lookups by name/id/prefix;
 - ``validation``: names, workflow bodies, the one pydantic-error formatter;
-- ``workflows``, ``triggers``, ``history``: the use cases of each subject (trigger state changes
-  go through ``woow_scheduler.db.trigger_state``, the one writer);
+- ``workflows``, ``triggers``, ``history``, ``calendars``: the use cases of each subject (trigger
+  state changes go through ``woow_scheduler.db.trigger_state``, the one writer);
 - ``runs``: a manual run, published on the Celery app the front door passes in;
 - ``apply``: workflow files (``woow workflow apply``) and their one-transaction apply.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ..triggers import spec_from_stored
 from .apply import ApplyOps
+from .calendars import CalendarOps
 from .history import HistoryOps
 from .runs import RunOps
 from .validation import NAME_RE, VISIBILITY_MARGIN, WorkflowInput, pydantic_error
@@ -26,5 +27,5 @@ from .validation import NAME_RE, VISIBILITY_MARGIN, WorkflowInput, pydantic_erro
 __all__ = ["NAME_RE", "VISIBILITY_MARGIN", "Service", "WorkflowInput", "pydantic_error", "spec_from_stored"]
 
 
-class Service(ApplyOps, HistoryOps, RunOps):
+class Service(ApplyOps, HistoryOps, CalendarOps, RunOps):
     """The application's use cases.  One instance per process; cheap to build."""

@@ -34,6 +34,7 @@ from ..db import trigger_state
 from ..db.models import Trigger, Workflow
 from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
 from ..triggers import parse_trigger_spec
+from .calendars import calendar_of
 from .triggers import TriggerOps
 from .validation import check_name
 from .workflows import WorkflowOps
@@ -180,7 +181,7 @@ class ApplyOps(WorkflowOps, TriggerOps):
                         plan.append({"action": "create", "kind": "trigger", "name": full, "fields": []})
                     elif parsed.model_dump(mode="json") != old.spec:
                         fields = sorted(k for k, v in parsed.model_dump(mode="json").items() if old.spec.get(k) != v)
-                        trigger_state.respecify(old, parsed, now)
+                        trigger_state.respecify(old, parsed, now, calendar_of(s, old))
                         changed_triggers.append(old.id)
                         plan.append({"action": "update", "kind": "trigger", "name": full, "fields": fields})
                 if prune:

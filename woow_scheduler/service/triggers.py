@@ -11,13 +11,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..calendars import Calendar, parse_calendar
 from ..db import trigger_state
-from ..db.models import Trigger, Workflow
+from ..db.models import CalendarRow, Trigger, Workflow
 from ..enums import TriggerState
 from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
 from ..triggers import TriggerSpec, parse_trigger_spec, spec_from_stored
 from ..views import TriggerView
 from .base import ServiceBase
+from .calendars import calendar_of
 from .validation import check_name
 
 
@@ -31,9 +33,10 @@ class TriggerOps(ServiceBase):
         name: str | None = None,
         user_id: str | None = None,
         allow_past: bool = False,
+        calendar: str | None = None,
     ) -> TriggerView:
         return self.add_trigger_with_preview(
-            workflow_ref, spec, name=name, user_id=user_id, allow_past=allow_past, preview=0
+            workflow_ref, spec, name=name, user_id=user_id, allow_past=allow_past, calendar=calendar, preview=0
         )[0]
 
     def add_trigger_with_preview(
@@ -44,10 +47,12 @@ class TriggerOps(ServiceBase):
         name: str | None = None,
         user_id: str | None = None,
         allow_past: bool = False,
+        calendar: str | None = None,
         preview: int = 10,
     ) -> tuple[TriggerView, list[datetime]]:
         """Add a trigger and compute its next ``preview`` fire times in the same transaction: a
-        spec whose fire times cannot be computed is refused and nothing is written."""
+        spec whose fire times cannot be computed is refused and nothing is written. ``calendar``
+        names a calendar whose excluded times the trigger skips."""
         now = self.clock()
         parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
         if name is not None:
@@ -60,14 +65,19 @@ class TriggerOps(ServiceBase):
             trigger_name = name or self._default_trigger_name(s, wf.id, parsed)
             if s.scalar(select(Trigger.id).where(Trigger.workflow_id == wf.id, Trigger.name == trigger_name)):
                 raise Conflict(f"name: workflow '{wf.name}' already has a trigger named '{trigger_name}'", field="name")
-            tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id)
+            cal_row = None
+            if calendar is not None:
+                cal_row = s.scalar(select(CalendarRow).where(CalendarRow.name == calendar))
+                if cal_row is None:
+                    raise InvalidInput(f"calendar: '{calendar}' not found (woow calendar list)", field="calendar")
+            tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id, cal_row)
             view = TriggerView.of(tr, wf.name)
             fire_times: list[datetime] = []
             if preview and tr.next_fire_time is not None:
                 try:
                     stored = spec_from_stored(tr.spec)
                     after = max(filter(None, (tr.previous_fire_time, tr.anchor_at, now)))
-                    fire_times = list(itertools.islice(stored.iter_fire_times(after), preview))
+                    fire_times = list(itertools.islice(stored.iter_fire_times(after, calendar_of(s, tr)), preview))
                 except (OverflowError, ValueError, OSError) as exc:  # rolls the insert back
                     raise InvalidTriggerSpec(f"spec: its fire times cannot be computed ({exc})", field="spec") from None
         self._mirror([view.id])
@@ -79,7 +89,7 @@ class TriggerOps(ServiceBase):
         parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
         with self._session() as s:
             tr = self._trigger(s, ref)
-            trigger_state.respecify(tr, parsed, now)
+            trigger_state.respecify(tr, parsed, now, calendar_of(s, tr))
             s.flush()
             view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
         self._mirror([view.id])
@@ -138,9 +148,10 @@ class TriggerOps(ServiceBase):
         with self._session() as s:
             tr = self._trigger(s, ref)
             spec = spec_from_stored(tr.spec)
+            cal = calendar_of(s, tr)
             after = max(filter(None, (tr.previous_fire_time, tr.anchor_at, self.clock())))
         out: list[datetime] = []
-        for t in spec.iter_fire_times(after):
+        for t in spec.iter_fire_times(after, cal):
             out.append(t)
             if len(out) >= n:
                 break
@@ -150,18 +161,29 @@ class TriggerOps(ServiceBase):
         now = self.clock()
         with self._session() as s:
             tr = self._trigger(s, ref)
-            if trigger_state.set_state(tr, target, spec_from_stored(tr.spec), now):
+            if trigger_state.set_state(tr, target, spec_from_stored(tr.spec), now, calendar_of(s, tr)):
                 s.flush()
             view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
         self._mirror([view.id])
         return view
 
     def _new_trigger(
-        self, s: Session, wf: Workflow, name: str, spec: TriggerSpec, now: datetime, user_id: str | None
+        self,
+        s: Session,
+        wf: Workflow,
+        name: str,
+        spec: TriggerSpec,
+        now: datetime,
+        user_id: str | None,
+        calendar: CalendarRow | None = None,
     ) -> Trigger:
         """Insert a trigger; it is anchored at ``now`` (it never fires for earlier times)."""
         tr = Trigger(workflow_id=wf.id, name=name, created_by=user_id or wf.owner_user_id)
-        trigger_state.place_new(tr, spec, now)
+        cal: Calendar | None = None
+        if calendar is not None:
+            tr.calendar_id = calendar.id
+            cal = parse_calendar(calendar.definition)
+        trigger_state.place_new(tr, spec, now, cal)
         s.add(tr)
         s.flush()
         return tr
@@ -173,4 +195,3 @@ class TriggerOps(ServiceBase):
         while f"{spec.type}-{i}" in taken:
             i += 1
         return f"{spec.type}-{i}"
-
