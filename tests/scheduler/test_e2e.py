@@ -9,6 +9,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sqlalchemy import select
 
 from tests.support.factories import make_trigger, make_workflow
 from tests.support.procs import CeleryProcess, celery_beat, celery_worker, wait_for
+from tests.support.rabbitmq import amqp_vhost
 from tests.support.stores import settings_for
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
@@ -31,16 +33,20 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def esettings(pg_url: str, redis_url: str, key_prefix: str) -> Settings:
-    return settings_for(
-        pg_url,
-        redis_url,
-        key_prefix,
-        beat_lock_timeout=4.0,
-        bookkeeping_interval=0.5,
-        reconcile_interval=2.0,
-        heartbeat_interval=1.0,
-    )
+def esettings(request: pytest.FixtureRequest, pg_url: str, redis_url: str, key_prefix: str) -> Iterator[Settings]:
+    """Beat on Redis; the broker is Redis, or RabbitMQ (a vhost of the test's own) with ``indirect=["esettings"]``."""
+    broker = getattr(request, "param", "redis")
+    with amqp_vhost() if broker == "amqp" else nullcontext(None) as amqp_url:
+        yield settings_for(
+            pg_url,
+            redis_url,
+            key_prefix,
+            broker_url=amqp_url,
+            beat_lock_timeout=4.0,
+            bookkeeping_interval=0.5,
+            reconcile_interval=2.0,
+            heartbeat_interval=1.0,
+        )
 
 
 @pytest.fixture
@@ -67,6 +73,7 @@ def worker(esettings: Settings, log_dir: Path) -> Iterator[CeleryProcess]:
         yield w
 
 
+@pytest.mark.parametrize("esettings", ["redis", "amqp"], indirect=True)
 def test_even_seconds_pause_resume_and_once(
     esettings: Settings, db: Database, wf: Workflow, worker: CeleryProcess, log_dir: Path
 ) -> None:

@@ -76,7 +76,8 @@ def overview(state: ApiState, owner: str | None) -> dict[str, Any]:
     rows = state.service.history(since=now - timedelta(hours=1), limit=ROW_LIMIT, owner=owner)
     report["hour"] = hour_stats(rows, now, capped=len(rows) >= ROW_LIMIT)
     beat = report["checks"].get("beat", {})
-    detail = beat.get("detail") if beat.get("ok") else None
+    # a beat check with problems (no active beat, a stale tick) keeps what it read under "info"
+    detail = beat.get("detail") if beat.get("ok") else beat.get("info")
     report["beat"] = detail if isinstance(detail, dict) else None
     return report
 
