@@ -7,6 +7,8 @@
 - :mod:`.procs`: real ``celery``/``woow`` processes in their own process group, stopped by PID;
 - :mod:`.servers`: Redis and PostgreSQL servers of a test's own on free ports (never the shared
   ones), for scenarios that kill or restart a store.
+- :mod:`.sentinel`: a Redis master, replica and three sentinels of a test's own;
+- :mod:`.rabbitmq`: a RabbitMQ vhost of a test's own on the machine's broker.
 
 Nothing here is a pytest fixture: ``tests/conftest.py`` and the folders' ``conftest.py`` wrap these.
 """
