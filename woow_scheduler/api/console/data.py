@@ -13,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from ...enums import ExecutionStatus
 from ...views import ExecutionView, TriggerView
 
 if TYPE_CHECKING:
     from ..state import ApiState
 
-FAILED = frozenset({"failed", "timed_out"})
-LOCK_LOST = "lock_lost"
+FAILED = frozenset({ExecutionStatus.FAILED.value, ExecutionStatus.TIMED_OUT.value})
+LOCK_LOST = ExecutionStatus.LOCK_LOST.value
 #: the most executions one overview or heat strip reads (the count says "at least" beyond it)
 ROW_LIMIT = 10_000
 #: the most fires drawn per trigger in the timeline
