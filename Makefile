@@ -25,7 +25,7 @@ demo: $(VENV)/.embedded-installed
 ##            (WOOW_TEST_REDIS_URL / WOOW_TEST_DATABASE_URL, or 127.0.0.1, or throwaway servers it starts)
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check woow_scheduler tests bench scripts
-	$(BIN)/mypy woow_scheduler
+	$(BIN)/mypy woow_scheduler bench tests/support
 	$(BIN)/python scripts/testenv.py -- $(BIN)/python -m pytest -m "not chaos" $(PYTEST_ARGS)
 
 ## make unit: only the tests that need no server
@@ -50,7 +50,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check woow_scheduler tests bench scripts
 
 typecheck: $(VENV)/.dev-installed
-	$(BIN)/mypy woow_scheduler
+	$(BIN)/mypy woow_scheduler bench tests/support
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,94 +1,26 @@
-"""Shared set-up of the scheduling benchmarks: a throw-away PostgreSQL database and Redis prefix."""
+"""Shared set-up of the scheduling benchmarks: a throw-away PostgreSQL database and Redis prefix
+(from tests.support, which tests and benchmarks share), and the benchmarks' command line."""
 
 from __future__ import annotations
 
-import os
 import sys
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import redis
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
 
-from woow_scheduler.db import Database, Trigger, Workflow
-from woow_scheduler.db.migrate import upgrade
-from woow_scheduler.enums import TriggerState
-from woow_scheduler.settings import Settings, load_settings
+from tests.support.factories import insert_triggers
+from tests.support.stores import clear_prefix, scratch_stores
+from woow_scheduler.db import Database
+from woow_scheduler.settings import Settings
 
-PG_SERVER_URL = os.environ.get("WOOW_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("WOOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+__all__ = ["bench_env", "bench_main", "clear_prefix", "insert_triggers", "percentile"]
 
 
-def _admin() -> Any:
-    return create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-
-
-def clear_prefix(client: redis.Redis, prefix: str) -> None:
-    batch: list[Any] = []
-    for key in client.scan_iter(match=f"{prefix}*", count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            client.delete(*batch)
-            batch = []
-    if batch:
-        client.delete(*batch)
-
-
-@contextmanager
-def bench_env(**overrides: Any) -> Iterator[tuple[Settings, Database, redis.Redis]]:
+def bench_env(**overrides: Any) -> AbstractContextManager[tuple[Settings, Database, redis.Redis]]:
     """Settings, a migrated database of its own and a Redis client; everything removed afterwards."""
-    name = f"woow_bench_{uuid.uuid4().hex[:10]}"
-    admin = _admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    prefix = f"woowbench:{uuid.uuid4().hex[:8]}:"
-    settings = load_settings(
-        database_url=url, redis_url=REDIS_URL, key_prefix=prefix, queue=f"bench-{uuid.uuid4().hex[:6]}", **overrides
-    )
-    db = Database(settings.database_url)
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        upgrade(db)
-        yield settings, db, client
-    finally:
-        clear_prefix(client, prefix)
-        client.close()
-        db.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def insert_triggers(db: Database, specs: Sequence[dict[str, Any]], *, updated_at: datetime | None = None) -> None:
-    """One workflow and one NORMAL trigger per spec (bulk insert, not timed by the benches)."""
-    now = updated_at or datetime.now(UTC)
-    wf_id = uuid.uuid4()
-    with db.session() as s:
-        s.execute(insert(Workflow), [{"id": wf_id, "name": f"bench-{wf_id.hex[:6]}", "steps": []}])
-    for i in range(0, len(specs), 10_000):
-        rows = [
-            {
-                "id": uuid.uuid4(),
-                "workflow_id": wf_id,
-                "name": f"t{i + j}",
-                "type": spec["type"],
-                "spec": spec,
-                "state": TriggerState.NORMAL,
-                "version": 1,
-                "fire_count": 0,
-                "created_by": "bench",
-                "created_at": now,
-                "updated_at": now,
-            }
-            for j, spec in enumerate(specs[i : i + 10_000])
-        ]
-        with db.session() as s:
-            s.execute(insert(Trigger), rows)
+    return scratch_stores("woow_bench", **overrides)
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -44,7 +44,7 @@ def _record(app: Celery) -> list[tuple[float, dict[str, Any]]]:
         sent.append((time.time(), kwargs.get("kwargs") or {}))
         return result
 
-    app.send_task = send_task  # type: ignore[method-assign]
+    app.send_task = send_task
     return sent
 
 

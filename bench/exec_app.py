@@ -7,6 +7,6 @@ from woow_scheduler.worker import get_app
 app = get_app()
 
 
-@app.task(name="bench.noop", ignore_result=True, acks_late=True)  # type: ignore[misc]
+@app.task(name="bench.noop", ignore_result=True, acks_late=True)  # type: ignore[untyped-decorator]
 def noop() -> None:
     return None

@@ -20,7 +20,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,17 +27,13 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.conftest import PG_SERVER_URL, REDIS_URL, create_test_database, drop_test_database, pg_url_for
-from tests.procs import CeleryProcess, worker_args
-from woow_scheduler.db import Database
-from woow_scheduler.db.migrate import upgrade
+from tests.support.procs import CeleryProcess, worker_args
+from tests.support.stores import PG_SERVER_URL, scratch_stores
 from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.keys import Keys
 from woow_scheduler.messaging.payload import TASK_EXECUTE, FirePayload, shadow_name
-from woow_scheduler.settings import Settings, load_settings
+from woow_scheduler.settings import Settings
 from woow_scheduler.worker import get_app
 
 WORKFLOWS = 200  # fires rotate over these, so two processes rarely meet the same workflow's lock
@@ -54,7 +49,6 @@ def _drain_rate(client: redis.Redis, settings: Settings, n: int, log_dir: Path, 
         log_path=log_dir / f"{label}.log",
         app="bench.exec_app",
     )
-    proc.env["PYTHONPATH"] = proc.env["PYTHONPATH"]  # the work tree (bench/ and tests/ import from it)
     proc.start()
     try:
         t0 = None
@@ -94,16 +88,8 @@ def _publish_fires(app: Any, settings: Settings, pairs: list[tuple[Any, str, Any
 def run(quick: bool = False, rounds: int | None = None) -> dict[str, Any]:
     n = 1000 if quick else 4000
     rounds = rounds or (2 if quick else 3)
-    dbname = create_test_database(None)
-    prefix = f"woowbench:{uuid.uuid4().hex[:8]}:"
-    client = redis.Redis.from_url(REDIS_URL)
     log_dir = Path(tempfile.mkdtemp(prefix="woow-bench-"))
-    try:
-        settings = load_settings(
-            database_url=pg_url_for(dbname), redis_url=REDIS_URL, key_prefix=prefix, queue="bench", log_level="WARNING"
-        )
-        db = Database(settings.database_url)
-        upgrade(db)
+    with scratch_stores("woow_bench", queue="bench", log_level="WARNING") as (settings, db, client):
         with db.session() as s:
             flows = [
                 Workflow(
@@ -160,10 +146,6 @@ def run(quick: bool = False, rounds: int | None = None) -> dict[str, Any]:
             "skipped": int(counts.get(ExecutionStatus.SKIPPED, 0)),
             "target_ratio": 0.5,
         }
-    finally:
-        client.delete(*(list(client.scan_iter(match=f"{prefix}*", count=1000)) or ["-"]))
-        client.close()
-        drop_test_database(dbname)
 
 
 def main() -> None:

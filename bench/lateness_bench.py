@@ -51,7 +51,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             sent.append((time.time(), kwargs["kwargs"]["scheduled_for"]))
             return result
 
-        app.send_task = send_task  # type: ignore[method-assign]
+        app.send_task = send_task
         sch = WoowScheduler(app)
         start = time.time()
         try:

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from woow_scheduler.cli.dev import free_port
+
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -38,12 +40,6 @@ def reachable(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def redis_binary() -> str | None:

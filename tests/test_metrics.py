@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import urllib.request
 import uuid
@@ -15,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import CeleryProcess, child_env, wait_for, woow_command
+from tests.support.procs import CeleryProcess, child_env, wait_for, woow_command
+from tests.support.servers import free_port
 from woow_scheduler.db import Database, Trigger, Workflow
 from woow_scheduler.messaging.publish import enqueue_fire
 from woow_scheduler.metrics import BY_NAME, METRICS
@@ -25,12 +25,6 @@ from woow_scheduler.worker import get_app
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int) -> dict[str, float]:

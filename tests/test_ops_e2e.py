@@ -4,7 +4,6 @@ them), `woow status`, `woow sync --full` after Redis loss, and Flower's HTTP API
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,17 +13,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.procs import CeleryProcess, child_env, wait_for, woow_command
+from tests.support.procs import CeleryProcess, child_env, wait_for, woow_command
+from tests.support.servers import free_port
 from woow_scheduler.cli import cli
 from woow_scheduler.settings import Settings, load_settings
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """RabbitMQ as the broker, end to end: beat on Redis, broker on RabbitMQ, real beat and worker
-processes.  Each test has its own vhost (tests/rabbitmq.py); they run in ``make test`` wherever
+processes.  Each test has its own vhost (tests/support/rabbitmq.py); they run in ``make test`` wherever
 RabbitMQ answers (``.ci/run`` makes sure it does)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.procs import CeleryProcess, celery_beat, celery_worker, child_env, wait_for, woow_command
-from tests.rabbitmq import amqp_vhost
+from tests.support.procs import CeleryProcess, celery_beat, celery_worker, child_env, wait_for, woow_command
+from tests.support.rabbitmq import amqp_vhost
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.messaging.publish import enqueue_fire

@@ -9,7 +9,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.procs import CeleryProcess, child_env, wait_for, woow_command
+from tests.support.procs import CeleryProcess, child_env, wait_for, woow_command
+from tests.support.servers import free_port
 from woow_scheduler.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -90,12 +90,6 @@ def test_woow_dev_fires_the_demo_and_leaves_no_process(tmp_path: Path) -> None:
     assert alive == [], f"processes left behind: {alive}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _flower_workers(port: int, proc: CeleryProcess) -> Any:
     """Flower's /api/workers once it lists a worker; fails at once if Flower exited."""
     assert proc.alive(), f"woow flower exited:\n{proc.log()[-3000:]}"
@@ -122,7 +116,7 @@ def test_walkthrough_against_postgresql_and_redis(settings: Settings, tmp_path: 
                 if argv[1] == "flower":
                     # as written (`--port N`, the space form), on a free port: the machine is shared
                     assert "--port" in argv, line
-                    port = _free_port()
+                    port = free_port()
                     argv[argv.index("--port") + 1] = str(port)
                     extra["FLOWER_UNAUTHENTICATED_API"] = "true"
                 proc = CeleryProcess(argv[1], settings, log_path=tmp_path / f"{argv[1]}.log", env=extra,

@@ -1,4 +1,4 @@
-"""Redis Sentinel with real servers: one master, one replica, three sentinels (tests/sentinel.py)."""
+"""Redis Sentinel with real servers: one master, one replica, three sentinels (tests/support/sentinel.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.sentinel import sentinel_setup
+from tests.support.sentinel import sentinel_setup
 from woow_scheduler.redis_store import make_redis
 
 pytestmark = pytest.mark.slow

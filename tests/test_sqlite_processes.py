@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.procs import celery_beat, celery_worker, wait_for
+from tests.support.procs import celery_beat, celery_worker, wait_for
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.db.migrate import upgrade
 from woow_scheduler.enums import ExecutionStatus

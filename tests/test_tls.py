@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.procs import celery_beat, celery_worker, wait_for
-from tests.sentinel import free_port
+from tests.support.procs import celery_beat, celery_worker, wait_for
+from tests.support.sentinel import free_port
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.redis_store import make_redis

@@ -19,6 +19,10 @@ class TriggerState(StrEnum):
     BLOCKED = "BLOCKED"  # shown in listings while the workflow runs under the no-concurrency rule
 
 
+#: Trigger states that fire and have a live schedule entry (BLOCKED is NORMAL while its workflow runs).
+ACTIVE_TRIGGER_STATES = frozenset({TriggerState.NORMAL, TriggerState.BLOCKED})
+
+
 class ExecutionStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

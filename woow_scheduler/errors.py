@@ -95,10 +95,6 @@ class StoreUnavailable(WoowError):
     exit_code = 1
 
 
-class PayloadRejected(InvalidInput):
-    """A task payload (execute_workflow kwargs) is missing, forged or of an unknown version."""
-
-
 class StepFailed(WoowError):
     """A workflow step failed on purpose (e.g. HTTP 500, exit code 1); ``output`` is kept with the error."""
 

@@ -80,10 +80,6 @@ class Keys:
         """One fence counter shared by every execution lease of ``allow`` runs."""
         return f"{self.prefix}fence:execution"
 
-    @property
-    def workflow_lock_pattern(self) -> str:
-        return f"{self.prefix}lock:workflow:*"
-
     # -- beat bookkeeping -------------------------------------------------------------------
     @property
     def beat_state(self) -> str:

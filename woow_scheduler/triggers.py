@@ -542,7 +542,9 @@ TriggerSpec = Annotated[
     CronSpec | IntervalSpec | OnceSpec | DailyTimeIntervalSpec | CalendarIntervalSpec, Field(discriminator="type")
 ]
 AnySpec = CronSpec | IntervalSpec | OnceSpec | DailyTimeIntervalSpec | CalendarIntervalSpec
-_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(TriggerSpec)
+#: The one validator of trigger specs (external input through :func:`parse_trigger_spec`, stored
+#: JSON through :func:`spec_from_stored`, RedBeat definitions through the scheduler's codec).
+SPEC_ADAPTER: TypeAdapter[AnySpec] = TypeAdapter(TriggerSpec)
 _TYPES = ", ".join(t.value for t in TriggerType)
 
 
@@ -590,7 +592,7 @@ def parse_trigger_spec(data: Mapping[str, Any], *, now: datetime, allow_past: bo
     if raw.get("type") in (TriggerType.INTERVAL, TriggerType.DAILY_TIME_INTERVAL) and raw.get("start_at") is None:
         raw["start_at"] = now.astimezone(UTC).replace(microsecond=0)
     try:
-        spec = _ADAPTER.validate_python(raw)
+        spec = SPEC_ADAPTER.validate_python(raw)
     except ValidationError as exc:
         raise _one_line(exc) from None
     if not allow_past:
@@ -602,3 +604,8 @@ def parse_trigger_spec(data: Mapping[str, Any], *, now: datetime, allow_past: bo
         if spec.end_at is not None and spec.end_at <= now:
             raise InvalidTriggerSpec(f"end_at: {_iso(spec.end_at)} is not after now ({_iso(now)})", field="end_at")
     return spec
+
+
+def spec_from_stored(data: Mapping[str, Any]) -> AnySpec:
+    """Rebuild a trigger spec from its stored JSON (already validated when it was written)."""
+    return SPEC_ADAPTER.validate_python(dict(data))

@@ -1,6 +1,6 @@
 """End to end: a trigger scheduled over HTTP fires on a real beat and a real worker.
 
-Beat and worker are real ``celery`` processes (tests/procs.py) on this test's database and Redis
+Beat and worker are real ``celery`` processes (tests/support/procs.py) on this test's database and Redis
 prefix; the test talks to them only through the API.
 """
 
@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import Tokens, make_workflow
-from tests.procs import celery_beat, celery_worker, wait_for
+from tests.support.procs import celery_beat, celery_worker, wait_for
 from woow_scheduler.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 
 from tests.chaos import accounting as acc
 from tests.chaos.harness import ChaosEnv
-from tests.chaos.servers import RedisServer, throwaway_postgres
+from tests.support.servers import RedisServer, throwaway_postgres
 
 RESULTS_FILE = ".chaos-results.json"
 COLUMNS = (

@@ -23,8 +23,8 @@ import psutil
 import redis
 
 from tests.chaos import accounting as acc
-from tests.chaos.servers import RedisServer, ThrowawayPostgres
-from tests.procs import BEAT_READY, WORKER_READY, CeleryProcess, worker_args
+from tests.support.procs import BEAT_READY, WORKER_READY, CeleryProcess, worker_args
+from tests.support.servers import RedisServer, ThrowawayPostgres
 from woow_scheduler.db import Database
 from woow_scheduler.db.migrate import upgrade
 from woow_scheduler.keys import Keys

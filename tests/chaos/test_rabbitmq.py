@@ -14,7 +14,7 @@ import pytest
 
 from tests.chaos import test_worker_kill as scenario1
 from tests.chaos.harness import ChaosEnv, Size
-from tests.rabbitmq import amqp_vhost
+from tests.support.rabbitmq import amqp_vhost
 
 
 @pytest.fixture

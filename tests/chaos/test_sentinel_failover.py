@@ -1,7 +1,7 @@
 """Scenario 7: Redis behind Sentinel; the master is killed (SIGKILL) while fires flow.
 
 Schedule, locks and broker all live on the Sentinel set-up (one ``sentinel://`` URL): a master,
-one replica and three sentinels of the scenario's own (tests/sentinel.py).  The sentinels promote
+one replica and three sentinels of the scenario's own (tests/support/sentinel.py).  The sentinels promote
 the replica; beat (two of them), RedBeat, the broker connections and the workers' lock clients
 ask the sentinels for the new master when they reconnect.  The accounting is the usual one: every
 fire of the window ran once, or is explained by the misfire policy across the gap; the gap in
@@ -21,8 +21,8 @@ import pytest
 
 from tests.chaos.accounting import Fault
 from tests.chaos.harness import ChaosEnv, Size, sizes, utcnow
-from tests.chaos.servers import throwaway_postgres
-from tests.sentinel import SentinelSetup, sentinel_setup
+from tests.support.sentinel import SentinelSetup, sentinel_setup
+from tests.support.servers import throwaway_postgres
 
 SIZES = sizes(
     Size("full", triggers=40, window=60, faults=2),

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -26,8 +25,9 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import REDIS_URL, create_test_database, drop_test_database, pg_url_for
-from tests.procs import ROOT, CeleryProcess, celery_beat, celery_worker, child_env, wait_for, woow_command
+from tests.support.procs import ROOT, CeleryProcess, celery_beat, celery_worker, child_env, wait_for, woow_command
+from tests.support.servers import free_port
+from tests.support.stores import REDIS_URL, clear_prefix, create_test_database, drop_test_database, pg_url_for
 from woow_scheduler.settings import Settings, load_settings
 
 DOC = ROOT / "docs" / "console.md"
@@ -53,12 +53,6 @@ def chromium_path() -> str:
         pytest.skip(reason)
     assert found is not None
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def doc_commands() -> list[str]:
@@ -136,9 +130,7 @@ def stack(pg_template: str, chromium: str, tmp_path_factory: pytest.TempPathFact
     finally:
         drop_test_database(dbname)
         client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
+        clear_prefix(client, prefix)
         client.close()
 
 

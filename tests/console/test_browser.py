@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.console.conftest import SHOTS, Stack
-from tests.procs import wait_for
+from tests.support.procs import wait_for
 from woow_scheduler.db import Database
 from woow_scheduler.service import Service
 from woow_scheduler.tokens import create_token

@@ -12,27 +12,28 @@ from typing import Any
 import pytest
 import redis
 
-from woow_scheduler.db import Database, Trigger, Workflow
+from tests.support import factories
+from woow_scheduler.db import Database, Trigger, Workflow, trigger_state
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.keys import Keys
 from woow_scheduler.messaging.app import create_app
 from woow_scheduler.scheduler.beat import WoowScheduler
 from woow_scheduler.scheduler.sync import Reconciler
 from woow_scheduler.settings import Settings
+from woow_scheduler.triggers import parse_trigger_spec, spec_from_stored
 
 MakeTrigger = Callable[..., Trigger]
 
 
 @pytest.fixture
 def workflow(db: Database) -> Workflow:
-    with db.session() as s:
-        wf = Workflow(name=f"wf-{uuid.uuid4().hex[:6]}", steps=[], owner_user_id="owner-1")
-        s.add(wf)
-    return wf
+    return factories.make_workflow(db, owner_user_id="owner-1")
 
 
 @pytest.fixture
 def make_trigger(db: Database, workflow: Workflow) -> MakeTrigger:
+    """``tests.support.factories.make_trigger`` on this test's database and workflow."""
+
     def make(
         spec: dict[str, Any],
         *,
@@ -43,22 +44,17 @@ def make_trigger(db: Database, workflow: Workflow) -> MakeTrigger:
         workflow_id: uuid.UUID | None = None,
         name: str | None = None,
     ) -> Trigger:
-        now = datetime.now(UTC)
-        with db.session() as s:
-            t = Trigger(
-                workflow_id=workflow_id or workflow.id,
-                name=name or f"t-{uuid.uuid4().hex[:8]}",
-                type=spec["type"],
-                spec=spec,
-                state=state,
-                previous_fire_time=previous_fire_time,
-                created_by=created_by,
-                created_at=updated_at or now,
-                updated_at=updated_at or now,
-                anchor_at=updated_at or now,  # as the service does: the anchor is the last change
-            )
-            s.add(t)
-        return t
+        extra = {"name": name} if name is not None else {}
+        return factories.make_trigger(
+            db,
+            workflow_id or workflow.id,
+            spec,
+            updated_at=updated_at,
+            state=state,
+            previous_fire_time=previous_fire_time,
+            created_by=created_by,
+            **extra,
+        )
 
     return make
 
@@ -68,16 +64,19 @@ def reconciler(settings: Settings, db: Database, redis_client: redis.Redis) -> I
     yield Reconciler(settings, db, redis_client)
 
 
-def update_trigger(db: Database, trigger_id: uuid.UUID, **values: Any) -> None:
-    """What the service does on a change: new values, version + 1, the anchor moves to now
-    (updated_at moves by itself)."""
+def update_trigger(
+    db: Database, trigger_id: uuid.UUID, *, spec: dict[str, Any] | None = None, state: TriggerState | None = None
+) -> None:
+    """A change as the service makes it, through the one writer of trigger state: a new spec
+    (``trigger_state.respecify``) and/or a pause or resume (``trigger_state.set_state``)."""
+    now = datetime.now(UTC)
     with db.session() as s:
         t = s.get(Trigger, trigger_id)
         assert t is not None
-        for k, v in values.items():
-            setattr(t, k, v)
-        t.version = t.version + 1
-        t.anchor_at = max(datetime.now(UTC), t.anchor_at)
+        if spec is not None:
+            trigger_state.respecify(t, parse_trigger_spec(spec, now=now, allow_past=True), now)
+        if state is not None:
+            trigger_state.set_state(t, state, spec_from_stored(t.spec), now)
 
 
 def published(client: redis.Redis, settings: Settings) -> list[dict[str, Any]]:

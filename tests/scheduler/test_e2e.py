@@ -12,19 +12,20 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import select
 
-from tests.procs import CeleryProcess, celery_beat, celery_worker, wait_for
-from tests.rabbitmq import amqp_vhost
+from tests.support.factories import make_trigger, make_workflow
+from tests.support.procs import CeleryProcess, celery_beat, celery_worker, wait_for
+from tests.support.rabbitmq import amqp_vhost
+from tests.support.stores import settings_for
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.keys import Keys
 from woow_scheduler.scheduler.sync import RedBeatMirror
-from woow_scheduler.settings import Settings, load_settings
+from woow_scheduler.settings import Settings
 
 from .conftest import published, update_trigger
 
@@ -36,12 +37,11 @@ def esettings(request: pytest.FixtureRequest, pg_url: str, redis_url: str, key_p
     """Beat on Redis; the broker is Redis, or RabbitMQ (a vhost of the test's own) with ``indirect=["esettings"]``."""
     broker = getattr(request, "param", "redis")
     with amqp_vhost() if broker == "amqp" else nullcontext(None) as amqp_url:
-        yield load_settings(
-            database_url=pg_url,
-            redis_url=redis_url,
+        yield settings_for(
+            pg_url,
+            redis_url,
+            key_prefix,
             broker_url=amqp_url,
-            key_prefix=key_prefix,
-            queue=f"woow-{uuid.uuid4().hex[:6]}",
             beat_lock_timeout=4.0,
             bookkeeping_interval=0.5,
             reconcile_interval=2.0,
@@ -56,19 +56,8 @@ def log_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def wf(db: Database) -> Workflow:
-    with db.session() as s:
-        w = Workflow(
-            name=f"e2e-{uuid.uuid4().hex[:6]}", steps=[{"name": "hi", "type": "log", "config": {"message": "hi"}}]
-        )
-        s.add(w)
-    return w
-
-
-def add_trigger(db: Database, wf: Workflow, spec: dict[str, Any], **fields: Any) -> Trigger:
-    with db.session() as s:
-        t = Trigger(workflow_id=wf.id, name=f"t-{uuid.uuid4().hex[:6]}", type=spec["type"], spec=spec, **fields)
-        s.add(t)
-    return t
+    steps = [{"name": "hi", "type": "log", "config": {"message": "hi"}}]
+    return make_workflow(db, steps, name=f"e2e-{uuid.uuid4().hex[:6]}")
 
 
 def fires(db: Database, trigger_id: uuid.UUID) -> list[datetime]:
@@ -88,9 +77,9 @@ def worker(esettings: Settings, log_dir: Path) -> Iterator[CeleryProcess]:
 def test_even_seconds_pause_resume_and_once(
     esettings: Settings, db: Database, wf: Workflow, worker: CeleryProcess, log_dir: Path
 ) -> None:
-    cron = add_trigger(db, wf, {"type": "cron", "expression": "*/2 * * * * ?"})
+    cron = make_trigger(db, wf, {"type": "cron", "expression": "*/2 * * * * ?"})
     once_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
-    once = add_trigger(db, wf, {"type": "once", "run_at": once_at.isoformat()})
+    once = make_trigger(db, wf, {"type": "once", "run_at": once_at.isoformat()})
     mirror = RedBeatMirror(esettings, db)
     with celery_beat(esettings, "-S", "woow_scheduler.beat:WoowScheduler", log_dir=log_dir) as beat:
         wait_for(lambda: len(fires(db, cron.id)) >= 3, 20, "three cron fires")
@@ -141,7 +130,7 @@ def _leader_pid(client: redis.Redis, keys: Keys) -> int | None:
 def test_failover_after_kill9_every_fire_exactly_once(
     esettings: Settings, db: Database, wf: Workflow, worker: CeleryProcess, log_dir: Path
 ) -> None:
-    t = add_trigger(db, wf, {"type": "cron", "expression": "* * * * * ?"})
+    t = make_trigger(db, wf, {"type": "cron", "expression": "* * * * * ?"})
     keys = Keys(esettings.key_prefix)
     client = redis.Redis.from_url(esettings.redis_url, decode_responses=True)
     with (
@@ -173,9 +162,9 @@ def test_failover_after_kill9_every_fire_exactly_once(
 
 def test_misfire_policies_when_beat_was_down(esettings: Settings, db: Database, wf: Workflow, log_dir: Path) -> None:
     base = {"type": "cron", "expression": "* * * * * ?", "misfire_threshold": 2}
-    once_now = add_trigger(db, wf, {**base, "misfire_policy": "fire_once_now"})
-    skip = add_trigger(db, wf, {**base, "misfire_policy": "skip"})
-    fire_all = add_trigger(db, wf, {**base, "misfire_policy": "fire_all", "max_catchup": 100})
+    once_now = make_trigger(db, wf, {**base, "misfire_policy": "fire_once_now"})
+    skip = make_trigger(db, wf, {**base, "misfire_policy": "skip"})
+    fire_all = make_trigger(db, wf, {**base, "misfire_policy": "fire_all", "max_catchup": 100})
     client = redis.Redis.from_url(esettings.redis_url, decode_responses=True)
 
     def by_trigger() -> dict[str, list[datetime]]:
@@ -215,10 +204,10 @@ def test_run_beat_entry_point_fires(esettings: Settings, db: Database, wf: Workf
     import subprocess
     import sys
 
-    from tests.procs import child_env
+    from tests.support.procs import child_env
 
     run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
-    t = add_trigger(db, wf, {"type": "once", "run_at": run_at.isoformat()})
+    t = make_trigger(db, wf, {"type": "once", "run_at": run_at.isoformat()})
     code = "from woow_scheduler.scheduler.beat import run_beat; from woow_scheduler.settings import load_settings; "
     code += "run_beat(load_settings())"
     log = tmp_path / "run_beat.log"

@@ -21,8 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.procs import celery_worker, wait_for
 from tests.security.conftest import auth
+from tests.support.procs import celery_worker, wait_for
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Workflow
 from woow_scheduler.engine.netguard import DestinationRefused, Destinations

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from click.testing import CliRunner
 
+from tests.support.servers import free_port
 from woow_scheduler.cli import cli
 from woow_scheduler.redis_store import SentinelURL
 from woow_scheduler.settings import Settings, load_settings
@@ -152,7 +153,6 @@ def test_procfile_runs_the_documented_commands() -> None:
 def test_compose_sentinel_command_writes_a_config_redis_accepts(tmp_path: Path) -> None:
     """Run the sentinels' shell command as the container would (compose turns $$ into $), up to the
     exec, and start a real sentinel on the config it wrote."""
-    import socket
     import subprocess
     import time
 
@@ -165,9 +165,7 @@ def test_compose_sentinel_command_writes_a_config_redis_accepts(tmp_path: Path) 
     lines = conf.read_text().splitlines()
     assert "requirepass s-pass" in lines and "sentinel auth-pass woow r-pass" in lines
     assert run.startswith("exec redis-server /tmp/sentinel.conf --sentinel")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     text = conf.read_text().replace("port 26379", f"port {port}").replace("redis-master", "127.0.0.1")
     conf.write_text(text + "bind 127.0.0.1\n")
     proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=subprocess.DEVNULL,

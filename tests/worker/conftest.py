@@ -1,4 +1,4 @@
-"""Fixtures and helpers of the worker tests."""
+"""Fixtures and helpers of the worker tests (``make_workflow``/``make_trigger`` come from tests.support)."""
 
 from __future__ import annotations
 
@@ -6,40 +6,20 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from celery import Celery
 from sqlalchemy import select
 
-from tests.procs import wait_for
+from tests.support.factories import make_trigger, make_workflow  # noqa: F401  (the worker tests import them from here)
+from tests.support.procs import wait_for
+from tests.support.stores import settings_for
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow
-from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
+from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.messaging.publish import enqueue_fire
-from woow_scheduler.settings import Settings, load_settings
+from woow_scheduler.settings import Settings
 from woow_scheduler.worker import get_app
-
-
-def make_workflow(db: Database, steps: list[dict[str, Any]], **fields: Any) -> Workflow:
-    fields.setdefault("name", f"wf-{uuid.uuid4().hex[:8]}")
-    fields.setdefault("concurrency", ConcurrencyPolicy.FORBID)
-    with db.session() as s:
-        wf = Workflow(steps=steps, **fields)
-        s.add(wf)
-        s.flush()
-    return wf
-
-
-def make_trigger(db: Database, workflow: Workflow, **fields: Any) -> Trigger:
-    fields.setdefault("name", f"tr-{uuid.uuid4().hex[:8]}")
-    fields.setdefault("type", "interval")
-    fields.setdefault("spec", {"seconds": 1})
-    with db.session() as s:
-        tr = Trigger(workflow_id=workflow.id, **fields)
-        s.add(tr)
-        s.flush()
-    return tr
 
 
 def send_fire(
@@ -78,11 +58,10 @@ def utc(*args: int) -> datetime:
 @pytest.fixture
 def wsettings(pg_url: str, redis_url: str, key_prefix: str) -> Settings:
     """Worker-test settings: short lock TTL and visibility timeout so crash tests stay fast."""
-    return load_settings(
-        database_url=pg_url,
-        redis_url=redis_url,
-        key_prefix=key_prefix,
-        queue=f"woow-{uuid.uuid4().hex[:6]}",
+    return settings_for(
+        pg_url,
+        redis_url,
+        key_prefix,
         lock_ttl=3.0,
         visibility_timeout=8,
         max_queue_wait=60.0,

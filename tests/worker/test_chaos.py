@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from tests.chaos.servers import ThrowawayPostgres
-from tests.procs import celery_worker
+from tests.support.procs import celery_worker
+from tests.support.servers import ThrowawayPostgres
 from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final, wait_for
 from woow_scheduler.db import Database
 from woow_scheduler.db.migrate import upgrade

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from tests.procs import celery_worker, wait_for
+from tests.support.procs import celery_worker, wait_for
 from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final
 from tests.worker.httpserver import scripted_server
 from woow_scheduler.db import Database

@@ -21,7 +21,7 @@ import redis
 from celery import Celery
 from sqlalchemy import delete, update
 
-from tests.procs import celery_worker, wait_for
+from tests.support.procs import celery_worker, wait_for
 from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow

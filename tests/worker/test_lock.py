@@ -7,7 +7,7 @@ import uuid
 
 import redis
 
-from tests.conftest import REDIS_URL
+from tests.support.stores import REDIS_URL
 from woow_scheduler.keys import Keys
 from woow_scheduler.worker.lock import WorkflowLock, lock_holder, split_value
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -16,6 +16,7 @@ from ..enums import InstanceKind
 from ..errors import StoreUnavailable
 from ..permissions import ADMIN, METRICS
 from ..redis_store import ping as redis_ping
+from ..scheduler.health import beat_is_live, heartbeat_fresh_since, tick_age
 from .auth import State, User
 from .metrics import WoowCollector
 from .models import Health
@@ -63,11 +64,10 @@ def beat_check(state: Any, *, redis_ok: bool, db_ok: bool, now: datetime | None 
     if redis_ok:
         try:
             info: dict[str, str] = state.redis.hgetall(state.keys.beat_state)
-            if info.get("last_tick"):
-                age = (now - datetime.fromisoformat(info["last_tick"])).total_seconds()
-                limit = max(float(info.get("lock_timeout") or settings.beat_lock_timeout), 5.0)
+            age = tick_age(info, now)
+            if age is not None:
                 lock_ttl = state.redis.pttl(state.keys.redbeat_lock)
-                ok = age <= limit and lock_ttl is not None and lock_ttl > 0
+                ok = beat_is_live(settings, info, lock_ttl_ms=lock_ttl, now=now)
                 return {
                     "ok": ok,
                     "source": "redis",
@@ -78,7 +78,7 @@ def beat_check(state: Any, *, redis_ok: bool, db_ok: bool, now: datetime | None 
         except Exception as exc:  # an unreadable state hash: fall through to the heartbeat table
             log.warning("readyz: cannot read the beat state: %s", exc)
     if db_ok:
-        fresh = now - timedelta(seconds=3 * settings.heartbeat_interval)
+        fresh = heartbeat_fresh_since(settings, now)
         try:
             with state.db.session() as s:
                 row = s.scalar(

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from ..enums import ACTIVE_TRIGGER_STATES
 from ..keys import Keys
 from ..scheduler.codec import decode_meta
 from ..scheduler.schedule import WoowTriggerSchedule
@@ -23,11 +24,8 @@ from ..views import TriggerView
 
 log = logging.getLogger("woow.api")
 
-_ACTIVE = frozenset({"NORMAL", "BLOCKED"})
-
-
 def live_triggers(client: redis.Redis, keys: Keys, views: Sequence[TriggerView]) -> list[TriggerView]:
-    active = [v for v in views if v.state in _ACTIVE]
+    active = [v for v in views if v.state in ACTIVE_TRIGGER_STATES]
     if not active:
         return list(views)
     try:

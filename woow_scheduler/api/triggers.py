@@ -3,13 +3,15 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from ..errors import InvalidTriggerSpec
+from ..service.apply import trigger_entry_to_spec
 from ..views import IsoTime, TriggerView
 from .auth import State, User
 from .live import live_triggers
-from .models import FireTimes
+from .models import SCHEDULE_EXAMPLES, FireTimes
 from .problems import Problem
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -24,6 +26,26 @@ router = APIRouter(prefix="/triggers", tags=["triggers"], responses=_ERRORS)
 @router.get("/{id}", summary="One trigger with state and live previous/next fire times")
 def get_trigger(id: uuid.UUID, state: State, user: User) -> TriggerView:
     return live_triggers(state.redis, state.keys, [state.trigger_for(user, id)])[0]
+
+
+@router.put(
+    "/{id}",
+    summary="Replace a trigger's schedule",
+    description="The body is a whole schedule in the vocabulary of `POST /workflows/{id}/schedule`; "
+    "fire count and last fire time are kept. A COMPLETE trigger whose new schedule has a fire ahead "
+    "is NORMAL again; a paused one stays paused.",
+)
+def replace_trigger(
+    id: uuid.UUID,
+    state: State,
+    user: User,
+    body: Annotated[dict[str, Any], Body(openapi_examples=SCHEDULE_EXAMPLES)],
+) -> TriggerView:
+    current = state.trigger_for(user, id)
+    name, spec = trigger_entry_to_spec(body, "body")
+    if name is not None and name != current.name:
+        raise InvalidTriggerSpec(f"name: a trigger keeps its name ('{current.name}'); leave it out", field="name")
+    return state.service.update_trigger(str(id), spec)
 
 
 @router.post("/{id}/pause", summary="Pause a trigger (no fires until it is resumed)")

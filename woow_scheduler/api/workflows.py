@@ -144,10 +144,8 @@ def list_workflow_triggers(id: str, state: State, user: User, label: _LABELS = N
     responses={503: {"model": Problem, "description": "The broker is unreachable"}},
 )
 def run_workflow(id: str, state: State, user: User) -> RunAccepted:
-    from ..messaging.publish import enqueue_manual_run
-
     workflow = state.workflow_for(user, id)
-    execution_id = enqueue_manual_run(state.celery(), state.db, state.settings, workflow=workflow, user_id=user.user_id)
+    _, execution_id = state.service.run_workflow(str(workflow.id), app=state.celery(), user_id=user.user_id)
     return RunAccepted(execution_id=execution_id, workflow_id=workflow.id)
 
 

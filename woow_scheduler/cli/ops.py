@@ -190,11 +190,13 @@ def _aware(text: str) -> datetime:
 
 def _beat(app: StatusSources, out: dict[str, Any], local: bool = False) -> dict[str, Any]:
     from ..scheduler.beat import beat_status
+    from ..scheduler.health import heartbeat_fresh_since, tick_stale_after
 
     s = app.settings
     info = beat_status(s, app.redis, app.db)
-    stale_after = max(3 * s.beat_max_loop_interval, 10.0)
-    fresh = datetime.now(UTC) - timedelta(seconds=3 * s.heartbeat_interval)
+    stale_after = tick_stale_after(s, info.get("active"))
+    now = datetime.now(UTC)
+    fresh = heartbeat_fresh_since(s, now)
     instances = info.get("instances", [])
     info["standbys"] = [i for i in instances if not i["is_leader"] and _aware(i["last_heartbeat"]) >= fresh]
     if local:
@@ -203,7 +205,7 @@ def _beat(app: StatusSources, out: dict[str, Any], local: bool = False) -> dict[
         info["local"] = here
         if not here:
             out["problems"].append(f"no beat on this host ({host}) has a heartbeat in the last "
-                                   f"{3 * s.heartbeat_interval:.0f}s")
+                                   f"{(now - fresh).total_seconds():.0f}s")
         return info
     if not info.get("lock_held") or not info.get("active"):
         out["problems"].append("no active beat holds the lock (start 'woow beat')")

@@ -41,10 +41,6 @@ def fmt_time(value: datetime | str | None, tz: str | None = None) -> str:
     return value.isoformat(timespec="seconds")
 
 
-def short_id(value: Any) -> str:
-    return str(value)[:8]
-
-
 def kv(pairs: Sequence[tuple[str, Any]]) -> None:
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:

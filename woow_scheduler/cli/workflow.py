@@ -202,11 +202,9 @@ def delete(app: AppContext, workflow_ref: str, yes: bool, as_json: bool) -> None
 @pass_app
 def run(app: AppContext, workflow_ref: str, user: str | None, wait: bool, wait_timeout: float, as_json: bool) -> None:
     """Run a workflow now, outside its schedule (a worker must be running)."""
-    from ..messaging.publish import enqueue_manual_run
     from ..worker import get_app
 
-    view = app.service.get_workflow(workflow_ref)
-    execution_id = enqueue_manual_run(get_app(app.settings), app.db, app.settings, workflow=view, user_id=user)
+    view, execution_id = app.service.run_workflow(workflow_ref, app=get_app(app.settings), user_id=user)
     if not wait:
         if as_json:
             emit_json({"execution_id": str(execution_id), "workflow": view.name, "status": "queued"})

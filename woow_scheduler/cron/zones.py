@@ -45,10 +45,6 @@ def offset_at(zone: tzinfo, t: int) -> int:
     return 0 if off is None else int(off.total_seconds())
 
 
-def to_datetime(t: int) -> datetime:
-    return EPOCH + timedelta(seconds=t)
-
-
 @lru_cache(maxsize=4096)
 def transitions_in_year(zone: tzinfo, year: int) -> tuple[Transition, ...]:
     """Offset changes whose instant falls in the given UTC year (clamped to 1..9998)."""

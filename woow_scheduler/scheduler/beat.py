@@ -279,7 +279,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             seen_meta[key] = meta or ""
             planned.append((key, decoded, count, decoded.schedule.plan(last, now)))
 
-        # publish every fire of the chunk (in parallel when configured), then record the outcome;
+        # publish every fire of the chunk, one after the other (see _publish_all), then record the outcome;
         # fires due in the same second go out in trigger priority order, higher first (Quartz)
         jobs = [(decoded.definition, fire) for _, decoded, _, plan in planned for fire in plan.fires]
         prios = [_priority(d) for _, d, _, plan in planned for _ in plan.fires]

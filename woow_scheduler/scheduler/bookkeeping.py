@@ -18,18 +18,15 @@ from datetime import datetime
 from typing import Any, cast
 
 import redis
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, select
 
 from ..db import Database, Trigger
-from ..enums import TriggerState
+from ..db.trigger_state import is_last_fire, record_fires
 from ..keys import Keys
 from ..settings import Settings
 from .schedule import iso_utc, parse_utc
 
 log = logging.getLogger("woow.bookkeeping")
-
-_ACTIVE = (TriggerState.NORMAL.value, TriggerState.BLOCKED.value)
-
 
 def fired_record(
     trigger_id: str,
@@ -158,33 +155,10 @@ def _apply(db: Database, aggs: dict[uuid.UUID, _Agg], result: DrainResult) -> li
             }
             result.fires += len(new)
             result.triggers += 1
-            done = agg.next_fire is None and last == agg.last and row.version == agg.version and row.state in _ACTIVE
+            done = last == agg.last and is_last_fire(
+                row.state, next_fire=agg.next_fire, version=row.version, fired_version=agg.version
+            )
             (completes if done else updates).append(params)
-        conn = session.connection()
-        if updates:
-            conn.execute(
-                update(t)
-                .where(t.c.id == bindparam("_id"))
-                .values(
-                    previous_fire_time=bindparam("_prev"),
-                    fire_count=bindparam("_count"),
-                    next_fire_time=bindparam("_next"),
-                    updated_at=bindparam("_updated"),  # bookkeeping is not a change of the trigger
-                ),
-                updates,
-            )
-        if completes:
-            conn.execute(
-                update(t)
-                .where(t.c.id == bindparam("_id"))
-                .values(
-                    previous_fire_time=bindparam("_prev"),
-                    fire_count=bindparam("_count"),
-                    next_fire_time=None,
-                    state=TriggerState.COMPLETE.value,
-                    version=t.c.version + 1,
-                ),
-                [{k: v for k, v in p.items() if k not in ("_next", "_updated")} for p in completes],
-            )
+        record_fires(session.connection(), updates, completes)
     result.completed += len(completes)
     return [p["_id"] for p in completes]

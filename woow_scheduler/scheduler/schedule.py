@@ -19,19 +19,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery.schedules import BaseSchedule, schedstate
-from pydantic import TypeAdapter
 
 from ..calendars import Calendar, calendar_json, parse_calendar
-from ..triggers import MisfirePolicy, TriggerSpec
+from ..triggers import SPEC_ADAPTER, MisfirePolicy, TriggerSpec
 
 SCHEDULE_TYPE = "woow_trigger"
 
 #: More fires than this for one entry in one pass are never dispatched at once (the rest wait for
 #: the next pass); only reachable with a very late beat and a threshold larger than the lateness.
 MAX_FIRES_PER_PASS = 1000
-
-SPEC_ADAPTER: TypeAdapter[TriggerSpec] = TypeAdapter(TriggerSpec)
-
 
 def floor_second(when: datetime) -> datetime:
     """``when`` in UTC, without its fraction of a second."""

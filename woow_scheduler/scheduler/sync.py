@@ -19,30 +19,32 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import redis
-from sqlalchemy import Select, Table, bindparam, func, or_, select, update
+from sqlalchemy import Select, func, or_, select
 
 from ..calendars import parse_calendar
 from ..db import CalendarRow, Database, Execution, Trigger, Workflow
+from ..db.trigger_state import complete_exhausted
 from ..db.types import UTCDateTime
-from ..enums import TriggerState
+from ..enums import ACTIVE_TRIGGER_STATES
 from ..errors import StoreUnavailable
 from ..keys import Keys
 from ..lua import lua_source
 from ..messaging.publish import publish_options
 from ..redis_store import make_redis
 from ..settings import Settings
+from ..triggers import SPEC_ADAPTER
 from .codec import decode_meta, definition_text, encode_meta
-from .schedule import SPEC_ADAPTER, WoowTriggerSchedule
+from .schedule import WoowTriggerSchedule
 
 log = logging.getLogger("woow.sync")
 
-#: Trigger states that have a live entry (BLOCKED is NORMAL while its workflow runs).
-ACTIVE_STATES = frozenset({TriggerState.NORMAL, TriggerState.BLOCKED})
+ACTIVE_STATES = ACTIVE_TRIGGER_STATES  # the name other modules imported
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)``, called after each batch (for the CLI's progress bar)."""
@@ -367,17 +369,8 @@ class Reconciler:
 
     def _complete(self, rows: list[dict[str, Any]]) -> int:
         """Triggers whose schedule has no fire left become COMPLETE (unless changed meanwhile)."""
-        t = cast(Table, Trigger.__table__)
-        stmt = (
-            update(t)
-            .where(t.c.id == bindparam("_id"))
-            .where(t.c.version == bindparam("_version"))
-            .where(t.c.state.in_([s.value for s in ACTIVE_STATES]))
-            .values(state=TriggerState.COMPLETE.value, next_fire_time=None, version=t.c.version + 1)
-        )
         with self.db.session() as session:
-            result = session.connection().execute(stmt, rows)
-        return int(result.rowcount or 0)
+            return complete_exhausted(session.connection(), rows)
 
 
 class RedBeatMirror:
@@ -396,6 +389,22 @@ class RedBeatMirror:
             self.reconciler.triggers(trigger_ids)
 
 
+@contextmanager
+def _stores(
+    settings: Settings, db: Database | None, client: redis.Redis | None
+) -> Iterator[tuple[Database, redis.Redis]]:
+    """The caller's database and Redis client, or ones of our own that are closed afterwards."""
+    database = db or Database(settings.database_url)
+    rclient = client or make_redis(settings.redis_url)
+    try:
+        yield database, rclient
+    finally:
+        if client is None:
+            rclient.close()
+        if db is None:
+            database.dispose()
+
+
 def full_sync(
     settings: Settings,
     *,
@@ -406,22 +415,13 @@ def full_sync(
     """``woow sync --full``: drain pending fire bookkeeping, then a full reconcile."""
     from .bookkeeping import drain_fired
 
-    own_db = db is None
-    database = db or Database(settings.database_url)
-    own_client = client is None
-    rclient = client or make_redis(settings.redis_url)
-    try:
+    with _stores(settings, db, client) as (database, rclient):
         reconciler = Reconciler(settings, database, rclient)
         try:
             drain_fired(settings, database, rclient)
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis: cannot connect ({exc})") from exc
         return reconciler.full(progress)
-    finally:
-        if own_client:
-            rclient.close()
-        if own_db:
-            database.dispose()
 
 
 def sync(
@@ -442,22 +442,13 @@ def sync(
     """
     if full:
         return full_sync(settings, progress=progress, db=db, client=client)
-    own_db = db is None
-    database = db or Database(settings.database_url)
-    own_client = client is None
-    rclient = client or make_redis(settings.redis_url)
-    try:
+    with _stores(settings, db, client) as (database, rclient):
         reconciler = Reconciler(settings, database, rclient)
         start = since or reconciler.db_now() - timedelta(seconds=settings.full_reconcile_interval)
         report = reconciler.incremental(start)
         if report.drift_suspected:
             return full_sync(settings, progress=progress, db=database, client=rclient)
         return report
-    finally:
-        if own_client:
-            rclient.close()
-        if own_db:
-            database.dispose()
 
 
 def incremental_since(previous_pass_start: datetime, margin: float = 60.0) -> datetime:

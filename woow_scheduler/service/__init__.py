@@ -6,8 +6,10 @@ through the :class:`~woow_scheduler.interfaces.ScheduleMirror` ("write-through")
 down the change stays committed and the periodic reconcile repairs the schedule.
 
 - ``base``: the service's state, guarded sessions, write-through, lookups by name/id/prefix;
-- ``validation``: names, workflow bodies, stored specs, the one pydantic-error formatter;
-- ``workflows``, ``triggers``, ``history``, ``calendars``: the use cases of each subject;
+- ``validation``: names, workflow bodies, the one pydantic-error formatter;
+- ``workflows``, ``triggers``, ``history``, ``calendars``: the use cases of each subject (trigger
+  state changes go through ``woow_scheduler.db.trigger_state``, the one writer);
+- ``runs``: a manual run, published on the Celery app the front door passes in;
 - ``apply``: workflow files (``woow workflow apply``) and their one-transaction apply.
 
 Importing this package loads neither Celery nor the worker.
@@ -15,13 +17,15 @@ Importing this package loads neither Celery nor the worker.
 
 from __future__ import annotations
 
+from ..triggers import spec_from_stored
 from .apply import ApplyOps
 from .calendars import CalendarOps
 from .history import HistoryOps
-from .validation import NAME_RE, VISIBILITY_MARGIN, WorkflowInput, pydantic_error, spec_from_stored
+from .runs import RunOps
+from .validation import NAME_RE, VISIBILITY_MARGIN, WorkflowInput, pydantic_error
 
 __all__ = ["NAME_RE", "VISIBILITY_MARGIN", "Service", "WorkflowInput", "pydantic_error", "spec_from_stored"]
 
 
-class Service(ApplyOps, HistoryOps, CalendarOps):
+class Service(ApplyOps, HistoryOps, CalendarOps, RunOps):
     """The application's use cases.  One instance per process; cheap to build."""

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..calendars import parse_calendar
+from ..db import trigger_state
 from ..db.models import CalendarRow, Trigger, Workflow
 from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
 from ..labels import check_labels
@@ -210,9 +211,8 @@ class ApplyOps(WorkflowOps, TriggerOps):
                         if (old.labels or {}) != labels:
                             fields.append("labels")
                         old.calendar_id, old.labels = new_cal, labels
-                        self._apply_spec(old, parsed, now, parse_calendar(cal_row.definition) if cal_row else None)
-                        old.anchor_at = max(now, old.anchor_at)
-                        old.version += 1
+                        cal = parse_calendar(cal_row.definition) if cal_row else None
+                        trigger_state.respecify(old, parsed, now, cal)
                         changed_triggers.append(old.id)
                         plan.append({"action": "update", "kind": "trigger", "name": full, "fields": fields})
                 if prune:

@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..calendars import Calendar, calendar_json, parse_calendar
+from ..db import trigger_state
 from ..db.models import CalendarRow, Trigger, Workflow
-from ..enums import TriggerState
 from ..errors import Conflict, InvalidInput, NotFound
+from ..triggers import spec_from_stored
 from .base import ServiceBase
-from .validation import check_name, spec_from_stored
+from .validation import check_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +64,7 @@ class CalendarOps(ServiceBase):
             row.definition = stored
             users = list(s.scalars(select(Trigger).where(Trigger.calendar_id == row.id)))
             for tr in users:
-                spec = spec_from_stored(tr.spec)
-                tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now), cal)
-                if tr.state == TriggerState.NORMAL and tr.next_fire_time is None:
-                    tr.state = TriggerState.COMPLETE
-                elif tr.state == TriggerState.COMPLETE and tr.next_fire_time is not None:
-                    tr.state = TriggerState.NORMAL
-                tr.version += 1
-                tr.updated_at = now
+                trigger_state.replan(tr, spec_from_stored(tr.spec), now, cal)
             s.flush()
             view = self._calendar_view(s, row)
             ids = [tr.id for tr in users]

@@ -12,15 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..calendars import Calendar, parse_calendar
+from ..db import trigger_state
 from ..db.models import CalendarRow, Execution, Trigger, Workflow
 from ..enums import TriggerState
 from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
 from ..labels import check_labels, matches
-from ..triggers import TriggerSpec, parse_trigger_spec
+from ..triggers import TriggerSpec, parse_trigger_spec, spec_from_stored
 from ..views import TriggerView
 from .base import ServiceBase
 from .calendars import calendar_of
-from .validation import check_name, spec_from_stored
+from .validation import check_name
 
 
 class TriggerOps(ServiceBase):
@@ -101,21 +102,17 @@ class TriggerOps(ServiceBase):
         parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
         with self._session() as s:
             tr = self._trigger(s, ref)
-            self._apply_spec(tr, parsed, now, calendar_of(s, tr))
-            tr.anchor_at = max(now, tr.anchor_at)
-            if tr.state == TriggerState.COMPLETE and tr.next_fire_time is not None:
-                tr.state = TriggerState.NORMAL
-            tr.version += 1
+            trigger_state.respecify(tr, parsed, now, calendar_of(s, tr))
             s.flush()
             view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
         self._mirror([view.id])
         return view
 
     def pause_trigger(self, ref: str) -> TriggerView:
-        return self._set_state(ref, TriggerState.PAUSED, allowed_from={TriggerState.NORMAL, TriggerState.ERROR})
+        return self._set_state(ref, TriggerState.PAUSED)
 
     def resume_trigger(self, ref: str) -> TriggerView:
-        return self._set_state(ref, TriggerState.NORMAL, allowed_from={TriggerState.PAUSED, TriggerState.ERROR})
+        return self._set_state(ref, TriggerState.NORMAL)
 
     def delete_trigger(self, ref: str) -> TriggerView:
         with self._session() as s:
@@ -195,16 +192,9 @@ class TriggerOps(ServiceBase):
             for tr, wf_name in s.execute(q.order_by(Workflow.name, Trigger.name).with_for_update(of=Trigger)):
                 if labels and not matches(tr.labels, labels):
                     continue
-                if tr.state == target or tr.state not in allowed:
+                if tr.state not in allowed:  # already there, or a state that cannot change to it
                     continue
-                tr.state = target
-                if target == TriggerState.NORMAL:
-                    tr.anchor_at = now  # as resume_trigger: no catch-up of fires missed while paused
-                    spec = spec_from_stored(tr.spec)
-                    tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now), calendar_of(s, tr))
-                    if tr.next_fire_time is None:
-                        tr.state = TriggerState.COMPLETE
-                tr.version += 1
+                trigger_state.set_state(tr, target, spec_from_stored(tr.spec), now, calendar_of(s, tr))
                 s.flush()
                 changed.append(TriggerView.of(tr, wf_name))
         self._mirror([v.id for v in changed])
@@ -257,25 +247,11 @@ class TriggerOps(ServiceBase):
                 out.append(fire)
         return view, out
 
-    def _set_state(self, ref: str, target: TriggerState, *, allowed_from: set[TriggerState]) -> TriggerView:
+    def _set_state(self, ref: str, target: TriggerState) -> TriggerView:
         now = self.clock()
         with self._session() as s:
             tr = self._trigger(s, ref)
-            if tr.state != target:
-                if tr.state not in allowed_from:
-                    raise InvalidInput(
-                        f"state: trigger '{tr.name}' is {tr.state.value}; it cannot become {target.value}",
-                        field="state",
-                    )
-                tr.state = target
-                if target == TriggerState.NORMAL:
-                    # fires missed while paused are not caught up (Quartz would misfire them)
-                    tr.anchor_at = now
-                    spec = spec_from_stored(tr.spec)
-                    tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now), calendar_of(s, tr))
-                    if tr.next_fire_time is None:
-                        tr.state = TriggerState.COMPLETE
-                tr.version += 1
+            if trigger_state.set_state(tr, target, spec_from_stored(tr.spec), now, calendar_of(s, tr)):
                 s.flush()
             view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
         self._mirror([view.id])
@@ -297,24 +273,10 @@ class TriggerOps(ServiceBase):
         if calendar is not None:
             tr.calendar_id = calendar.id
             cal = parse_calendar(calendar.definition)
-        self._apply_spec(tr, spec, now, cal)
-        tr.anchor_at = now
-        tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
+        trigger_state.place_new(tr, spec, now, cal)
         s.add(tr)
         s.flush()
         return tr
-
-    @staticmethod
-    def _apply_spec(tr: Trigger, spec: TriggerSpec, now: datetime, calendar: Calendar | None = None) -> None:
-        tr.type = spec.type
-        tr.spec = spec.model_dump(mode="json")
-        tr.timezone = spec.timezone
-        tr.dst_policy = str(getattr(spec, "dst_policy", "wall_clock"))
-        tr.misfire_policy = str(spec.misfire_policy)
-        tr.start_at = spec.start_at
-        tr.end_at = spec.end_at
-        tr.repeat_count = getattr(spec, "repeat_count", None)
-        tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now), calendar)
 
     @staticmethod
     def _default_trigger_name(s: Session, workflow_id: uuid.UUID, spec: TriggerSpec) -> str:

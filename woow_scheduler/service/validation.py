@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..enums import ConcurrencyPolicy
 from ..labels import check_labels
-from ..triggers import TriggerSpec
 
 #: A workflow's timeout must stay this far below the broker's visibility timeout (the time-limit
 #: backstops and the final write run after the timeout itself).
@@ -21,14 +19,6 @@ VISIBILITY_MARGIN = 60
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}")  # the whole name: use fullmatch
 #: what the CLI reads as an id prefix: a name like this could capture another object's lookup
 ID_LIKE_RE = re.compile(r"[0-9a-fA-F-]{6,36}")
-
-
-SPEC_ADAPTER: TypeAdapter[TriggerSpec] = TypeAdapter(TriggerSpec)
-
-
-def spec_from_stored(data: Mapping[str, Any]) -> TriggerSpec:
-    """Rebuild a trigger spec from its stored JSON (already validated when it was written)."""
-    return SPEC_ADAPTER.validate_python(dict(data))
 
 
 def check_name(value: str, what: str) -> str:

@@ -172,13 +172,9 @@ def workflow(request: Request, ref: str, session: Session, state: State) -> Resp
 
 @router.post("/workflows/{ref}/run")
 def run_now(request: Request, ref: str, session: Session, form: Form, state: State) -> Response:
-    from ...messaging.publish import enqueue_manual_run
-
     checked_post(session, form)
     wf = state.workflow_for(session.principal, ref)
-    execution_id = enqueue_manual_run(
-        state.celery(), state.db, state.settings, workflow=wf, user_id=session.principal.user_id
-    )
+    _, execution_id = state.service.run_workflow(str(wf.id), app=state.celery(), user_id=session.principal.user_id)
     return redirect(request, f"/executions/{execution_id}")
 
 

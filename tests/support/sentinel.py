@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -26,14 +25,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.servers import free_port
+
 PASSWORD = "s3ntinel-test"  # the Redis master's (and replica's) password
 SENTINEL_PASSWORD = "watch-3rs"  # the sentinels' own
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class SentinelSetup:
@@ -131,7 +126,7 @@ class SentinelSetup:
                     addr = c.sentinel_get_master_addr_by_name(self.master_name)
                 except redis.RedisError:
                     continue
-                if addr:
+                if isinstance(addr, tuple | list) and addr:
                     return int(addr[1])
         return None
 
