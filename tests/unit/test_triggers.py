@@ -312,3 +312,21 @@ def test_interval_misfires() -> None:
     assert spec.model_copy(update={"misfire_policy": MisfirePolicy.FIRE_ONCE_NOW}).missed_fires(
         utc(2026, 1, 1, 8), NOW
     ) == [utc(2026, 1, 1, 12)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("now", "2026-12-05T07:30:02+00:00"),
+        ("+2m", "2026-12-05T07:32:02+00:00"),
+        ("+30s", "2026-12-05T07:30:32+00:00"),
+    ],
+)
+def test_cli_relative_times_are_whole_seconds(text: str, expected: str) -> None:
+    """`trigger add --at +2m` stored microseconds, breaking the whole-seconds rule of fire times;
+    'now' rounds up so it is never in the past."""
+    from woow_scheduler.cli.trigger import parse_when
+
+    now = datetime(2026, 12, 5, 7, 30, 1, 980212, tzinfo=UTC)
+    assert parse_when(text, "at", now=now) == expected
+    assert parse_when(text, "at", now=now.replace(microsecond=0) + timedelta(seconds=1)) == expected

@@ -29,6 +29,8 @@ def parse_when(value: str | None, field: str, *, now: datetime | None = None) ->
 
     text = value.strip()
     now = now or datetime.now(UTC)
+    if now.microsecond:  # fire times are whole seconds: 'now' and '+DURATION' round up to the next one
+        now = now.replace(microsecond=0) + timedelta(seconds=1)
     if text.lower() == "now":
         return now.isoformat()
     m = _RELATIVE.match(text)
