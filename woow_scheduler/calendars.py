@@ -16,9 +16,11 @@ names (``HolidayCalendar``, ``AnnualCalendar``, ``WeeklyCalendar``, ``MonthlyCal
   millisecond, as Quartz; Quartz's non-inverted ``DailyCalendar`` also excludes the two
   instants 00:00:00.000 and 23:59:59.999 of every day (a quirk of its strict comparisons),
   which we do not: a midnight fire is kept.
-* Wall-clock fields are read from the instant (``dt.astimezone(zone)``); the range bounds of a
-  ``daily`` calendar on a DST-change day are wall-clock readings too (Quartz turns them into
-  instants with ``java.util.Calendar``, which on the repeated hour takes the later one).
+* Wall-clock fields are read from the instant (``dt.astimezone(zone)``); day starts and the
+  range bounds of a ``daily`` calendar become instants as ``java.util.Calendar`` makes them (a
+  time in a gap or a repeated hour is its later reading), so they agree with Quartz across DST.
+* A chain whose calendars are in different time zones: Quartz advances in whole days of the
+  outer calendar and can step over an included stretch; ``next_included_time`` does not.
 """
 
 from __future__ import annotations
@@ -65,8 +67,16 @@ def local_instant(day: date, at: time, zone: tzinfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
+def java_instant(day: date, at: time, zone: tzinfo) -> datetime:
+    """As ``java.util.Calendar`` reads a wall-clock time: of the two readings of a time in a gap
+    or in a repeated hour, the later instant (calendars' day and range bounds, as Quartz)."""
+    naive = datetime.combine(day, at)
+    # (aware datetimes sharing a tzinfo compare by wall time, ignoring fold: compare in UTC)
+    return max(naive.replace(tzinfo=zone, fold=f).astimezone(UTC) for f in (0, 1))
+
+
 def _next_midnight(dt: datetime, zone: tzinfo) -> datetime:
-    return local_instant(dt.astimezone(zone).date() + timedelta(days=1), time(0), zone)
+    return java_instant(dt.astimezone(zone).date() + timedelta(days=1), time(0), zone)
 
 
 class _CalendarBase(BaseModel):
@@ -339,20 +349,23 @@ class DailyCalendar(_CalendarBase):
         a, b = self.range.split("-")
         return parse_time_of_day(a, "range"), parse_time_of_day(b, "range")
 
-    def _own_included(self, dt: datetime) -> bool:
+    def _range_on(self, day: date) -> tuple[datetime, datetime]:
         start, end = self.bounds
-        inside = start <= dt.astimezone(self.zone).time() <= end
+        return java_instant(day, start, self.zone), java_instant(day, end, self.zone)
+
+    def _own_included(self, dt: datetime) -> bool:
+        lo, hi = self._range_on(dt.astimezone(self.zone).date())
+        inside = lo <= dt <= hi
         return inside if self.invert else not inside
 
     def _own_next(self, dt: datetime) -> datetime | None:
-        zone = self.zone
-        start, end = self.bounds
-        local = dt.astimezone(zone)
+        day = dt.astimezone(self.zone).date()
+        lo, hi = self._range_on(day)
         if not self.invert:  # inside the range: just after its end
-            return local_instant(local.date(), end, zone) + _MS
-        if local.time() < start:
-            return local_instant(local.date(), start, zone)
-        return local_instant(local.date() + timedelta(days=1), start, zone)
+            return hi + _MS
+        if dt < lo:
+            return lo
+        return self._range_on(day + timedelta(days=1))[0]
 
     def _describe(self) -> str:
         return f"{'only' if self.invert else 'excluding'} {self.range} every day"

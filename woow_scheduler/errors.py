@@ -75,6 +75,16 @@ class Conflict(InvalidInput):
     """The change conflicts with existing data (e.g. a duplicate workflow name)."""
 
 
+class Forbidden(WoowError, PermissionError):
+    """The caller (or a stored workflow's owner) lacks the scope or privilege an action needs."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class LockError(WoowError):
     """A per-workflow lock could not be taken, renewed or released."""
 

@@ -7,6 +7,7 @@ reach a key: names given by users never become part of a key.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 
@@ -99,6 +100,19 @@ class Keys:
         """Stream of fires published by beat, drained into PostgreSQL bookkeeping in batches."""
         return f"{self.prefix}beat:fired"
 
+    # -- API ------------------------------------------------------------------------------
+    def auth_failures(self, client: str) -> str:
+        """Counter of failed token lookups from one client address (hashed: never raw input)."""
+        return f"{self.prefix}api:authfail:{hashlib.sha256(client.encode()).hexdigest()[:32]}"
+
+    @property
+    def metrics_cache(self) -> str:
+        """The last /metrics database snapshot, shared by every API replica."""
+        return f"{self.prefix}api:metrics"
+
+    @property
+    def metrics_lock(self) -> str:
+        return f"{self.prefix}api:metrics:lock"
 
 def fence_key(lock_key: str) -> str:
     """Fence counter of a lock key built outside :class:`Keys` (tests, tools)."""

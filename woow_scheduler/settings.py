@@ -144,14 +144,81 @@ class Settings(BaseSettings):
     db_retry_max: int = Field(
         default=20, ge=0, description="How often a task retries when the database is unreachable."
     )
-    enable_shell: bool = Field(default=False, description="Allow the 'shell' step strategy.")
+    enable_shell: bool = Field(
+        default=False, description="Allow the 'shell' step strategy (for owners with the 'shell' privilege)."
+    )
+    shell_programs: list[str] = Field(
+        default_factory=list,
+        description="Programs (argv[0], exactly as written in the step) shell steps may run; empty: any "
+        "program, for owners with the 'shell' privilege.",
+    )
+    celery_task_names: list[str] = Field(
+        default_factory=list,
+        description="Task names celery_task steps may send (exact names, or 'prefix.*'); empty: none. "
+        "woow's own tasks (woow.*) are never allowed.",
+    )
+    celery_task_queues: list[str] = Field(
+        default_factory=list,
+        description="Queues celery_task steps may send to (the first is the default); empty: none. "
+        "woow's own queue is never allowed.",
+    )
+    http_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names http steps of any user may reach even when they resolve to a "
+        "non-public address (e.g. an internal API).",
+    )
+    http_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) http steps of any user may reach although they are not public.",
+    )
+    http_allow_redirects: bool = Field(
+        default=False,
+        description="Let http steps of any user follow redirects (each hop is checked like the first "
+        "request); otherwise follow_redirects needs the 'http_private' privilege.",
+    )
+    http_max_redirects: int = Field(default=5, ge=0, le=20, description="Redirects an http step may follow.")
+    http_body_cap: int = Field(
+        default=8 * 1024, ge=0, le=10 * 1024 * 1024, description="Bytes of an http response body that are read."
+    )
+
+    # -- API limits -------------------------------------------------------------------------
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest API request body (bytes).")
+    api_max_json_depth: int = Field(default=32, ge=2, le=1000, description="Deepest nesting of an API JSON body.")
+    max_steps: int = Field(default=100, ge=1, description="Steps per workflow.")
+    max_step_config_bytes: int = Field(default=64 * 1024, ge=256, description="JSON size of one step's config.")
+    max_workflows_per_user: int = Field(default=1000, ge=1, description="Workflows an API user may own.")
+    max_triggers_per_user: int = Field(default=1000, ge=1, description="Triggers on an API user's workflows.")
+    min_interval: float = Field(
+        default=60.0,
+        ge=0,
+        description="Shortest time between two fires of a trigger created by a non-admin API user (seconds).",
+    )
+    auth_failure_limit: int = Field(
+        default=20, ge=1, description="Failed token lookups per client address per minute before 429."
+    )
+    metrics_cache_seconds: float = Field(
+        default=15.0, ge=0, description="/metrics reads the executions table at most this often (cached in Redis)."
+    )
     python_callables: list[str] = Field(
         default_factory=list,
         description="Allow-listed 'module:function' callables for the 'python' strategy "
         "(in addition to the woow_scheduler.callables entry points).",
     )
     redact_keys: list[str] = Field(
-        default_factory=lambda: ["password", "passwd", "secret", "token", "authorization", "api_key", "apikey"],
+        default_factory=lambda: [
+            "password",
+            "passwd",
+            "secret",
+            "token",
+            "authorization",
+            "api_key",
+            "apikey",
+            "cookie",
+            "auth",
+            "credential",
+            "private_key",
+            "session",
+        ],
         description="Step config keys whose values are redacted in logs, history and Flower.",
     )
 

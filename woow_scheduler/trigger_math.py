@@ -112,39 +112,52 @@ UNIT_SECONDS = {CalendarUnit.SECOND: 1, CalendarUnit.MINUTE: 60, CalendarUnit.HO
 
 
 class _Wall:
-    """A lenient wall-clock reading that is normalised through the zone after each change, as
-    ``java.util.Calendar`` does when it is read: a time in a gap moves forward and stays there."""
+    """Just enough of a lenient ``java.util.Calendar`` reading: a local day and time of day that
+    are re-read from the instant after every change, so a shifted hour stays shifted."""
 
-    __slots__ = ("day", "tod", "zone")
+    __slots__ = ("day", "t", "tod", "zone")
 
     def __init__(self, zone: tzinfo, instant: datetime) -> None:
         self.zone = zone
-        local = instant.astimezone(zone)
-        self.day, self.tod = local.date(), local.timetz().replace(tzinfo=None)
+        self._read(instant.astimezone(UTC))
 
-    def instant(self) -> datetime:
-        return local_instant(self.day, self.tod, self.zone)
-
-    def _normalise(self) -> None:
-        local = self.instant().astimezone(self.zone)
+    def _read(self, instant: datetime) -> None:
+        self.t = instant
+        local = instant.astimezone(self.zone)
         self.day, self.tod = local.date(), local.time()
 
+    def _offset(self, instant: datetime) -> timedelta:
+        off = instant.astimezone(self.zone).utcoffset()
+        assert off is not None
+        return off
+
     def add(self, unit: CalendarUnit, n: int) -> None:
-        if unit is CalendarUnit.DAY:
-            self.day += timedelta(days=n)
-        elif unit is CalendarUnit.WEEK:
-            self.day += timedelta(days=7 * n)
-        else:
-            months = n * (12 if unit is CalendarUnit.YEAR else 1)
-            y, m = divmod(self.day.year * 12 + self.day.month - 1 + months, 12)
-            if not 1 <= y <= 9997:
-                raise OverflowError(y)
-            self.day = date(y, m + 1, min(self.day.day, _cal.monthrange(y, m + 1)[1]))
-        self._normalise()
+        if unit in (CalendarUnit.DAY, CalendarUnit.WEEK):
+            # GregorianCalendar.add(DAY_OF_YEAR): the target wall time read with the offset in
+            # force before the move, then corrected by the offset change unless that changes
+            # the date (so a time in a spring-forward gap lands one gap *earlier*)
+            day = self.day + timedelta(days=n * (7 if unit is CalendarUnit.WEEK else 1))
+            if not 1 <= day.year <= 9997:
+                raise OverflowError(day.year)
+            old = self._offset(self.t)
+            t1 = datetime.combine(day, self.tod, tzinfo=UTC) - old
+            shift = old - self._offset(t1)
+            if shift and (t1 + shift).astimezone(self.zone).date() == day:
+                t1 += shift
+            self._read(t1)
+            return
+        months = n * (12 if unit is CalendarUnit.YEAR else 1)
+        y, m = divmod(self.day.year * 12 + self.day.month - 1 + months, 12)
+        if not 1 <= y <= 9997:
+            raise OverflowError(y)
+        day = date(y, m + 1, min(self.day.day, _cal.monthrange(y, m + 1)[1]))  # pinned, as Java
+        self._read(local_instant(day, self.tod, self.zone))
 
     def set_hour(self, hour: int) -> None:
-        self.tod = self.tod.replace(hour=hour)
-        self._normalise()
+        self._read(local_instant(self.day, self.tod.replace(hour=hour), self.zone))
+
+    def instant(self) -> datetime:
+        return self.t
 
 
 def calendar_next(

@@ -25,9 +25,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -146,8 +148,8 @@ class _SpecBase(BaseModel):
     start_at: datetime | None = None
     end_at: datetime | None = None
     misfire_policy: MisfirePolicy = MisfirePolicy.FIRE_ONCE_NOW
-    misfire_threshold: float = Field(default=60.0, gt=0)
-    max_catchup: int = Field(default=100, ge=1)
+    misfire_threshold: float = Field(default=60.0, gt=0, le=366 * 86_400, allow_inf_nan=False)
+    max_catchup: int = Field(default=100, ge=1, le=100_000)
     jitter: int | None = None  # seconds: each fire is dispatched within [0, jitter) after it
     priority: int = Field(default=0, ge=-1000, le=1000)  # fires due in the same second: higher first
 
@@ -155,6 +157,16 @@ class _SpecBase(BaseModel):
     @classmethod
     def _jitter(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value, field="jitter")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # unset jitter / priority are left out, so specs stored before they existed stay equal
+        data: dict[str, Any] = handler(self)
+        if data.get("jitter") is None:
+            data.pop("jitter", None)
+        if data.get("priority") == 0:
+            data.pop("priority", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -348,7 +360,7 @@ class IntervalSpec(_SpecBase):
 
     type: Literal["interval"] = "interval"
     every: int
-    repeat_count: int | None = Field(default=None, ge=0)
+    repeat_count: int | None = Field(default=None, ge=0, le=2**31 - 1)  # an INTEGER column
 
     @field_validator("every", mode="before")
     @classmethod
@@ -435,7 +447,7 @@ class DailyTimeIntervalSpec(_SpecBase):
     start_time_of_day: str = "00:00:00"
     end_time_of_day: str = "23:59:59"
     days_of_week: tuple[str, ...] = _DAY_NAMES
-    repeat_count: int | None = Field(default=None, ge=0)
+    repeat_count: int | None = Field(default=None, ge=0, le=2**31 - 1)  # an INTEGER column
 
     @field_validator("every", mode="before")
     @classmethod

@@ -29,6 +29,13 @@ class Tokens:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings with a 1 s minimum interval: these tests fire every second
+    (tests/security checks the default 60 s)."""
+    return settings.model_copy(update={"min_interval": 1.0})
+
+
+@pytest.fixture
 def tokens(db: Database) -> Tokens:
     return Tokens(
         alice=create_token(db, user_id="alice", name="alice laptop")[1],

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import make_workflow
+from tests.api.conftest import Tokens, make_workflow
 from tests.procs import celery_beat, celery_worker, wait_for
 from woow_scheduler.settings import Settings
 
@@ -23,7 +23,7 @@ SCHEDULER = "woow_scheduler.beat:WoowScheduler"
 
 
 def test_trigger_scheduled_over_http_fires_on_a_real_worker(
-    alice: TestClient, settings: Settings, tmp_path: Path
+    alice: TestClient, settings: Settings, tmp_path: Path, tokens: Tokens
 ) -> None:
     wf = make_workflow(alice, name="e2e")
     tr = alice.post(f"/workflows/{wf['id']}/schedule", json={"name": "tick", "every": "1s"}).json()
@@ -56,5 +56,5 @@ def test_trigger_scheduled_over_http_fires_on_a_real_worker(
     assert ready["checks"]["beat"]["ok"]
     assert (manual["user_id"], manual["trigger_id"]) == ("alice", None)
     assert live["state"] == "PAUSED" and live["previous_fire_time"] is not None
-    metrics = alice.get("/metrics").text
+    metrics = alice.get("/metrics", headers=Tokens.header(tokens.admin)).text
     assert "woow_fire_lateness_seconds_count 0.0" not in metrics

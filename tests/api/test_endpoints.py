@@ -249,7 +249,9 @@ def test_executions_history_with_cursor_and_ownership(
     assert api_client.get(f"/executions/{ids[0]}", headers=b).status_code == 404
     assert api_client.get(f"/executions/{uuid.uuid4()}", headers=a).status_code == 404
 
-    metrics = api_client.get("/metrics").text
+    assert api_client.get("/metrics").status_code == 401  # the figures need a token with a scope for them
+    assert api_client.get("/metrics", headers=a).status_code == 403
+    metrics = api_client.get("/metrics", headers=Tokens.header(tokens.admin)).text
     assert 'woow_executions{status="failed"} 4.0' in metrics
     assert "woow_execution_duration_seconds_count 7.0" in metrics
 
@@ -301,7 +303,7 @@ def test_health_readiness_and_docs(api_client: TestClient, settings: Settings,
 
 
 def test_run_now_publishes_and_records_the_user(alice: TestClient, settings: Settings,
-                                                redis_client: redis.Redis) -> None:
+                                                redis_client: redis.Redis, tokens: Tokens) -> None:
     wf = make_workflow(alice)
     resp = alice.post(f"/workflows/{wf['id']}/run")
     assert resp.status_code == 202, resp.text
@@ -313,4 +315,5 @@ def test_run_now_publishes_and_records_the_user(alice: TestClient, settings: Set
     assert redis_client.llen(Keys(settings.key_prefix).broker_queue(settings.queue)) == 1
     page = alice.get(f"/workflows/{wf['id']}/executions").json()
     assert [e["id"] for e in page["items"]] == [run["execution_id"]]
-    assert f'woow_queue_depth{{queue="{settings.queue}"}} 1.0' in alice.get("/metrics").text
+    metrics = alice.get("/metrics", headers=Tokens.header(tokens.admin)).text
+    assert f'woow_queue_depth{{queue="{settings.queue}"}} 1.0' in metrics

@@ -71,7 +71,10 @@ def test_compose_simple_profile_commands_environment_and_health_checks() -> None
         svc = services[name]
         assert svc["profiles"] == ["simple"]
         _check_woow_service(name, svc)
-        assert "//redis:" in svc["environment"]["WOOW_REDIS_URL"]
+        assert "@redis:" in svc["environment"]["WOOW_REDIS_URL"]
+        # credentials come from the environment, never from the file
+        assert "${REDIS_PASSWORD:?" in svc["environment"]["WOOW_REDIS_URL"]
+        assert "${POSTGRES_PASSWORD:?" in svc["environment"]["WOOW_DATABASE_URL"]
         deps = svc["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["postgres"]["condition"] == deps["redis"]["condition"] == "service_healthy"
@@ -79,6 +82,11 @@ def test_compose_simple_profile_commands_environment_and_health_checks() -> None
             _check_health(name, svc)
     assert services["flower"]["command"][2:4] == ["--port", "5555"]  # the README's form
     assert services["redis"]["profiles"] == ["simple"]
+    assert "--requirepass" in services["redis"]["command"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    flower = services["flower"]
+    assert all(p.startswith("127.0.0.1:") for p in flower["ports"])
+    assert any(a.startswith("--basic-auth=${FLOWER_BASIC_AUTH:?") for a in flower["command"])
     assert "COMPOSE_PROFILES=simple" in (ROOT / ".env").read_text().splitlines()
 
 

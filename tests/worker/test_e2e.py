@@ -75,6 +75,11 @@ def test_last_failure_is_final_and_celery_task_step_waits_for_a_result(
         max_retries=1,
         retry_delay=0.2,
     )
+    # celery_task steps reach only allow-listed tasks on allow-listed queues (never woow's own)
+    steps_queue = f"{wsettings.queue}-steps"
+    wsettings = wsettings.model_copy(
+        update={"celery_task_names": ["tests.accumulate"], "celery_task_queues": [steps_queue]}
+    )
     pinging = make_workflow(
         db,
         [
@@ -82,17 +87,20 @@ def test_last_failure_is_final_and_celery_task_step_waits_for_a_result(
                 "name": "ping",
                 "type": "celery_task",
                 "config": {
-                    "task": "celery.accumulate",
+                    "task": "tests.accumulate",
                     "args": [1, 2],
                     "kwargs": {"api_token": "zzz"},
-                    "queue": wsettings.queue,
+                    "queue": steps_queue,
                     "wait": True,
                     "wait_timeout": 10,
                 },
             }
         ],
     )
-    with celery_worker(wsettings, log_dir=log_dir, concurrency=2):
+    with celery_worker(
+        wsettings, "-Q", f"{wsettings.queue},{steps_queue}", "-I", "tests.worker.step_tasks",
+        log_dir=log_dir, concurrency=2,
+    ):
         enqueue_manual_run(app, db, wsettings, workflow=failing, user_id="alice")
         run_id = enqueue_manual_run(app, db, wsettings, workflow=pinging, user_id="bob")
         (bad,) = wait_final(db, failing.id, 1)
@@ -101,4 +109,4 @@ def test_last_failure_is_final_and_celery_task_step_waits_for_a_result(
     assert "RuntimeError: no" in (bad.error or "")
     assert good.id == run_id and good.user_id == "bob"
     assert good.status == ExecutionStatus.SUCCEEDED, good.error
-    assert good.steps[0]["output"]["result"] == [1, 2]  # celery.accumulate returns its args
+    assert good.steps[0]["output"]["result"] == [1, 2]  # tests.accumulate returns its args

@@ -13,6 +13,7 @@ from woow_scheduler.engine.registry import available_strategies, validate_steps
 from woow_scheduler.engine.runner import OUTPUT_CAP, RunOutcome, cap_output, run_steps
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.errors import InvalidWorkflow
+from woow_scheduler.permissions import ALL_PRIVILEGES
 from woow_scheduler.settings import Settings, load_settings
 
 
@@ -29,6 +30,8 @@ def st() -> Settings:
 
 
 def run(steps: list[dict[str, Any]], settings: Settings, **kw: Any) -> RunOutcome:
+    # no workflow row behind these runs: the owner is an operator (every privilege)
+    kw.setdefault("privileges", ALL_PRIVILEGES)
     return run_steps(
         steps, settings=settings, workflow_id=uuid.uuid4(), workflow_name="wf", execution_id=uuid.uuid4(), **kw
     )
@@ -188,8 +191,9 @@ def test_shell_disabled_by_default_and_runs_argv_when_enabled(st: Settings) -> N
 
 def test_celery_task_and_basic_config_validation(st: Settings) -> None:
     assert "config.task" in invalid([{"name": "c", "type": "celery_task", "config": {"wait": True}}], st)
+    allowed = st.model_copy(update={"celery_task_names": ["t"], "celery_task_queues": ["q"]})
     assert "wait_timeout" in invalid(
-        [{"name": "c", "type": "celery_task", "config": {"task": "t", "wait_timeout": 0}}], st
+        [{"name": "c", "type": "celery_task", "config": {"task": "t", "wait_timeout": 0}}], allowed
     )
     assert "config.level" in invalid([{"name": "l", "type": "log", "config": {"message": "m", "level": "loud"}}], st)
     assert "config.seconds" in invalid([{"name": "s", "type": "sleep", "config": {"seconds": -1}}], st)

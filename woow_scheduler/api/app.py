@@ -13,16 +13,19 @@ from ..redis_store import make_redis
 from ..service import Service
 from ..settings import Settings
 from . import executions, health, problems, triggers, workflows
+from .limits import LimitsMiddleware
 from .state import ApiState
 
 DESCRIPTION = """\
 Schedule workflows, list their triggers with live next/previous fire times, pause and resume
 them, run workflows now and read their history.
 
-Every endpoint except `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <token>`
-(tokens come from `woow token create --user U`).  A token sees and changes only its user's
-workflows (all of them with `--admin`).  Errors are RFC 9457 `application/problem+json` documents
-whose `field` names the offending input.
+Every endpoint except `/healthz` and `/readyz` needs `Authorization: Bearer <token>` (tokens come
+from `woow token create --user U`).  A token sees and changes only its user's workflows (all of
+them with `--admin`); a token without the `write` scope only reads; `/metrics` needs the `metrics`
+or `admin` scope; steps of the `shell`, `python` and `celery_task` strategies, and `http` steps to
+non-public addresses, need the privilege of that name (see docs/security.md).  Errors are RFC 9457
+`application/problem+json` documents whose `field` names the offending input.
 """
 
 
@@ -56,6 +59,9 @@ def create_api(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.woow = state
+    app.add_middleware(
+        LimitsMiddleware, max_body=settings.api_max_body_bytes, max_depth=settings.api_max_json_depth
+    )
     problems.install(app)
     app.include_router(workflows.router)
     app.include_router(triggers.router)

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import select
@@ -14,8 +14,9 @@ from sqlalchemy import select
 from ..db.models import SchedulerInstance
 from ..enums import InstanceKind
 from ..errors import StoreUnavailable
+from ..permissions import ADMIN, METRICS
 from ..redis_store import ping as redis_ping
-from .auth import State
+from .auth import State, User
 from .metrics import WoowCollector
 from .models import Health
 
@@ -39,13 +40,15 @@ def readyz(state: State) -> Any:
     try:
         state.db.ping()
         checks["database"] = {"ok": True}
-    except StoreUnavailable as exc:
-        checks["database"] = {"ok": False, "error": str(exc)}
+    except StoreUnavailable as exc:  # the reason goes to the log, never to an anonymous caller
+        log.warning("readyz: database: %s", exc)
+        checks["database"] = {"ok": False, "error": "database unreachable"}
     try:
         redis_ping(state.redis)
         checks["redis"] = {"ok": True}
     except StoreUnavailable as exc:
-        checks["redis"] = {"ok": False, "error": str(exc)}
+        log.warning("readyz: redis: %s", exc)
+        checks["redis"] = {"ok": False, "error": "redis unreachable"}
     checks["beat"] = beat_check(state, redis_ok=checks["redis"]["ok"], db_ok=checks["database"]["ok"])
     ready = all(c["ok"] for c in checks.values())
     body = Health(status="ready" if ready else "not ready", checks=checks)
@@ -88,7 +91,8 @@ def beat_check(state: Any, *, redis_ok: bool, db_ok: bool, now: datetime | None 
                     .limit(1)
                 )
         except Exception as exc:
-            return {"ok": False, "error": f"cannot read scheduler_instances: {exc}"}
+            log.warning("readyz: cannot read scheduler_instances: %s", exc)
+            return {"ok": False, "error": "cannot read the scheduler heartbeats"}
         if row is not None:
             return {"ok": True, "source": "database", "instance": row.id}
     return {"ok": False, "error": "no active beat"}
@@ -96,11 +100,13 @@ def beat_check(state: Any, *, redis_ok: bool, db_ok: bool, now: datetime | None 
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (token with the 'metrics' or 'admin' scope)",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
-def metrics(state: State) -> Response:
+def metrics(state: State, user: User) -> Response:
+    if not user.is_admin and METRICS not in user.scopes and ADMIN not in user.scopes:
+        raise HTTPException(403, "authorization: /metrics needs a token with the 'metrics' or 'admin' scope")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(WoowCollector(state))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

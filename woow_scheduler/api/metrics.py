@@ -1,5 +1,9 @@
-"""Prometheus metrics read from the stores at scrape time (nothing is kept in the API process,
-so any number of API replicas report the same values).
+"""Prometheus metrics, served to tokens with the ``metrics`` or ``admin`` scope.
+
+The database part (counts and histograms over the executions and triggers tables) is read at most
+once per ``WOOW_METRICS_CACHE_SECONDS`` by one API replica and shared with the others through
+Redis, so scrapes (however many, however often) never scan the tables themselves; the queue depth
+is read from Redis on every scrape.
 
 - ``woow_executions{status}``: executions in the history, by status
 - ``woow_execution_duration_seconds``: histogram of finished executions' durations
@@ -11,7 +15,9 @@ so any number of API replicas report the same values).
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -51,14 +57,61 @@ class WoowCollector(Collector):
     # -- PostgreSQL -----------------------------------------------------------------------------
 
     def _database_families(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        by_status: dict[str, int] = snap["by_status"]
+        by_state: dict[str, int] = snap["by_state"]
+        durations = (snap["durations"][0], snap["durations"][1], snap["durations"][2])
+        lateness = (snap["lateness"][0], snap["lateness"][1], snap["lateness"][2])
+        executions = GaugeMetricFamily("woow_executions", "Executions in the history by status", labels=["status"])
+        for status in ExecutionStatus:
+            executions.add_metric([status.value], float(by_status.get(status.value, 0)))
+        yield executions
+        triggers = GaugeMetricFamily("woow_triggers", "Triggers by state", labels=["state"])
+        for state in TriggerState:
+            if state != TriggerState.BLOCKED:
+                triggers.add_metric([state.value], float(by_state.get(state.value, 0)))
+        yield triggers
+        yield _histogram(
+            "woow_execution_duration_seconds", "Durations of finished executions", DURATION_BUCKETS, durations
+        )
+        yield _histogram(
+            "woow_fire_lateness_seconds", "Scheduled fires: enqueued_at - scheduled_for", LATENESS_BUCKETS, lateness
+        )
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The database figures: from the shared cache while fresh, else read (by one replica)."""
+        ttl = float(self.state.settings.metrics_cache_seconds)
+        keys = Keys(self.state.settings.key_prefix)
+        client: redis.Redis = self.state.redis
+        cached: dict[str, Any] | None = None
+        if ttl > 0:
+            try:
+                raw = client.get(keys.metrics_cache)
+                loaded: Any = json.loads(raw) if raw else None
+                cached = loaded if isinstance(loaded, dict) else None
+                if cached is not None and time.time() - float(cached["at"]) < ttl:
+                    return cached
+                if cached is not None and not client.set(keys.metrics_lock, "1", nx=True, px=int(ttl * 1000)):
+                    return cached  # another replica is reading the tables; the last figures stand
+            except (redis.RedisError, ValueError, KeyError, TypeError) as exc:
+                log.warning("metrics: no cached figures (%s); reading the database", exc)
+        snap = self._read_database()
+        if ttl > 0:
+            try:
+                client.set(keys.metrics_cache, json.dumps(snap))
+            except redis.RedisError as exc:
+                log.warning("metrics: cannot cache the figures: %s", exc)
+        return snap
+
+    def _read_database(self) -> dict[str, Any]:
         db = self.state.db
         with db.session() as s:
-            by_status = dict(s.execute(select(Execution.status, func.count()).group_by(Execution.status)).all())
-            by_state = dict(s.execute(select(Trigger.state, func.count()).group_by(Trigger.state)).all())
+            by_status = s.execute(select(Execution.status, func.count()).group_by(Execution.status)).all()
+            by_state = s.execute(select(Trigger.state, func.count()).group_by(Trigger.state)).all()
             durations = _histogram_row(
                 s,
                 Execution.duration_ms / 1000.0,
-                [b for b in DURATION_BUCKETS],
+                list(DURATION_BUCKETS),
                 Execution.duration_ms.is_not(None),
             )
             lateness = _histogram_row(
@@ -69,21 +122,13 @@ class WoowCollector(Collector):
                 Execution.enqueued_at.is_not(None),
                 Execution.scheduled_for.is_not(None),
             )
-        executions = GaugeMetricFamily("woow_executions", "Executions in the history by status", labels=["status"])
-        for status in ExecutionStatus:
-            executions.add_metric([status.value], float(by_status.get(status, 0)))
-        yield executions
-        triggers = GaugeMetricFamily("woow_triggers", "Triggers by state", labels=["state"])
-        for state in TriggerState:
-            if state != TriggerState.BLOCKED:
-                triggers.add_metric([state.value], float(by_state.get(state, 0)))
-        yield triggers
-        yield _histogram(
-            "woow_execution_duration_seconds", "Durations of finished executions", DURATION_BUCKETS, durations
-        )
-        yield _histogram(
-            "woow_fire_lateness_seconds", "Scheduled fires: enqueued_at - scheduled_for", LATENESS_BUCKETS, lateness
-        )
+        return {
+            "at": time.time(),
+            "by_status": {str(getattr(k, "value", k)): int(v) for k, v in by_status},
+            "by_state": {str(getattr(k, "value", k)): int(v) for k, v in by_state},
+            "durations": list(durations),
+            "lateness": list(lateness),
+        }
 
     # -- Redis ----------------------------------------------------------------------------------
     def _queue_depth(self, up: GaugeMetricFamily) -> Metric:

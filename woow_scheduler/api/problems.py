@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import Conflict, InvalidInput, NotFound, StoreUnavailable, WoowError
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable, WoowError
 
 log = logging.getLogger("woow.api")
 
@@ -48,6 +48,7 @@ class Problem(BaseModel):
 # status, kind, title of each error family (the first match wins: subclasses first)
 _FAMILIES: Sequence[tuple[type[WoowError], int, str, str]] = (
     (NotFound, 404, "not-found", "Not found"),
+    (Forbidden, 403, "forbidden", "Forbidden"),
     (Conflict, 409, "conflict", "Conflict"),
     (InvalidInput, 422, "invalid-input", "Invalid input"),
     (StoreUnavailable, 503, "store-unavailable", "A store is unavailable"),
@@ -60,6 +61,8 @@ _HTTP_KINDS = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     409: ("conflict", "Conflict"),
+    413: ("too-large", "Request too large"),
+    429: ("too-many-requests", "Too many requests"),
     422: ("invalid-input", "Invalid input"),
     503: ("unavailable", "Service unavailable"),
 }
@@ -105,7 +108,7 @@ def woow_error_response(request: Request, exc: WoowError) -> JSONResponse:
     for family, status, kind, title in _FAMILIES:
         if isinstance(exc, family):
             field = None
-            if isinstance(exc, InvalidInput):
+            if isinstance(exc, InvalidInput | Forbidden):
                 field = _field_of(detail, exc.field)
             return problem_response(status, kind, title, detail, request=request, field=field)
     log.error("api: unexpected %s on %s: %s", type(exc).__name__, request.url.path, detail)

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import redis
+from sqlalchemy import select
 
+from ..db.models import Workflow
 from ..db.session import Database
 from ..errors import Ambiguous, NotFound
 from ..keys import Keys
@@ -64,24 +66,32 @@ class ApiState:
     def workflow_for(self, principal: Principal, ref: str) -> WorkflowView:
         """The workflow named by its full id or exact name, if ``principal`` may see it.
 
-        Over HTTP, id prefixes are not accepted, and a workflow of another user is "not found"
-        exactly like one that does not exist.
+        Over HTTP, id prefixes are not accepted; a name is looked up among the caller's own
+        workflows only (every workflow for an admin, who must use the id when two users chose the
+        same name), and a workflow of another user is "not found" exactly like one that does not exist.
         """
         ref = ref.strip()
         missing = NotFound(f"workflow: '{ref}' not found")
+        if not ref:
+            raise missing
         try:
-            key = str(uuid.UUID(ref))
+            ident: uuid.UUID | None = uuid.UUID(ref)
         except ValueError:
-            key = ref
-        if not key:
+            ident = None
+        with self.db.session() as s:
+            if ident is not None:
+                rows = list(s.scalars(select(Workflow).where(Workflow.id == ident)))
+            else:
+                q = select(Workflow).where(Workflow.name == ref)
+                if not principal.is_admin:
+                    q = q.where(Workflow.owner_user_id == principal.user_id)
+                rows = list(s.scalars(q.limit(2)))
+            views = [WorkflowView.of(row) for row in rows]
+        if len(views) > 1:
+            raise Ambiguous(f"workflow: '{ref}' names workflows of several users; use the workflow's id", field="id")
+        if not views or not visible(principal, views[0].owner_user_id):
             raise missing
-        try:
-            view = self.service.get_workflow(key)
-        except (NotFound, Ambiguous):
-            raise missing from None
-        if key not in (str(view.id), view.name) or not visible(principal, view.owner_user_id):
-            raise missing
-        return view
+        return views[0]
 
     def trigger_for(self, principal: Principal, trigger_id: uuid.UUID) -> TriggerView:
         return self._owned(principal, "trigger", trigger_id, self.service.get_trigger)

@@ -10,12 +10,21 @@ from ..service.apply import trigger_entry_to_spec
 from ..tokens import Principal
 from ..views import TriggerView, WorkflowView
 from .auth import State, User
+from .guard import (
+    check_min_interval,
+    check_step_privileges,
+    check_trigger_quota,
+    check_workflow_quota,
+    public_workflow,
+    restore_secrets,
+)
 from .live import live_triggers
 from .models import SCHEDULE_EXAMPLES, ExecutionPage, RunAccepted, ScheduledTrigger, decode_cursor, encode_cursor
 from .problems import Problem
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Missing, unknown or revoked token"},
+    403: {"model": Problem, "description": "The token may not do this (read-only, or a step needs a privilege)"},
     404: {"model": Problem, "description": "No such workflow (or not yours)"},
     422: {"model": Problem, "description": "Invalid input; `field` names it"},
 }
@@ -33,18 +42,27 @@ def _owner_for_new(principal: Principal, requested: str | None) -> str:
 
 @router.post("", status_code=201, summary="Create a workflow", responses={409: {"model": Problem}})
 def create_workflow(body: WorkflowInput, state: State, user: User) -> WorkflowView:
-    owned = body.model_copy(update={"owner_user_id": _owner_for_new(user, body.owner_user_id)})
-    return state.service.create_workflow(owned)
+    owner = _owner_for_new(user, body.owner_user_id)
+    owned = body.model_copy(update={"owner_user_id": owner})
+    check_step_privileges(state, user, owner, owned.steps)
+    check_workflow_quota(state, user, owner)
+    return public_workflow(state, state.service.create_workflow(owned))
 
 
 @router.get("", summary="List the workflows you own (all of them with an admin token)")
 def list_workflows(state: State, user: User) -> list[WorkflowView]:
-    return state.service.list_workflows(owner=None if user.is_admin else user.user_id)
+    return [
+        public_workflow(state, v) for v in state.service.list_workflows(owner=None if user.is_admin else user.user_id)
+    ]
 
 
-@router.get("/{id}", summary="One workflow, by id or name")
+@router.get(
+    "/{id}",
+    summary="One workflow, by id or name",
+    description="Secret-looking step config values are shown as `***` (send `***` back in a PUT to keep them).",
+)
 def get_workflow(id: str, state: State, user: User) -> WorkflowView:
-    return state.workflow_for(user, id)
+    return public_workflow(state, state.workflow_for(user, id))
 
 
 @router.put(
@@ -61,7 +79,9 @@ def replace_workflow(id: str, body: WorkflowInput, state: State, user: User) -> 
         changes["owner_user_id"] = current.owner_user_id
     elif body.owner_user_id != current.owner_user_id and not user.is_admin:
         raise HTTPException(403, "owner_user_id: only an admin token may give a workflow to another user")
-    return state.service.update_workflow(str(current.id), changes)
+    changes["steps"] = restore_secrets(state, changes.get("steps") or [], current.steps)
+    check_step_privileges(state, user, changes["owner_user_id"], changes["steps"])
+    return public_workflow(state, state.service.update_workflow(str(current.id), changes))
 
 
 @router.delete("/{id}", status_code=204, summary="Delete a workflow with its triggers and history")
@@ -91,8 +111,13 @@ def schedule_workflow(
     name, spec = trigger_entry_to_spec(body, "body")
     if name is not None and not isinstance(body.get("name"), str):
         raise InvalidTriggerSpec("name: must be a string", field="name")
-    view = state.service.add_trigger(str(workflow.id), spec, name=name, user_id=user.user_id)
-    fire_times = state.service.next_fire_times(str(view.id), 10) if view.next_fire_time else []
+    # checked before anything is written: fire times computable, not too often, quota
+    check_min_interval(state, user, spec)
+    check_trigger_quota(state, user, workflow)
+    # the trigger and its preview in one transaction: no trigger is left behind a refused preview
+    view, fire_times = state.service.add_trigger_with_preview(
+        str(workflow.id), spec, name=name, user_id=user.user_id, preview=10
+    )
     return ScheduledTrigger(**view.model_dump(), next_fire_times=fire_times)
 
 

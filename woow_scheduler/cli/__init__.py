@@ -56,11 +56,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import api_cmd, cron_cmd, db_cmd, history, ops, procs, trigger, workflow
+    from . import api_cmd, calendar_cmd, cron_cmd, db_cmd, history, ops, procs, trigger, workflow
 
     cli.add_command(db_cmd.db)
     cli.add_command(workflow.workflow)
     cli.add_command(trigger.trigger)
+    cli.add_command(calendar_cmd.calendar)
     cli.add_command(cron_cmd.cron)
     cli.add_command(history.history)
     cli.add_command(history.execution)

@@ -43,13 +43,30 @@ def token() -> None:
 @click.option("--user", "user_id", required=True, help="The user the token acts for (owner of its workflows).")
 @click.option("--admin", is_flag=True, help="The token sees and changes every user's workflows.")
 @click.option("--name", default="", help="A label, e.g. the front end or person it is for.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="Repeatable: read, write, admin, metrics, or a privilege (shell, python, celery_task, "
+    "http_private). Default: read write. '--scope read' alone makes a read-only token.",
+)
+@click.option("--expires-in", "expires_in", default=None, help="Lifetime, e.g. 30d, 12h (default: no expiry).")
 @JSON_OPT
 @pass_app
-def create(app: AppContext, user_id: str, admin: bool, name: str, as_json: bool) -> None:
+def create(
+    app: AppContext, user_id: str, admin: bool, name: str, scopes: tuple[str, ...], expires_in: str | None,
+    as_json: bool,
+) -> None:
     """Create a token; it is printed once and cannot be shown again."""
-    from ..tokens import create_token
+    from datetime import timedelta
 
-    view, secret = create_token(app.db, user_id=user_id, name=name, is_admin=admin)
+    from ..tokens import create_token
+    from ..triggers import parse_duration
+
+    lifetime = timedelta(seconds=parse_duration(expires_in, field="expires-in")) if expires_in else None
+    view, secret = create_token(
+        app.db, user_id=user_id, name=name, is_admin=admin, scopes=scopes, expires_in=lifetime
+    )
     if as_json:
         emit_json({**view.model_dump(mode="json"), "token": secret})
         return
@@ -74,15 +91,17 @@ def list_(app: AppContext, as_json: bool) -> None:
         return
     table(
         None,
-        ["id", "user", "name", "admin", "created", "last used", "revoked"],
+        ["id", "user", "name", "admin", "scopes", "created", "last used", "expires", "revoked"],
         [
             (
                 v.id,
                 v.user_id,
                 v.name,
                 "yes" if v.is_admin else "",
+                " ".join(v.scopes),
                 fmt_time(v.created_at),
                 fmt_time(v.last_used_at),
+                fmt_time(v.expires_at) if v.expires_at else "",
                 fmt_time(v.revoked_at) if v.revoked_at else "",
             )
             for v in views

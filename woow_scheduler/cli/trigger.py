@@ -16,6 +16,7 @@ from .output import emit_json, fmt_time, kv, table
 
 JSON_OPT = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 _RELATIVE = re.compile(r"^\+\s*(.+)$")
+_CAL_EVERY = re.compile(r"^(\d{1,7})\s*(second|minute|hour|day|week|month|year)s?$")
 
 
 def parse_when(value: str | None, field: str, *, now: datetime | None = None) -> str | None:
@@ -69,10 +70,33 @@ def trigger() -> None:
     show_default=True,
     help="How cron handles DST changes.",
 )
+@click.option(
+    "--daily-every",
+    metavar="DURATION",
+    help="Daily time interval (Quartz DailyTimeIntervalTrigger): every 90s, 15m or 2h within --between on --days.",
+)
+@click.option("--between", metavar="HH:MM-HH:MM", help="--daily-every: window of the day, ends included [all day].")
+@click.option("--days", metavar="DAYS", help="--daily-every: days of the week, e.g. MON-FRI or MON,WED,SAT [all].")
+@click.option(
+    "--calendar-every",
+    metavar="N+UNIT",
+    help="Calendar interval (Quartz CalendarIntervalTrigger) from --start: 1month, 2week, 3day, 1year, 6hour ...",
+)
+@click.option("--preserve-hour", is_flag=True, help="--calendar-every: keep the hour of day across DST changes.")
+@click.option(
+    "--skip-missing-hour", is_flag=True, help="--calendar-every with --preserve-hour: skip days that lack that hour."
+)
+@click.option(
+    "--calendar", "calendar_name", default=None, metavar="NAME", help="Skip the times calendar NAME excludes."
+)
+@click.option("--jitter", default=None, metavar="DURATION", help="Spread each fire by a fixed offset in [0, jitter).")
+@click.option("--priority", type=int, default=None, help="Fires due in the same second: higher goes first [0].")
 @click.option("--name", default=None, help="Trigger name, unique within the workflow [default: TYPE-N].")
 @click.option("--start", default=None, metavar="DATETIME", help="No fire before this instant (interval anchor).")
 @click.option("--end", default=None, metavar="DATETIME", help="No fire after this instant.")
-@click.option("--repeat", type=int, default=None, help="Interval only: repeats after the first fire (Quartz).")
+@click.option(
+    "--repeat", type=int, default=None, help="--every / --daily-every: repeats after the first fire (Quartz)."
+)
 @click.option(
     "--misfire",
     type=click.Choice(["fire_once_now", "skip", "fire_all"]),
@@ -98,6 +122,15 @@ def add(
     cron_expr: str | None,
     every: str | None,
     at: str | None,
+    daily_every: str | None,
+    between: str | None,
+    days: str | None,
+    calendar_every: str | None,
+    preserve_hour: bool,
+    skip_missing_hour: bool,
+    calendar_name: str | None,
+    jitter: str | None,
+    priority: int | None,
     tz: str | None,
     dst_policy: str,
     name: str | None,
@@ -111,14 +144,23 @@ def add(
     user: str | None,
     as_json: bool,
 ) -> None:
-    """Add a trigger to WORKFLOW: exactly one of --cron, --every, --at."""
-    chosen = [n for n, v in (("--cron", cron_expr), ("--every", every), ("--at", at)) if v is not None]
+    """Add a trigger to WORKFLOW: exactly one of --cron, --every, --at, --daily-every, --calendar-every."""
+    kinds = (("--cron", cron_expr), ("--every", every), ("--at", at), ("--daily-every", daily_every),
+             ("--calendar-every", calendar_every))  # fmt: skip
+    chosen = [n for n, v in kinds if v is not None]
     if len(chosen) != 1:
         raise InvalidTriggerSpec(
-            "type: give exactly one of --cron, --every or --at" + (f" (got {', '.join(chosen)})" if chosen else "")
+            "type: give exactly one of --cron, --every, --at, --daily-every or --calendar-every"
+            + (f" (got {', '.join(chosen)})" if chosen else "")
         )
-    if repeat is not None and every is None:
-        raise InvalidTriggerSpec("repeat_count: --repeat applies to --every triggers only")
+    if repeat is not None and every is None and daily_every is None:
+        raise InvalidTriggerSpec("repeat_count: --repeat applies to --every and --daily-every triggers only")
+    if (between is not None or days is not None) and daily_every is None:
+        raise InvalidTriggerSpec("days_of_week: --between and --days apply to --daily-every triggers only")
+    if (preserve_hour or skip_missing_hour) and calendar_every is None:
+        raise InvalidTriggerSpec(
+            "preserve_hour_across_dst: --preserve-hour and --skip-missing-hour apply to --calendar-every only"
+        )
     spec: dict[str, Any] = {
         "timezone": tz or app.settings.timezone,
         "misfire_policy": misfire,
@@ -126,15 +168,39 @@ def add(
         "max_catchup": max_catchup,
         "start_at": parse_when(start, "start_at"),
         "end_at": parse_when(end, "end_at"),
+        "jitter": jitter,
+        "priority": priority,
     }
     if cron_expr is not None:
         spec.update(type="cron", expression=cron_expr, dst_policy=dst_policy)
     elif every is not None:
         spec.update(type="interval", every=every, repeat_count=repeat)
+    elif daily_every is not None:
+        spec.update(type="daily_time_interval", every=daily_every, repeat_count=repeat, days_of_week=days)
+        if between is not None:
+            first, sep, last = between.partition("-")
+            if not sep:
+                raise InvalidTriggerSpec(f"start_time_of_day: --between '{between}' must be HH:MM-HH:MM")
+            spec.update(start_time_of_day=first.strip(), end_time_of_day=last.strip())
+    elif calendar_every is not None:
+        m = _CAL_EVERY.match(calendar_every.strip().lower())
+        if m is None:
+            raise InvalidTriggerSpec(
+                f"every: --calendar-every '{calendar_every}' must be a count and a unit like 1month, 2week, 3day"
+            )
+        spec.update(
+            type="calendar_interval",
+            every=int(m[1]),
+            unit=m[2],
+            preserve_hour_across_dst=preserve_hour,
+            skip_day_if_hour_does_not_exist=skip_missing_hour,
+        )
     else:
         spec.update(type="once", run_at=parse_when(at, "run_at"))
     spec = {k: v for k, v in spec.items() if v is not None}
-    view = app.service.add_trigger(workflow_ref, spec, name=name, user_id=user, allow_past=allow_past)
+    view = app.service.add_trigger(
+        workflow_ref, spec, name=name, user_id=user, allow_past=allow_past, calendar=calendar_name
+    )
     if as_json:
         emit_json(view.to_json())
         return
@@ -159,6 +225,11 @@ def _spec_text(v: TriggerView) -> str:
     if v.type == "interval":
         rep = f" x{s['repeat_count'] + 1}" if s.get("repeat_count") is not None else ""
         return f"every {s.get('every')}s{rep}"
+    if v.type == "daily_time_interval":
+        days = ",".join(s.get("days_of_week") or [])
+        return f"every {s.get('every')}s {s.get('start_time_of_day')}-{s.get('end_time_of_day')} {days}"
+    if v.type == "calendar_interval":
+        return f"every {s.get('every')} {s.get('unit')}"
     return f"at {fmt_time(s.get('run_at'), v.timezone)}"
 
 

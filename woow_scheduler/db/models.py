@@ -62,9 +62,11 @@ class Base(DeclarativeBase):
 
 class Workflow(Base):
     __tablename__ = "workflows"
+    # names are unique per owner (the service also keeps the operator's, owner NULL, unique)
+    __table_args__ = (UniqueConstraint("owner_user_id", "name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     steps: Mapped[list[dict[str, Any]]] = mapped_column(json_type(), default=list)
     concurrency: Mapped[ConcurrencyPolicy] = mapped_column(
@@ -76,6 +78,18 @@ class Workflow(Base):
     timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_queue_wait: Mapped[float | None] = mapped_column(Float, nullable=True)
     owner_user_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CalendarRow(Base):
+    """A named calendar (woow_scheduler.calendars), shared by the triggers that refer to it."""
+
+    __tablename__ = "calendars"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(json_type())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -107,6 +121,10 @@ class Trigger(Base):
     created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, index=True)
+    # RESTRICT: a calendar in use cannot be deleted (the service names the triggers first)
+    calendar_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("calendars.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
 
     __table_args__ = (UniqueConstraint("workflow_id", "name"),)
 
@@ -188,6 +206,9 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: space-separated scopes (``permissions.SCOPES``): read, write, admin, metrics, privileges
+    scopes: Mapped[str] = mapped_column(String(500), default="read write", server_default="read write")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -43,6 +43,9 @@ class StepContext:
     fence: int | None = None
     outputs: Mapping[str, Any] = field(default_factory=dict)  # outputs of earlier steps, by step name
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("woow.step"))
+    #: privileges of the workflow's owner (``permissions.PRIVILEGES``); strategies that decide at
+    #: run time (http: the resolved address) check them
+    privileges: frozenset[str] = frozenset()
 
 
 class TaskStrategy(ABC):
@@ -51,9 +54,22 @@ class TaskStrategy(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[StrategyConfig]]
     description: ClassVar[str] = ""
+    #: the privilege (``permissions.PRIVILEGES``) every step of this strategy needs; ``None``: any
+    #: user may use it (then ``required_privileges`` may still ask one for some configs)
+    privilege: ClassVar[str | None] = None
+    #: the runner loads the owner's privileges before a step of this strategy runs
+    uses_privileges: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    def required_privileges(self, config: Any) -> frozenset[str]:
+        """Privileges a step with this (validated) config needs: checked at save and at run time."""
+        return frozenset({self.privilege}) if self.privilege else frozenset()
+
+    def privilege_reason(self, config: Any, privilege: str) -> str:
+        """Why ``config`` needs ``privilege``, for the refusal message."""
+        return f"{self.name} steps run code or reach systems on the workers"
 
     def check_allowed(self) -> None:
         """Raise ``InvalidWorkflow`` when settings forbid this strategy (e.g. shell disabled)."""

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 MASK = "***"
+#: the password of a URL's user info: ``scheme://user:PASSWORD@host``
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
+
+
+def mask_url_passwords(text: str) -> str:
+    """``text`` with every URL password replaced by ``***`` (``http://admin:***@host``)."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", text) if "@" in text else text
 
 
 def _norm(key: str) -> str:
@@ -38,6 +46,8 @@ def _redact(value: Any, keys: tuple[str, ...]) -> Any:
         return {k: (MASK if is_secret_key(k, keys) else _redact(v, keys)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact(v, keys) for v in value]
+    if isinstance(value, str):
+        return mask_url_passwords(value)
     return value
 
 
@@ -63,11 +73,11 @@ def secret_values(value: Any, redact_keys: Iterable[str]) -> set[str]:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every known secret value replaced by ``***`` (longest first)."""
+    """``text`` with every known secret value and URL password replaced by ``***`` (longest first)."""
     for s in sorted(secrets, key=len, reverse=True):
         if s in text:
             text = text.replace(s, MASK)
-    return text
+    return mask_url_passwords(text)
 
 
 def scrub_any(value: Any, secrets: set[str]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import cache
 from importlib.metadata import entry_points
@@ -86,10 +87,21 @@ def _pydantic_message(exc: ValidationError, prefix: str) -> str:
     return f"{path}: {msg}"
 
 
+def _json_size(value: Any) -> int:
+    try:
+        return len(json.dumps(value, ensure_ascii=False, default=str).encode())
+    except (TypeError, ValueError, RecursionError):
+        return 1 << 62  # not JSON: larger than any limit
+
+
 def validate_steps(steps: Any, settings: Settings) -> list[dict[str, Any]]:
     """Validate a list of steps (type known, config valid, names unique); return them normalised."""
     if not isinstance(steps, list):
         raise InvalidWorkflow("steps: must be a list of {name, type, config} objects", field="steps")
+    if len(steps) > settings.max_steps:
+        raise InvalidWorkflow(
+            f"steps: {len(steps)} steps, at most {settings.max_steps} are allowed (WOOW_MAX_STEPS)", field="steps"
+        )
     strategies = available_strategies()
     seen: set[str] = set()
     normalised: list[dict[str, Any]] = []
@@ -97,6 +109,13 @@ def validate_steps(steps: Any, settings: Settings) -> list[dict[str, Any]]:
         prefix = f"steps[{i}]"
         if not isinstance(raw, dict):
             raise InvalidWorkflow(f"{prefix}: must be an object with name, type and config", field=prefix)
+        size = _json_size(raw.get("config"))
+        if size > settings.max_step_config_bytes:
+            raise InvalidWorkflow(
+                f"{prefix}.config: {size} bytes of JSON, at most {settings.max_step_config_bytes} are allowed "
+                "(WOOW_MAX_STEP_CONFIG_BYTES)",
+                field=f"{prefix}.config",
+            )
         try:
             step = StepSpec.model_validate(raw)
         except ValidationError as exc:

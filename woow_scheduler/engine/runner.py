@@ -27,8 +27,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from .. import permissions
 from ..enums import ExecutionStatus
-from ..errors import InvalidWorkflow, StepFailed, StepTimeout
+from ..errors import Forbidden, InvalidWorkflow, StepFailed, StepTimeout
 from ..settings import Settings
 from .base import StepContext, TaskStrategy
 from .redact import redact, scrub, scrub_any, secret_values
@@ -131,7 +132,7 @@ def _spec(raw: StepSpec | Mapping[str, Any]) -> StepSpec:
 
 def _error_text(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if not isinstance(exc, StepFailed | StepTimeout | InvalidWorkflow):
+    if not isinstance(exc, StepFailed | StepTimeout | InvalidWorkflow | Forbidden):
         text = f"{type(exc).__name__}: {text}"
     return text[:ERROR_CAP]
 
@@ -165,6 +166,7 @@ def run_steps(
     strategies: Mapping[str, type[TaskStrategy]] | None = None,
     fence: int | None = None,
     lease: Callable[[], str | None] | None = None,
+    privileges: frozenset[str] | Callable[[], frozenset[str]] | None = None,
 ) -> RunOutcome:
     """Run ``steps`` in order and report every step's result.
 
@@ -172,6 +174,11 @@ def run_steps(
     "the workflow's time is up" when raised inside a step (the worker passes Celery's
     ``SoftTimeLimitExceeded``).  Exceptions that are not ``Exception`` (KeyboardInterrupt,
     SystemExit) propagate.
+
+    ``privileges`` are the workflow owner's (``permissions.PRIVILEGES``), or a function giving them;
+    by default they are read from the database (the owner of ``workflow_id``) the first time a step
+    whose strategy needs or checks a privilege is about to run.  A step that needs a privilege the
+    owner no longer holds fails with the reason.
     """
     started = time.monotonic()
     deadline = started + timeout if timeout else None
@@ -182,6 +189,18 @@ def run_steps(
     results: list[dict[str, Any]] = []
     status = ExecutionStatus.SUCCEEDED
     error: str | None = None
+    loaded: list[frozenset[str]] = []
+
+    def owner_privileges() -> frozenset[str]:
+        if not loaded:
+            if isinstance(privileges, frozenset):
+                loaded.append(privileges)
+            elif privileges is not None:
+                loaded.append(privileges())
+            else:
+                loaded.append(permissions.owner_privileges(settings, workflow_id))
+        return loaded[0]
+
     specs: list[StepSpec] = []
     for i, raw in enumerate(steps):
         try:
@@ -215,6 +234,15 @@ def run_steps(
                 err = exc.errors()[0]
                 loc = ".".join(str(p) for p in err["loc"])
                 raise InvalidWorkflow(f"config.{loc}: {err['msg']}" if loc else f"config: {err['msg']}") from None
+            held: frozenset[str] = frozenset()
+            if cls.privilege or cls.uses_privileges:
+                held = owner_privileges()
+                lacking = sorted(strategy.required_privileges(config) - held)
+                if lacking:
+                    raise Forbidden(
+                        f"refused: the workflow's owner lacks the '{lacking[0]}' privilege "
+                        f"({strategy.privilege_reason(config, lacking[0])})"
+                    )
             ctx = StepContext(
                 workflow_id=workflow_id,
                 workflow_name=workflow_name,
@@ -227,6 +255,7 @@ def run_steps(
                 fence=fence,
                 outputs=dict(outputs),
                 logger=step_logger,
+                privileges=held,
             )
             limit, whole = step.timeout, False
             if deadline is not None:

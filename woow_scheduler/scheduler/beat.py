@@ -278,9 +278,15 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             seen_meta[key] = meta or ""
             planned.append((key, decoded, count, decoded.schedule.plan(last, now)))
 
-        # publish every fire of the chunk (in parallel when configured), then record the outcome
+        # publish every fire of the chunk (in parallel when configured), then record the outcome;
+        # fires due in the same second go out in trigger priority order, higher first (Quartz)
         jobs = [(decoded.definition, fire) for _, decoded, _, plan in planned for fire in plan.fires]
-        outcomes = self._publish_all(jobs)
+        prios = [_priority(d) for _, d, _, plan in planned for _ in plan.fires]
+        order = sorted(range(len(jobs)), key=lambda j: (jobs[j][1], -prios[j]))
+        sent = self._publish_all([jobs[j] for j in order])
+        outcomes: list[Any] = [None] * len(jobs)
+        for j, outcome in zip(order, sent, strict=True):
+            outcomes[j] = outcome
         failures = sum(1 for o in outcomes if o is not None)
         kinds = [str(d.schedule.spec.type) if d.schedule else "other" for _, d, _, plan in planned for _ in plan.fires]
         self._count_published(jobs, kinds, outcomes)
@@ -299,7 +305,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                     continue  # stays due: retried next pass with the same scheduled_for
                 fires = plan.fires[:ok]
                 pos: datetime | None = fires[-1]
-                nxt = sched.spec.next_fire_time(fires[-1])
+                nxt = sched.spec.next_fire_time(fires[-1], sched.calendar)
             else:
                 fires, pos, nxt = plan.fires, plan.position, plan.next_fire
             if plan.misfired:
@@ -611,6 +617,11 @@ class _Maintenance(threading.Thread):
                     info=info,
                 )
             )
+
+
+def _priority(decoded: Any) -> int:
+    sched = decoded.schedule
+    return int(sched.spec.priority) if sched is not None else 0
 
 
 def _sha(text: str) -> str:

@@ -57,6 +57,7 @@ def entry_definition(
     anchor: datetime,
     version: int,
     options: Mapping[str, Any] | None = None,
+    calendar: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``definition`` of a trigger's entry, as a JSON-ready dict (schedule left as its JSON form).
 
@@ -68,14 +69,14 @@ def entry_definition(
         "args": [],
         "kwargs": {"workflow_id": str(workflow_id), "trigger_id": str(trigger_id), "user_id": user_id},
         "options": dict(options) if options is not None else {"shadow": shadow_name(workflow_name)},
-        "schedule": schedule_json(spec, anchor, version),
+        "schedule": schedule_json(spec, anchor, version, calendar),
         "enabled": True,
     }
 
 
 _DEFINITION = (
     '{"args":[],"enabled":true,"kwargs":{"trigger_id":"%s","user_id":%s,"workflow_id":"%s"},"name":"%s",'
-    '"options":%s,"schedule":{"__type__":"%s","anchor":"%s","spec":%s,"version":%d},"task":"%s"}'
+    '"options":%s,"schedule":{"__type__":"%s","anchor":"%s",%s"spec":%s,"version":%d},"task":"%s"}'
 )
 
 
@@ -88,11 +89,12 @@ def definition_text(
     spec_json: str,
     anchor: datetime,
     version: int,
+    calendar_json: str | None = None,
 ) -> str:
     """The canonical ``definition`` string, built without a generic JSON pass (the reconciler's hot path).
 
     Byte-identical to ``json.dumps(entry_definition(...), sort_keys=True, separators=(",", ":"))``
-    when ``options_json`` and ``spec_json`` are canonical JSON (a test holds it to that).
+    when ``options_json``, ``spec_json`` and ``calendar_json`` are canonical JSON (a test holds it to that).
     """
     tid = str(uuid.UUID(str(trigger_id)))
     return _DEFINITION % (
@@ -103,6 +105,7 @@ def definition_text(
         options_json,
         SCHEDULE_TYPE,
         iso_utc(anchor),
+        f'"calendar":{calendar_json},' if calendar_json is not None else "",
         spec_json,
         version,
         TASK_EXECUTE,

@@ -21,6 +21,7 @@ from typing import Any
 from celery.schedules import BaseSchedule, schedstate
 from pydantic import TypeAdapter
 
+from ..calendars import Calendar, calendar_json, parse_calendar
 from ..triggers import MisfirePolicy, TriggerSpec
 
 SCHEDULE_TYPE = "woow_trigger"
@@ -66,11 +67,12 @@ class FirePlan:
 class WoowTriggerSchedule(BaseSchedule):  # type: ignore[misc]
     """A :data:`TriggerSpec` as a Celery schedule (seconds resolution, nominal fire times)."""
 
-    def __init__(self, spec: TriggerSpec, anchor: datetime, version: int = 1) -> None:
+    def __init__(self, spec: TriggerSpec, anchor: datetime, version: int = 1, calendar: Calendar | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.anchor = floor_second(anchor)
         self.version = version
+        self.calendar = calendar  # fires it excludes are skipped (Quartz's calendar on a trigger)
 
     # -- pure fire-time logic ---------------------------------------------------------------
     def position(self, last_run_at: datetime | None) -> datetime:
@@ -82,7 +84,7 @@ class WoowTriggerSchedule(BaseSchedule):  # type: ignore[misc]
 
     def next_fire_time(self, last_run_at: datetime | None) -> datetime | None:
         """The first pending nominal fire (may lie in the past when beat is late)."""
-        return self.spec.next_fire_time(self.position(last_run_at))
+        return self.spec.next_fire_time(self.position(last_run_at), self.calendar)
 
     def plan(self, last_run_at: datetime | None, now: datetime) -> FirePlan:
         """Decide the fires due at ``now``.
@@ -94,18 +96,19 @@ class WoowTriggerSchedule(BaseSchedule):  # type: ignore[misc]
         """
         pos = self.position(last_run_at)
         now_s = floor_second(now)
-        first = self.spec.next_fire_time(pos)
+        cal = self.calendar
+        first = self.spec.next_fire_time(pos, cal)
         if first is None or first > now_s:
             return FirePlan((), None, first)
         if (now_s - first).total_seconds() > float(self.spec.misfire_threshold):
-            chosen = tuple(t for t in self.spec.missed_fires(pos, now_s) if pos < t <= now_s)
+            chosen = tuple(t for t in self.spec.missed_fires(pos, now_s, calendar=cal) if pos < t <= now_s)
             new_pos = max((now_s, *chosen))
-            return FirePlan(chosen, new_pos, self.spec.next_fire_time(new_pos), misfired=True)
+            return FirePlan(chosen, new_pos, self.spec.next_fire_time(new_pos, cal), misfired=True)
         fires = [first]
-        nxt = self.spec.next_fire_time(first)
+        nxt = self.spec.next_fire_time(first, cal)
         while nxt is not None and nxt <= now_s and len(fires) < MAX_FIRES_PER_PASS:
             fires.append(nxt)
-            nxt = self.spec.next_fire_time(nxt)
+            nxt = self.spec.next_fire_time(nxt, cal)
         return FirePlan(tuple(fires), fires[-1], nxt)
 
     @property
@@ -128,29 +131,28 @@ class WoowTriggerSchedule(BaseSchedule):  # type: ignore[misc]
         if nxt is None:
             return schedstate(is_due=False, next=None)
         if nxt <= now:
-            following = self.spec.next_fire_time(floor_second(now))
+            following = self.spec.next_fire_time(floor_second(now), self.calendar)
             wait = (following - now).total_seconds() if following is not None else None
             return schedstate(is_due=True, next=wait)
         return schedstate(is_due=False, next=(nxt - now).total_seconds())
 
     # -- JSON form (inside RedBeat's ``definition``) --------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return {
-            "__type__": SCHEDULE_TYPE,
-            "spec": self.spec.model_dump(mode="json"),
-            "anchor": iso_utc(self.anchor),
-            "version": self.version,
-        }
+        cal = calendar_json(self.calendar) if self.calendar is not None else None
+        return schedule_json(self.spec.model_dump(mode="json"), self.anchor, self.version, cal)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WoowTriggerSchedule:
         spec = SPEC_ADAPTER.validate_python(data["spec"])
-        return cls(spec, parse_utc(str(data["anchor"])), int(data.get("version", 1)))
+        cal = data.get("calendar")
+        calendar = parse_calendar(cal) if cal is not None else None
+        return cls(spec, parse_utc(str(data["anchor"])), int(data.get("version", 1)), calendar)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, WoowTriggerSchedule):
             return NotImplemented
-        return (self.spec, self.anchor, self.version) == (other.spec, other.anchor, other.version)
+        mine = (self.spec, self.anchor, self.version, self.calendar)
+        return mine == (other.spec, other.anchor, other.version, other.calendar)
 
     def __hash__(self) -> int:
         return hash((self.anchor, self.version))
@@ -159,9 +161,17 @@ class WoowTriggerSchedule(BaseSchedule):  # type: ignore[misc]
         return f"<WoowTriggerSchedule {self.spec.type} anchor={iso_utc(self.anchor)} v{self.version}>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (self.__class__, (self.spec, self.anchor, self.version))
+        return (self.__class__, (self.spec, self.anchor, self.version, self.calendar))
 
 
-def schedule_json(spec: Mapping[str, Any], anchor: datetime, version: int) -> dict[str, Any]:
-    """The JSON form of a schedule from a stored spec, without parsing it (the reconciler's fast path)."""
-    return {"__type__": SCHEDULE_TYPE, "spec": dict(spec), "anchor": iso_utc(anchor), "version": version}
+def schedule_json(
+    spec: Mapping[str, Any], anchor: datetime, version: int, calendar: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON form of a schedule from a stored spec, without parsing it (the reconciler's fast path).
+
+    ``calendar`` (a calendar's stored definition) is present only for a trigger that has one.
+    """
+    out = {"__type__": SCHEDULE_TYPE, "spec": dict(spec), "anchor": iso_utc(anchor), "version": version}
+    if calendar is not None:
+        out["calendar"] = dict(calendar)
+    return out

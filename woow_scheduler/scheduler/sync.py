@@ -26,7 +26,8 @@ from typing import Any, cast
 import redis
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 
-from ..db import Database, Execution, Trigger, Workflow
+from ..calendars import parse_calendar
+from ..db import CalendarRow, Database, Execution, Trigger, Workflow
 from ..db.types import UTCDateTime
 from ..enums import TriggerState
 from ..errors import StoreUnavailable
@@ -76,21 +77,26 @@ class SyncReport:
 
 
 def _row_stmt() -> Select[Any]:
-    return select(
-        Trigger.id,
-        Trigger.workflow_id,
-        Trigger.spec,
-        Trigger.state,
-        Trigger.previous_fire_time,
-        Trigger.fire_count,
-        Trigger.version,
-        Trigger.updated_at,
-        Trigger.anchor_at,
-        Trigger.created_by,
-        Workflow.name.label("workflow_name"),
-        Workflow.owner_user_id,
-        Workflow.timeout.label("workflow_timeout"),
-    ).join(Workflow, Workflow.id == Trigger.workflow_id)
+    return (
+        select(
+            Trigger.id,
+            Trigger.workflow_id,
+            Trigger.spec,
+            Trigger.state,
+            Trigger.previous_fire_time,
+            Trigger.fire_count,
+            Trigger.version,
+            Trigger.updated_at,
+            Trigger.anchor_at,
+            Trigger.created_by,
+            Workflow.name.label("workflow_name"),
+            Workflow.owner_user_id,
+            Workflow.timeout.label("workflow_timeout"),
+            CalendarRow.definition.label("calendar"),
+        )
+        .join(Workflow, Workflow.id == Trigger.workflow_id)
+        .outerjoin(CalendarRow, CalendarRow.id == Trigger.calendar_id)
+    )
 
 
 def _canonical(obj: Any) -> str:
@@ -251,13 +257,16 @@ class Reconciler:
             text = self._options_cache[key] = _canonical(options)
         return text
 
-    def _schedule(self, spec_json: str, spec: Any, anchor: datetime, version: int) -> WoowTriggerSchedule:
+    def _schedule(
+        self, spec_json: str, spec: Any, anchor: datetime, version: int, calendar: Any = None
+    ) -> WoowTriggerSchedule:
         parsed = self._spec_cache.get(spec_json)
         if parsed is None:
             if len(self._spec_cache) > 50_000:
                 self._spec_cache.clear()
             parsed = self._spec_cache[spec_json] = SPEC_ADAPTER.validate_python(spec)
-        return WoowTriggerSchedule(parsed, anchor, version)
+        cal = parse_calendar(calendar) if calendar is not None else None
+        return WoowTriggerSchedule(parsed, anchor, version, cal)
 
     def _sync_rows(self, rows: Sequence[Any], report: SyncReport, existing: set[str] | None) -> list[str]:
         """One batch: one scripted read and one scripted write (two round trips).  Returns its keys."""
@@ -298,6 +307,7 @@ class Reconciler:
                 spec_json=spec_json,
                 anchor=row.anchor_at,
                 version=row.version,
+                calendar_json=_canonical(row.calendar) if row.calendar is not None else None,
             )
             pg_prev = row.previous_fire_time
             if cur_meta is None and pg_prev is not None:
@@ -313,7 +323,7 @@ class Reconciler:
                 report.unchanged += 1
                 continue
             try:
-                sched = self._schedule(spec_json, row.spec, row.anchor_at, row.version)
+                sched = self._schedule(spec_json, row.spec, row.anchor_at, row.version, row.calendar)
             except Exception as exc:  # a stored spec this version cannot read
                 report.errors += 1
                 report.error_messages.append(f"trigger {row.id}: {exc}")

@@ -135,7 +135,9 @@ class ApplyOps(WorkflowOps, TriggerOps):
                 if wf_in.name in names_seen:
                     raise Conflict(f"workflows[{i}].name: '{wf_in.name}' appears twice in the file", field="name")
                 names_seen.add(wf_in.name)
-                wf = s.scalar(select(Workflow).where(Workflow.name == wf_in.name))
+                # names are unique per owner; a file without owners updates the workflow of that name
+                owned = "owner_user_id" in raw or user_id is not None
+                wf = self._workflow_named(s, wf_in.name, owner=wf_in.owner_user_id, any_owner=not owned)
                 if wf is None:
                     wf = Workflow(**wf_in.model_dump())
                     s.add(wf)

@@ -84,11 +84,23 @@ class ServiceBase:
 
     # -- lookups ------------------------------------------------------------------------------
     def _workflow(self, s: Session, ref: str) -> Workflow:
-        wf = s.scalar(select(Workflow).where(Workflow.name == ref))
-        if wf is not None:
-            return wf
+        named = self._workflow_named(s, ref)
+        if named is not None:
+            return named
         found: Workflow = by_id_or_prefix(s, Workflow, ref, "workflow")
         return found
+
+    @staticmethod
+    def _workflow_named(s: Session, name: str, *, owner: str | None = None, any_owner: bool = True) -> Workflow | None:
+        """The workflow called ``name`` (names are unique per owner): of ``owner`` (``None``: the
+        operator's) unless ``any_owner``, when a name two owners chose is ambiguous."""
+        q = select(Workflow).where(Workflow.name == name)
+        if not any_owner:
+            q = q.where(Workflow.owner_user_id.is_(None) if owner is None else Workflow.owner_user_id == owner)
+        found = list(s.scalars(q.limit(2)))
+        if len(found) > 1:
+            raise Ambiguous(f"workflow: several users have a workflow named '{name}'; use its id", field="workflow")
+        return found[0] if found else None
 
     def _trigger(self, s: Session, ref: str) -> Trigger:
         if "/" in ref:  # WORKFLOW/TRIGGER_NAME

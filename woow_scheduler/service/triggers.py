@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -10,12 +11,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..db.models import Trigger, Workflow
+from ..calendars import Calendar, parse_calendar
+from ..db.models import CalendarRow, Trigger, Workflow
 from ..enums import TriggerState
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
 from ..triggers import TriggerSpec, parse_trigger_spec
 from ..views import TriggerView
 from .base import ServiceBase
+from .calendars import calendar_of
 from .validation import check_name, spec_from_stored
 
 
@@ -29,7 +32,26 @@ class TriggerOps(ServiceBase):
         name: str | None = None,
         user_id: str | None = None,
         allow_past: bool = False,
+        calendar: str | None = None,
     ) -> TriggerView:
+        return self.add_trigger_with_preview(
+            workflow_ref, spec, name=name, user_id=user_id, allow_past=allow_past, calendar=calendar, preview=0
+        )[0]
+
+    def add_trigger_with_preview(
+        self,
+        workflow_ref: str,
+        spec: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        user_id: str | None = None,
+        allow_past: bool = False,
+        calendar: str | None = None,
+        preview: int = 10,
+    ) -> tuple[TriggerView, list[datetime]]:
+        """Add a trigger and compute its next ``preview`` fire times in the same transaction: a
+        spec whose fire times cannot be computed is refused and nothing is written. ``calendar``
+        names a calendar whose excluded times the trigger skips."""
         now = self.clock()
         parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
         if name is not None:
@@ -42,10 +64,23 @@ class TriggerOps(ServiceBase):
             trigger_name = name or self._default_trigger_name(s, wf.id, parsed)
             if s.scalar(select(Trigger.id).where(Trigger.workflow_id == wf.id, Trigger.name == trigger_name)):
                 raise Conflict(f"name: workflow '{wf.name}' already has a trigger named '{trigger_name}'", field="name")
-            tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id)
+            cal_row = None
+            if calendar is not None:
+                cal_row = s.scalar(select(CalendarRow).where(CalendarRow.name == calendar))
+                if cal_row is None:
+                    raise InvalidInput(f"calendar: '{calendar}' not found (woow calendar list)", field="calendar")
+            tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id, cal_row)
             view = TriggerView.of(tr, wf.name)
+            fire_times: list[datetime] = []
+            if preview and tr.next_fire_time is not None:
+                try:
+                    stored = spec_from_stored(tr.spec)
+                    after = max(filter(None, (tr.previous_fire_time, tr.anchor_at, now)))
+                    fire_times = list(itertools.islice(stored.iter_fire_times(after, calendar_of(s, tr)), preview))
+                except (OverflowError, ValueError, OSError) as exc:  # rolls the insert back
+                    raise InvalidTriggerSpec(f"spec: its fire times cannot be computed ({exc})", field="spec") from None
         self._mirror([view.id])
-        return view
+        return view, fire_times
 
     def update_trigger(self, ref: str, spec: Mapping[str, Any], *, allow_past: bool = False) -> TriggerView:
         """Replace a trigger's spec; its fire count and last fire time are kept."""
@@ -53,7 +88,7 @@ class TriggerOps(ServiceBase):
         parsed = parse_trigger_spec(spec, now=now, allow_past=allow_past)
         with self._session() as s:
             tr = self._trigger(s, ref)
-            self._apply_spec(tr, parsed, now)
+            self._apply_spec(tr, parsed, now, calendar_of(s, tr))
             tr.anchor_at = max(now, tr.anchor_at)
             if tr.state == TriggerState.COMPLETE and tr.next_fire_time is not None:
                 tr.state = TriggerState.NORMAL
@@ -116,9 +151,10 @@ class TriggerOps(ServiceBase):
         with self._session() as s:
             tr = self._trigger(s, ref)
             spec = spec_from_stored(tr.spec)
+            cal = calendar_of(s, tr)
             after = max(filter(None, (tr.previous_fire_time, tr.anchor_at, self.clock())))
         out: list[datetime] = []
-        for t in spec.iter_fire_times(after):
+        for t in spec.iter_fire_times(after, cal):
             out.append(t)
             if len(out) >= n:
                 break
@@ -139,7 +175,7 @@ class TriggerOps(ServiceBase):
                     # fires missed while paused are not caught up (Quartz would misfire them)
                     tr.anchor_at = now
                     spec = spec_from_stored(tr.spec)
-                    tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now))
+                    tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now), calendar_of(s, tr))
                     if tr.next_fire_time is None:
                         tr.state = TriggerState.COMPLETE
                 tr.version += 1
@@ -149,11 +185,22 @@ class TriggerOps(ServiceBase):
         return view
 
     def _new_trigger(
-        self, s: Session, wf: Workflow, name: str, spec: TriggerSpec, now: datetime, user_id: str | None
+        self,
+        s: Session,
+        wf: Workflow,
+        name: str,
+        spec: TriggerSpec,
+        now: datetime,
+        user_id: str | None,
+        calendar: CalendarRow | None = None,
     ) -> Trigger:
         """Insert a trigger; it is anchored at ``now`` (it never fires for earlier times)."""
         tr = Trigger(workflow_id=wf.id, name=name, created_by=user_id or wf.owner_user_id)
-        self._apply_spec(tr, spec, now)
+        cal: Calendar | None = None
+        if calendar is not None:
+            tr.calendar_id = calendar.id
+            cal = parse_calendar(calendar.definition)
+        self._apply_spec(tr, spec, now, cal)
         tr.anchor_at = now
         tr.state = TriggerState.NORMAL if tr.next_fire_time else TriggerState.COMPLETE
         s.add(tr)
@@ -161,7 +208,7 @@ class TriggerOps(ServiceBase):
         return tr
 
     @staticmethod
-    def _apply_spec(tr: Trigger, spec: TriggerSpec, now: datetime) -> None:
+    def _apply_spec(tr: Trigger, spec: TriggerSpec, now: datetime, calendar: Calendar | None = None) -> None:
         tr.type = spec.type
         tr.spec = spec.model_dump(mode="json")
         tr.timezone = spec.timezone
@@ -170,7 +217,7 @@ class TriggerOps(ServiceBase):
         tr.start_at = spec.start_at
         tr.end_at = spec.end_at
         tr.repeat_count = getattr(spec, "repeat_count", None)
-        tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now))
+        tr.next_fire_time = spec.next_fire_time(max(now, tr.previous_fire_time or now), calendar)
 
     @staticmethod
     def _default_trigger_name(s: Session, workflow_id: uuid.UUID, spec: TriggerSpec) -> str:
@@ -179,4 +226,3 @@ class TriggerOps(ServiceBase):
         while f"{spec.type}-{i}" in taken:
             i += 1
         return f"{spec.type}-{i}"
-

@@ -17,7 +17,9 @@ from ..triggers import TriggerSpec
 #: backstops and the final write run after the timeout itself).
 VISIBILITY_MARGIN = 60
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}")  # the whole name: use fullmatch
+#: what the CLI reads as an id prefix: a name like this could capture another object's lookup
+ID_LIKE_RE = re.compile(r"[0-9a-fA-F-]{6,36}")
 
 
 SPEC_ADAPTER: TypeAdapter[TriggerSpec] = TypeAdapter(TriggerSpec)
@@ -29,16 +31,20 @@ def spec_from_stored(data: Mapping[str, Any]) -> TriggerSpec:
 
 
 def check_name(value: str, what: str) -> str:
-    if not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ValueError(
-            f"'{value}' is not a valid {what} name: 1-200 characters, letters, digits and _ . : @ -, "
+            f"{value!r} is not a valid {what} name: 1-200 characters, letters, digits and _ . : @ -, "
             "starting with a letter or digit"
         )
     try:
         uuid.UUID(value)
     except ValueError:
-        return value
-    raise ValueError(f"'{value}' looks like an id; choose a name that is not a UUID")
+        pass
+    else:
+        raise ValueError(f"'{value}' looks like an id; choose a name that is not a UUID")
+    if ID_LIKE_RE.fullmatch(value):
+        raise ValueError(f"'{value}' looks like an id prefix; use a letter outside a-f in the name")
+    return value
 
 
 class WorkflowInput(BaseModel):

@@ -21,7 +21,7 @@ class WorkflowOps(ServiceBase):
     def create_workflow(self, data: Mapping[str, Any] | WorkflowInput) -> WorkflowView:
         wf_in = self._validate_workflow(data)
         with self._session() as s:
-            if s.scalar(select(Workflow.id).where(Workflow.name == wf_in.name)) is not None:
+            if self._workflow_named(s, wf_in.name, owner=wf_in.owner_user_id, any_owner=False) is not None:
                 raise Conflict(f"name: a workflow named '{wf_in.name}' already exists", field="name")
             wf = Workflow(**wf_in.model_dump())
             s.add(wf)
@@ -37,7 +37,8 @@ class WorkflowOps(ServiceBase):
             current = WorkflowView.of(wf).model_dump(include=WORKFLOW_FIELDS)
             current.update(changes)
             wf_in = self._validate_workflow(current)
-            if wf_in.name != wf.name and s.scalar(select(Workflow.id).where(Workflow.name == wf_in.name)):
+            moved = wf_in.name != wf.name or wf_in.owner_user_id != wf.owner_user_id
+            if moved and self._workflow_named(s, wf_in.name, owner=wf_in.owner_user_id, any_owner=False):
                 raise Conflict(f"name: a workflow named '{wf_in.name}' already exists", field="name")
             for key, value in wf_in.model_dump().items():
                 if getattr(wf, key) != value:

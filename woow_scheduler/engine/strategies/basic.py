@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from ...errors import one_line
 from ..base import StepContext, StrategyConfig, TaskStrategy
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -28,7 +29,7 @@ class LogStrategy(TaskStrategy):
         ctx.logger.log(
             _LEVELS[cfg.level],
             "%s",
-            cfg.message,
+            one_line(cfg.message),  # a newline in the message must not forge a line of the text log
             extra={"workflow": ctx.workflow_name, "execution_id": str(ctx.execution_id), "step": ctx.step_name},
         )
         return {"message": cfg.message, "level": cfg.level}

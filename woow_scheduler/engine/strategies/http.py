@@ -1,4 +1,11 @@
-"""``http``: one HTTP request with httpx; a status outside ``accepted_status`` fails the step."""
+"""``http``: one HTTP request with httpx; a status outside ``accepted_status`` fails the step.
+
+Any user may call public addresses.  Every connection goes through the SSRF guard
+(:mod:`..netguard`): non-public destinations, ``follow_redirects`` and ``verify_tls: false`` need
+the ``http_private`` privilege (or, for destinations, an operator's allow-list).  The response body
+is streamed and at most ``WOOW_HTTP_BODY_CAP`` bytes are read; credentials inside the URL are
+refused (send them in a header, whose value is redacted).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,11 @@ import httpx
 from pydantic import Field, field_validator
 
 from ...errors import StepFailed
+from ...permissions import HTTP_PRIVATE
 from ..base import StepContext, StrategyConfig, TaskStrategy
+from ..netguard import DestinationRefused, Destinations, GuardedTransport
 
-BODY_CAP = 8 * 1024  # characters of response body kept in the output
+BODY_CAP = 8 * 1024  # default bytes of response body read (WOOW_HTTP_BODY_CAP)
 
 
 class HttpConfig(StrategyConfig):
@@ -41,6 +50,9 @@ class HttpConfig(StrategyConfig):
             raise ValueError(f"'{value}' is not a valid URL ({exc})") from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ValueError(f"'{value}' must be an absolute http:// or https:// URL")
+        if parsed.userinfo:
+            shown = str(parsed.copy_with(username=None, password=None))
+            raise ValueError(f"'{shown}': credentials in the URL are not allowed; send them in a header")
         return value
 
     @field_validator("accepted_status")
@@ -52,28 +64,72 @@ class HttpConfig(StrategyConfig):
         return value
 
 
+def _destinations(settings: Any, *, any_address: bool) -> Destinations:
+    return Destinations.build(settings.http_allowed_hosts, settings.http_allowed_networks, any_address=any_address)
+
+
 class HttpStrategy(TaskStrategy):
     name = "http"
     Config = HttpConfig
     description = "Send an HTTP request; output is the status and a capped body."
+    uses_privileges = True
+
+    def required_privileges(self, config: Any) -> frozenset[str]:
+        cfg: HttpConfig = config
+        host = httpx.URL(cfg.url).host
+        unsafe = (cfg.follow_redirects and not self.settings.http_allow_redirects) or not cfg.verify_tls
+        if unsafe or _destinations(self.settings, any_address=False).check_literal(host):
+            return frozenset({HTTP_PRIVATE})
+        return frozenset()
+
+    def privilege_reason(self, config: Any, privilege: str) -> str:
+        cfg: HttpConfig = config
+        if cfg.follow_redirects and not self.settings.http_allow_redirects:
+            return "follow_redirects is true"
+        if not cfg.verify_tls:
+            return "verify_tls is false"
+        reason = _destinations(self.settings, any_address=False).check_literal(httpx.URL(cfg.url).host)
+        return f"url: {reason}" if reason else "url is not public"
 
     def run(self, config: Any, ctx: StepContext) -> Any:
         cfg: HttpConfig = config
-        with httpx.Client(timeout=cfg.timeout, follow_redirects=cfg.follow_redirects, verify=cfg.verify_tls) as client:
+        cap = self.settings.http_body_cap
+        destinations = _destinations(self.settings, any_address=HTTP_PRIVATE in ctx.privileges)
+        transport = GuardedTransport(destinations, verify=cfg.verify_tls)
+        with httpx.Client(
+            transport=transport,
+            timeout=cfg.timeout,
+            follow_redirects=cfg.follow_redirects,
+            max_redirects=self.settings.http_max_redirects,
+            trust_env=False,
+        ) as client:
             try:
-                response = client.request(
+                with client.stream(
                     cfg.method,
                     cfg.url,
-                    headers=cfg.headers,
+                    # no compressed bodies: the cap counts the bytes that arrive
+                    headers={"accept-encoding": "identity", **cfg.headers},
                     json=cfg.body if cfg.body is not None else None,
-                )
+                ) as response:
+                    raw = bytearray()
+                    truncated = False
+                    for chunk in response.iter_bytes():
+                        raw.extend(chunk)
+                        if len(raw) > cap:
+                            truncated = True
+                            del raw[cap:]
+                            break
+            except DestinationRefused as exc:
+                raise StepFailed(f"{cfg.method} {cfg.url}: refused: {exc} (needs the http_private privilege)") from None
             except httpx.TimeoutException as exc:
                 raise StepFailed(f"{cfg.method} {cfg.url}: timed out after {cfg.timeout:g}s ({exc})") from None
             except httpx.HTTPError as exc:
                 raise StepFailed(f"{cfg.method} {cfg.url}: {type(exc).__name__}: {exc}") from None
-        text = response.text
-        truncated = len(text) > BODY_CAP
-        body: Any = text[:BODY_CAP]
+        try:
+            text = bytes(raw).decode(response.encoding or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            text = bytes(raw).decode("utf-8", errors="replace")
+        body: Any = text
         if not truncated and "json" in response.headers.get("content-type", ""):
             with contextlib.suppress(ValueError):
                 body = json.loads(text)

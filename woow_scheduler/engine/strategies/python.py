@@ -71,6 +71,7 @@ class PythonStrategy(TaskStrategy):
     name = "python"
     Config = PythonConfig
     description = "Call an allow-listed Python callable; its return value is the output."
+    privilege = "python"
 
     def run(self, config: Any, ctx: StepContext) -> Any:
         cfg: PythonConfig = config

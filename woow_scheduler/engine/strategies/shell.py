@@ -1,15 +1,24 @@
-"""``shell``: run a program (argv list, never through a shell); off unless ``WOOW_ENABLE_SHELL=true``."""
+"""``shell``: run a program (argv list, never through a shell); off unless ``WOOW_ENABLE_SHELL=true``.
+
+Only owners with the ``shell`` privilege may use it, only programs in ``WOOW_SHELL_PROGRAMS`` (when
+set) may run, and the program starts with an empty environment unless ``inherit_env`` is true; even
+then woow's own settings (``WOOW_*``, ``CELERY_*``), secret-looking variables and URLs with
+passwords are left out.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ...errors import InvalidWorkflow, StepFailed
+from ...settings import Settings
 from ..base import StepContext, StrategyConfig, TaskStrategy
+from ..redact import is_secret_key
 
 STREAM_CAP = 6 * 1024  # characters of stdout/stderr kept each
 
@@ -18,7 +27,9 @@ class ShellConfig(StrategyConfig):
     argv: list[str] = Field(min_length=1)
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
-    inherit_env: bool = True
+    inherit_env: bool = Field(
+        default=False, description="start from the worker's environment (without woow's settings and secrets)"
+    )
     timeout: float = Field(default=300.0, gt=0, le=86_400)
     accepted_exit_codes: list[int] = Field(default_factory=lambda: [0])
 
@@ -30,6 +41,31 @@ class ShellConfig(StrategyConfig):
         if any("\x00" in a for a in value):
             raise ValueError("arguments must not contain NUL characters")
         return value
+
+    @field_validator("argv", mode="after")
+    @classmethod
+    def _program(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        settings = (info.context or {}).get("settings")
+        if isinstance(settings, Settings) and settings.shell_programs and value[0] not in settings.shell_programs:
+            raise ValueError(
+                f"program '{value[0]}' is not allowed (allowed: {', '.join(settings.shell_programs)})"
+            )
+        return value
+
+
+_HIDDEN_PREFIXES = ("WOOW_", "CELERY_", "FLOWER_")
+_URL_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]*@")
+
+
+def worker_environment(redact_keys: list[str]) -> dict[str, str]:
+    """The worker's environment without woow's settings and anything secret-looking."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith(_HIDDEN_PREFIXES)
+        and not is_secret_key(k, redact_keys)
+        and not _URL_PASSWORD.search(v)
+    }
 
 
 def _tail(data: bytes | str | None) -> str:
@@ -43,6 +79,7 @@ class ShellStrategy(TaskStrategy):
     name = "shell"
     Config = ShellConfig
     description = "Run a command (argv list, no shell). Disabled unless WOOW_ENABLE_SHELL=true."
+    privilege = "shell"
 
     def check_allowed(self) -> None:
         if not self.settings.enable_shell:
@@ -51,7 +88,8 @@ class ShellStrategy(TaskStrategy):
     def run(self, config: Any, ctx: StepContext) -> Any:
         cfg: ShellConfig = config
         self.check_allowed()
-        env = {**os.environ, **cfg.env} if cfg.inherit_env else dict(cfg.env)
+        base = worker_environment(self.settings.redact_keys) if cfg.inherit_env else {"PATH": os.defpath}
+        env = {**base, **cfg.env}
         env.setdefault("WOOW_EXECUTION_ID", str(ctx.execution_id))
         try:
             proc = subprocess.run(
