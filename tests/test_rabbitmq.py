@@ -92,9 +92,10 @@ def test_beat_on_redis_worker_on_rabbitmq_every_fire_once(asettings: Settings, d
 
 
 def test_worker_kill9_mid_run_rabbitmq_redelivers(asettings: Settings, db: Database, tmp_path: Path) -> None:
-    """acks_late on RabbitMQ: the killed consumer's unacked message goes back at once; the next
-    worker takes the stale execution over when its lock expires, and the fire completes once."""
-    wf = _workflow(db, [{"name": "nap", "type": "sleep", "config": {"seconds": 4}}])
+    """acks_late on RabbitMQ: the killed consumer's unacked message goes back at once, to a worker
+    that is already waiting, so it arrives while the dead run's lock still lives: that worker must
+    defer it (not drop it as a duplicate) and take the stale execution over once the lock expires."""
+    wf = _workflow(db, [{"name": "nap", "type": "sleep", "config": {"seconds": 10}}])
     with db.session() as s:
         tr = Trigger(workflow_id=wf.id, name="once", type="once", spec={"type": "once"})
         s.add(tr)
@@ -111,14 +112,15 @@ def test_worker_kill9_mid_run_rabbitmq_redelivers(asettings: Settings, db: Datab
                            "the run to start on the victim")
         victim_worker = running[0].worker
         assert int(victim_worker.rsplit(":", 1)[1]) in set(victim.group_pids()) - {victim.pid}
-        victim.kill9()
+        with celery_worker(asettings, log_dir=logs, name="heir") as heir:  # waiting before the kill
+            assert [r.status for r in _rows(db, wf)] == [ExecutionStatus.RUNNING], "the run ended too soon"
+            victim.kill9()
+            done = wait_for(lambda: [r for r in _rows(db, wf) if ExecutionStatus(r.status).is_final], 60,
+                            "the redelivered fire to finish")
+            assert "took over a stale execution" in heir.log(), heir.log()[-3000:]
     finally:
         victim.kill9()
         app.close()
-    with celery_worker(asettings, log_dir=logs, name="heir") as heir:
-        done = wait_for(lambda: [r for r in _rows(db, wf) if ExecutionStatus(r.status).is_final], 40,
-                        "the redelivered fire to finish")
-        assert "took over a stale execution" in heir.log(), heir.log()[-3000:]
     rows = _rows(db, wf)
     assert len(rows) == 1 and done[0].status == ExecutionStatus.SUCCEEDED, [(r.status, r.error) for r in rows]
     assert rows[0].worker != victim_worker  # finished by the heir, from the message RabbitMQ gave back

@@ -77,6 +77,14 @@ def test_woow_dev_fires_the_demo_and_leaves_no_process(tmp_path: Path) -> None:
     out = log.read_text()
     assert proc.returncode == 0, out
     assert "dev: stopped" in out
+    # the line it printed points the plain CLI at the demo: `woow history` shows what it ran
+    export = next(line for line in out.splitlines() if "export WOOW_DATABASE_URL=" in line)
+    assigned = dict(w.split("=", 1) for w in shlex.split(export.split("export ", 1)[1]))
+    cli_env = {**env, "WOOW_DATABASE_URL": assigned["WOOW_DATABASE_URL"]}
+    history = subprocess.run([sys.executable, "-m", "woow_scheduler", "history", "--workflow", "demo", "--json"],
+                             env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert history.returncode == 0, history.stderr
+    assert sum(1 for row in json.loads(history.stdout) if row["status"] == "succeeded") >= 2, history.stdout
     time.sleep(0.5)
     alive = [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == [], f"processes left behind: {alive}"

@@ -46,53 +46,55 @@ class MetricDef:
 
     name: str
     kind: str  # counter, gauge, histogram
-    process: str  # beat, worker, api
+    processes: tuple[str, ...]  # which of beat, worker, api serve it
     labels: tuple[str, ...]
     help: str
 
 
 METRICS: tuple[MetricDef, ...] = (
     # -- beat (the active one publishes; standbys export leadership 0) ------------------------
-    MetricDef("woow_beat_fires_published_total", "counter", "beat", ("trigger_type",),
+    MetricDef("woow_beat_fires_published_total", "counter", ("beat",), ("trigger_type",),
               "Fires published to the broker, by trigger type (cron, interval, once)."),
-    MetricDef("woow_beat_publish_failures_total", "counter", "beat", (),
+    MetricDef("woow_beat_publish_failures_total", "counter", ("beat",), (),
               "Fires whose publish failed (retried on the next tick)."),
-    MetricDef("woow_beat_publish_lateness_seconds", "histogram", "beat", (),
+    MetricDef("woow_beat_publish_lateness_seconds", "histogram", ("beat",), (),
               "Publish time minus the fire's nominal time (scheduled_for)."),
-    MetricDef("woow_beat_misfires_total", "counter", "beat", ("policy",),
+    MetricDef("woow_beat_misfires_total", "counter", ("beat",), ("policy",),
               "Fires found later than their misfire threshold, by the misfire policy applied."),
-    MetricDef("woow_beat_leader", "gauge", "beat", (), "1 while this beat holds the beat lock, else 0."),
-    MetricDef("woow_beat_lock_age_seconds", "gauge", "beat", (),
+    MetricDef("woow_beat_leader", "gauge", ("beat",), (), "1 while this beat holds the beat lock, else 0."),
+    MetricDef("woow_beat_lock_age_seconds", "gauge", ("beat",), (),
               "Seconds since this beat last renewed the beat lock (0 when not the leader); near "
               "WOOW_BEAT_LOCK_TIMEOUT means a standby is about to take over."),
-    MetricDef("woow_beat_reconcile_duration_seconds", "histogram", "beat", ("kind",),
+    MetricDef("woow_beat_reconcile_duration_seconds", "histogram", ("beat",), ("kind",),
               "Duration of PostgreSQL -> RedBeat reconciles (kind full or incremental)."),
-    MetricDef("woow_beat_reconcile_drift_total", "counter", "beat", ("action",),
+    MetricDef("woow_beat_reconcile_drift_total", "counter", ("beat",), ("action",),
               "RedBeat entries a reconcile had to fix: added, updated, removed."),
-    MetricDef("woow_beat_redbeat_entries", "gauge", "beat", (), "Entries in the RedBeat schedule (read at scrape)."),
-    MetricDef("woow_beat_sweeper_republished_total", "counter", "beat", (),
-              "Dispatched fires without an execution row that the sweeper published again."),
-    MetricDef("woow_queue_depth", "gauge", "beat", ("queue",),
-              "Messages waiting in the Celery queue (read at scrape; same name as the API's)."),
+    MetricDef("woow_beat_redbeat_entries", "gauge", ("beat",), (), "Entries in the RedBeat schedule (read at scrape)."),
+    MetricDef("woow_beat_sweeper_republished_total", "counter", ("beat",), (),
+              "Fires published again by the sweeper (journaled, no execution row) or re-sent by the reaper "
+              "(a queued row whose message never came)."),
+    MetricDef("woow_queue_depth", "gauge", ("beat", "api"), ("queue",),
+              "Messages waiting in the Celery queue (read at scrape, by beat and by the API)."),
     # -- worker --------------------------------------------------------------------------------
-    MetricDef("woow_worker_executions_total", "counter", "worker", ("outcome",),
+    MetricDef("woow_worker_executions_total", "counter", ("worker",), ("outcome",),
               "Deliveries handled, by outcome: succeeded, failed, timed_out, skipped, duplicate, dropped, "
-              "lost (the run lost its lock to a takeover)."),
-    MetricDef("woow_worker_run_duration_seconds", "histogram", "worker", (),
+              "lost (its outcome was not recorded: another worker took the run over), lock_lost (the run stopped "
+              "when its lease was gone)."),
+    MetricDef("woow_worker_run_duration_seconds", "histogram", ("worker",), (),
               "Duration of the deliveries that ran a workflow (claim to recorded outcome)."),
-    MetricDef("woow_worker_retries_total", "counter", "worker", ("reason",),
+    MetricDef("woow_worker_retries_total", "counter", ("worker",), ("reason",),
               "Task retries by reason: lock (a queue-policy fire waits for the lock), failed (a failed "
               "attempt with retries left), running (a redelivery while the run may be alive), other."),
-    MetricDef("woow_worker_takeovers_total", "counter", "worker", (),
+    MetricDef("woow_worker_takeovers_total", "counter", ("worker",), (),
               "Stale executions (their worker died) taken over by a redelivered fire."),
-    MetricDef("woow_worker_lost_locks_total", "counter", "worker", (),
-              "Runs that lost their lock before recording (another worker took the run over)."),
+    MetricDef("woow_worker_lost_locks_total", "counter", ("worker",), (),
+              "Runs that lost their lock: outcome lost or lock_lost."),
     # -- API (read from the stores at scrape; see woow_scheduler/api/metrics.py) ---------------
-    MetricDef("woow_executions", "gauge", "api", ("status",), "Executions in the history by status."),
-    MetricDef("woow_execution_duration_seconds", "histogram", "api", (), "Durations of finished executions."),
-    MetricDef("woow_fire_lateness_seconds", "histogram", "api", (), "Scheduled fires: enqueued_at - scheduled_for."),
-    MetricDef("woow_triggers", "gauge", "api", ("state",), "Triggers by state."),
-    MetricDef("woow_store_up", "gauge", "api", ("store",), "1 when the store answered this scrape."),
+    MetricDef("woow_executions", "gauge", ("api",), ("status",), "Executions in the history by status."),
+    MetricDef("woow_execution_duration_seconds", "histogram", ("api",), (), "Durations of finished executions."),
+    MetricDef("woow_fire_lateness_seconds", "histogram", ("api",), (), "Scheduled fires: enqueued_at - scheduled_for."),
+    MetricDef("woow_triggers", "gauge", ("api",), ("state",), "Triggers by state."),
+    MetricDef("woow_store_up", "gauge", ("api",), ("store",), "1 when the store answered this scrape."),
 )
 BY_NAME = {m.name: m for m in METRICS}
 LOST_OUTCOMES = frozenset({"lost", "lock_lost"})
@@ -200,7 +202,7 @@ class WorkerMetrics:
         self.takeovers = _make(None, "woow_worker_takeovers_total")
         self.lost_locks = _make(None, "woow_worker_lost_locks_total")
         self._started: dict[str, float] = {}
-        for outcome in ("succeeded", "failed", "timed_out", "skipped", "duplicate", "dropped", "lost"):
+        for outcome in ("succeeded", "failed", "timed_out", "skipped", "duplicate", "dropped", "lost", "lock_lost"):
             self.executions.labels(outcome=outcome)
         for reason in ("lock", "failed", "running", "other"):
             self.retries.labels(reason=reason)
@@ -236,7 +238,7 @@ class _TakeoverCounter(logging.Handler):
         self.metrics = metrics
 
     def emit(self, record: logging.LogRecord) -> None:
-        if str(record.msg).startswith("took over a stale execution"):
+        if record.getMessage().startswith("took over a stale execution"):
             self.metrics.takeovers.inc()
 
 

@@ -146,8 +146,10 @@ class SentinelURL:
 
 
 def hide_password(url: str) -> str:
-    """The URL with every ``:password@`` replaced by ``:***@`` (a ';'-joined list included)."""
-    return re.sub(r":[^:@/;]*@", ":***@", url)
+    """The URL with every ``:password@`` (a ';'-joined list included) and a ``sentinel_password=``
+    replaced by ``***``."""
+    url = re.sub(r":[^:@/;]*@", ":***@", url)
+    return re.sub(r"(sentinel_password=)[^&;]*", r"\1***", url)
 
 
 def make_redis(url: str, **kwargs: Any) -> redis.Redis:

@@ -199,6 +199,12 @@ class Settings(BaseSettings):
     metrics_cache_seconds: float = Field(
         default=15.0, ge=0, description="/metrics reads the executions table at most this often (cached in Redis)."
     )
+    console_session_ttl: int = Field(
+        default=8 * 3600,
+        ge=60,
+        le=30 * 86_400,
+        description="Seconds an operator console session lives from login (revoking its token ends it sooner).",
+    )
     python_callables: list[str] = Field(
         default_factory=list,
         description="Allow-listed 'module:function' callables for the 'python' strategy "

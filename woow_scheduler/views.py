@@ -96,6 +96,8 @@ class ExecutionView(_View):
     attempt: int
     worker: str | None
     celery_task_id: str | None
+    #: the fence number of the workflow lock this run claimed (None: no lock, e.g. ``allow``)
+    fence: int | None = None
     error: str | None
     steps: list[dict[str, Any]]
     created_at: IsoTime

@@ -138,6 +138,7 @@ def test_bad_input_is_a_page_naming_the_field(alice: TestClient, tokens: Tokens)
         "/ui/history?since=yesterday": (422, "since:"),
         "/ui/history?since=2026-01-02T00:00&until=2026-01-01T00:00": (422, "until:"),
         "/ui/history?trigger=not-a-uuid": (404, "trigger:"),
+        "/ui/history?since=2025-01-01T00:00&until=2025-03-01T00:00": (422, "since: the window"),
         "/ui/executions/not-a-uuid": (404, "execution:"),
         "/ui/workflows?owner=root": (422, "owner:"),
         "/ui/nowhere": (404, "page: not found"),
@@ -211,3 +212,78 @@ def test_pages_of_a_run_in_progress_refresh_themselves(alice: TestClient, tokens
     assert 'id="execution" data-live="on"' in page and ">queued<" in page
     assert 'id="history-rows" data-live="on"' in alice.get("/ui/history").text
     assert 'id="history-rows" data-live="off"' in alice.get("/ui/history?status=succeeded").text
+
+
+def test_a_read_only_token_sees_no_buttons_and_cannot_change_anything(alice: TestClient, db: Database) -> None:
+    wf = make_workflow(alice, name="look-only")
+    tr = alice.post(f"/workflows/{wf['id']}/schedule", json={"name": "t", "every": "1h"}).json()
+    reader = create_token(db, user_id="alice", scopes=["read"])[1]
+    api = dict(alice.headers)
+    alice.headers.pop("Authorization")
+    csrf = login(alice, reader)
+    page = alice.get(f"/ui/workflows/{wf['id']}").text
+    assert "read-only" in page and "Run now" not in page and "/pause" not in page and "Delete" not in page
+    for url, data in ((f"/ui/triggers/{tr['id']}/pause", {}), (f"/ui/workflows/{wf['id']}/run", {}),
+                      (f"/ui/workflows/{wf['id']}/delete", {"confirm": "yes"})):
+        resp = alice.post(url, data={"csrf": csrf, **data})
+        assert resp.status_code == 403 and "read-only" in resp.text, url
+    assert alice.get(f"/triggers/{tr['id']}", headers=api).json()["state"] == "NORMAL"
+    assert alice.get(f"/workflows/{wf['id']}/executions", headers=api).json()["items"] == []
+
+
+def test_failed_logins_share_the_apis_limit(api_client: TestClient, settings: Settings, tokens: Tokens) -> None:
+    for _ in range(settings.auth_failure_limit):
+        resp = api_client.post("/ui/login", data={"csrf": csrf_of(api_client.get("/ui/login").text),
+                                                  "token": "woow_guess"})
+        assert resp.status_code == 401
+    resp = api_client.post("/ui/login", data={"csrf": csrf_of(api_client.get("/ui/login").text),
+                                              "token": tokens.alice})
+    assert resp.status_code == 429 and resp.headers["retry-after"] == "60" and "too many failed logins" in resp.text
+    # and the API refuses the same address too: one counter
+    assert api_client.get("/workflows", headers=Tokens.header(tokens.alice)).status_code == 429
+
+
+def test_the_session_lives_as_long_as_the_setting_says(
+    settings: Settings, tokens: Tokens, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    short = settings.model_copy(update={"console_session_ttl": 120})
+    with TestClient(create_api(short)) as client:
+        nonce = csrf_of(client.get("/ui/login").text)
+        resp = client.post("/ui/login", data={"csrf": nonce, "token": tokens.alice}, follow_redirects=False)
+    assert "Max-Age=120" in resp.headers["set-cookie"]
+    (key,) = redis_client.scan_iter(match=f"{key_prefix}console:session:*")
+    assert 110 <= redis_client.ttl(key) <= 120
+
+
+def test_user_text_is_escaped(alice: TestClient, tokens: Tokens) -> None:
+    wf = make_workflow(alice, name="xss", description='<script>alert("x")</script><img src=x onerror=alert(1)>')
+    alice.headers.pop("Authorization")
+    login(alice, tokens.alice)
+    page = alice.get(f"/ui/workflows/{wf['id']}").text
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+
+
+def test_history_pages_go_on_without_repeating_or_losing_a_run(alice: TestClient, tokens: Tokens, db: Database) -> None:
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from woow_scheduler.db.models import Execution
+
+    wf = make_workflow(alice, name="busy")
+    now = datetime.now(UTC)
+    with db.session() as s:
+        s.add_all(Execution(workflow_id=uuid.UUID(str(wf["id"])), status="succeeded",
+                            created_at=now - timedelta(seconds=i)) for i in range(205))
+    alice.headers.pop("Authorization")
+    login(alice, tokens.alice)
+    seen: list[str] = []
+    url = "/ui/history?workflow=busy"
+    for _ in range(3):
+        page = alice.get(url).text
+        seen += re.findall(r'href="/ui/executions/([0-9a-f-]{36})"', page)
+        found = re.search(r'href="(/ui/history\?[^"]+)" id="older"', page)
+        if found is None:
+            break
+        url = found.group(1).replace("&amp;", "&")
+    assert len(seen) == 205 and len(set(seen)) == 205

@@ -124,9 +124,9 @@ def stack(pg_template: str, chromium: str, tmp_path_factory: pytest.TempPathFact
                     continue
                 out = subprocess.run(woow_command(*argv[1:]), env=env, capture_output=True, text=True, timeout=60)
                 assert out.returncode == 0, f"{line}\n{out.stdout}\n{out.stderr}"
-                if argv[1:3] == ["token", "create"]:
-                    user = argv[argv.index("--user") + 1]
-                    stack.tokens.setdefault(user, out.stdout.strip())
+                if argv[1:3] == ["token", "create"]:  # by user (the first one) and by name
+                    stack.tokens.setdefault(argv[argv.index("--user") + 1], out.stdout.strip())
+                    stack.tokens[argv[argv.index("--name") + 1]] = out.stdout.strip()
             for proc in stack.procs:
                 proc.wait_ready(30)
             stop.enter_context(celery_worker(settings, log_dir=logs))

@@ -9,6 +9,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import redis
 from sqlalchemy import select
 
 from tests.procs import CeleryProcess, celery_beat, celery_worker, wait_for
+from tests.rabbitmq import amqp_vhost
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import TriggerState
 from woow_scheduler.keys import Keys
@@ -30,17 +32,21 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def esettings(pg_url: str, redis_url: str, key_prefix: str) -> Settings:
-    return load_settings(
-        database_url=pg_url,
-        redis_url=redis_url,
-        key_prefix=key_prefix,
-        queue=f"woow-{uuid.uuid4().hex[:6]}",
-        beat_lock_timeout=4.0,
-        bookkeeping_interval=0.5,
-        reconcile_interval=2.0,
-        heartbeat_interval=1.0,
-    )
+def esettings(request: pytest.FixtureRequest, pg_url: str, redis_url: str, key_prefix: str) -> Iterator[Settings]:
+    """Beat on Redis; the broker is Redis, or RabbitMQ (a vhost of the test's own) with ``indirect=["esettings"]``."""
+    broker = getattr(request, "param", "redis")
+    with amqp_vhost() if broker == "amqp" else nullcontext(None) as amqp_url:
+        yield load_settings(
+            database_url=pg_url,
+            redis_url=redis_url,
+            broker_url=amqp_url,
+            key_prefix=key_prefix,
+            queue=f"woow-{uuid.uuid4().hex[:6]}",
+            beat_lock_timeout=4.0,
+            bookkeeping_interval=0.5,
+            reconcile_interval=2.0,
+            heartbeat_interval=1.0,
+        )
 
 
 @pytest.fixture
@@ -78,6 +84,7 @@ def worker(esettings: Settings, log_dir: Path) -> Iterator[CeleryProcess]:
         yield w
 
 
+@pytest.mark.parametrize("esettings", ["redis", "amqp"], indirect=True)
 def test_even_seconds_pause_resume_and_once(
     esettings: Settings, db: Database, wf: Workflow, worker: CeleryProcess, log_dir: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,13 @@ def _cli_accepts(argv: list[str]) -> None:
     assert result.exit_code == 0, result.output
 
 
-WOOW_ROLES = {"simple": ("beat", "worker", "flower", "api"), "ha": ("beat-ha", "worker-ha", "api-ha")}
+WOOW_ROLES = {"simple": ("beat", "worker", "flower", "api"), "ha": ("beat-ha", "worker-ha", "flower-ha", "api-ha")}
 HEALTH = {"beat": ["beat", "--local"], "worker": ["workers", "--local"], "api": ["api"]}
+
+
+def _interpolate(text: str) -> str:
+    """What compose makes of ``${NAME:?message}`` given NAME: here a stand-in value per name."""
+    return re.sub(r"\$\{([A-Z_]+):\?[^}]*\}", lambda m: f"{m.group(1).lower()}-value", text)
 
 
 def _compose() -> dict[str, Any]:
@@ -47,7 +53,7 @@ def _check_woow_service(name: str, svc: dict[str, Any]) -> None:
     for key in env:
         assert key.startswith("WOOW_")
         assert key[5:].lower() in Settings.model_fields, f"{name}: {key} is not a setting"
-    load_settings(**{k[5:].lower(): v for k, v in env.items()})  # every value is valid
+    load_settings(**{k[5:].lower(): _interpolate(v) for k, v in env.items()})  # every value is valid
     assert env["WOOW_DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:" in env["WOOW_DATABASE_URL"]
 
 
@@ -97,26 +103,35 @@ def test_compose_ha_profile_runs_everything_on_sentinel() -> None:
     assert services["beat-ha"]["deploy"]["replicas"] >= 2 and services["worker-ha"]["deploy"]["replicas"] >= 2
     master_cmd = services["redis-master"]["command"]
     password = master_cmd[master_cmd.index("--requirepass") + 1]
+    assert password.startswith("${REDIS_PASSWORD:?")  # credentials come from the environment
+    assert master_cmd[master_cmd.index("--masterauth") + 1] == password
     replica_cmd = services["redis-replica"]["command"]
     assert replica_cmd[replica_cmd.index("--replicaof") + 1:] == ["redis-master", "6379"]
     assert replica_cmd[replica_cmd.index("--masterauth") + 1] == password
-    for name in ("beat-ha", "worker-ha", "api-ha"):
+    for name in WOOW_ROLES["ha"]:
         svc = services[name]
         assert svc["profiles"] == ["ha"]
         _check_woow_service(name, svc)
-        _check_health(name, svc)
-        url = SentinelURL.parse(svc["environment"]["WOOW_REDIS_URL"])
+        if name != "flower-ha":
+            _check_health(name, svc)
+        url = SentinelURL.parse(_interpolate(svc["environment"]["WOOW_REDIS_URL"]))
         assert sorted(h for h, _ in url.sentinels) == sorted(sentinels) and {p for _, p in url.sentinels} == {26379}
-        assert url.password == password
+        assert url.password == _interpolate(password)
         assert "WOOW_BROKER_URL" not in svc["environment"]  # the broker follows the Redis URL, Sentinel included
         for s in sentinels:
             assert svc["depends_on"][s]["condition"] == "service_healthy"
         for s in sentinels:  # each sentinel monitors that master under that name, with those passwords
-            conf = " ".join(services[s]["command"])
+            sentinel = services[s]
+            conf = " ".join(sentinel["command"])
+            env = sentinel["environment"]
             assert f"sentinel monitor {url.master} redis-master 6379 2" in conf
-            assert f"sentinel auth-pass {url.master} {password}" in conf
-            assert f"requirepass {url.sentinel_password}" in conf
-            assert services[s]["profiles"] == ["ha"]
+            assert f'"sentinel auth-pass {url.master} $$REDIS_PASSWORD"' in conf and env["REDIS_PASSWORD"] == password
+            assert '"requirepass $$SENTINEL_PASSWORD"' in conf
+            assert _interpolate(env["SENTINEL_PASSWORD"]) == url.sentinel_password
+            assert sentinel["profiles"] == ["ha"]
+    flower = services["flower-ha"]
+    assert all(p.startswith("127.0.0.1:") for p in flower["ports"])
+    assert any(a.startswith("--basic-auth=${FLOWER_BASIC_AUTH:?") for a in flower["command"])
 
 
 def test_procfile_runs_the_documented_commands() -> None:
@@ -132,3 +147,41 @@ def test_procfile_runs_the_documented_commands() -> None:
     from woow_scheduler.beat import WoowScheduler  # the class the Procfile names exists
 
     assert WoowScheduler.__name__ == "WoowScheduler"
+
+
+def test_compose_sentinel_command_writes_a_config_redis_accepts(tmp_path: Path) -> None:
+    """Run the sentinels' shell command as the container would (compose turns $$ into $), up to the
+    exec, and start a real sentinel on the config it wrote."""
+    import socket
+    import subprocess
+    import time
+
+    services = _compose()
+    script = services["sentinel-1"]["command"][0].replace("$$", "$")
+    write, _, run = script.partition(" && ")
+    conf = tmp_path / "sentinel.conf"
+    env = {"PATH": "/usr/bin:/bin", "REDIS_PASSWORD": "r-pass", "SENTINEL_PASSWORD": "s-pass"}
+    subprocess.run(["sh", "-c", write.replace("/tmp/sentinel.conf", str(conf))], env=env, check=True, timeout=30)
+    lines = conf.read_text().splitlines()
+    assert "requirepass s-pass" in lines and "sentinel auth-pass woow r-pass" in lines
+    assert run.startswith("exec redis-server /tmp/sentinel.conf --sentinel")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = conf.read_text().replace("port 26379", f"port {port}").replace("redis-master", "127.0.0.1")
+    conf.write_text(text + "bind 127.0.0.1\n")
+    proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            out = subprocess.run(["redis-cli", "-p", str(port), "--no-auth-warning", "-a", "s-pass", "sentinel",
+                                  "get-master-addr-by-name", "woow"], capture_output=True, text=True, timeout=5)
+            if out.stdout.split() == ["127.0.0.1", "6379"]:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the sentinel did not take its config: {proc.poll()}")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

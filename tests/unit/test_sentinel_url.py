@@ -48,3 +48,6 @@ def test_bad_sentinel_urls_are_one_line_naming_the_setting_without_the_password(
 def test_hide_password() -> None:
     assert hide_password("sentinel://:a@h:1;sentinel://:a@g:2/0") == "sentinel://:***@h:1;sentinel://:***@g:2/0"
     assert hide_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert hide_password("sentinel://:a@h:1/0?master=m&sentinel_password=s3&ssl=true") == (
+        "sentinel://:***@h:1/0?master=m&sentinel_password=***&ssl=true")
+    assert hide_password("amqp://guest:guest@127.0.0.1:5672/vh") == "amqp://guest:***@127.0.0.1:5672/vh"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -153,6 +154,9 @@ class DevRunner:
             redis_url = self._redis_url()
             db_url = os.environ.get("WOOW_DATABASE_URL") or f"sqlite:///{self.workdir / 'woow.db'}"
             env = self._env(redis_url, db_url)
+            # the CLI's default database is ./woow.db: say how to point it at the demo's
+            click.echo(f"dev: to use the woow CLI on this demo from another shell: "
+                       f"export WOOW_DATABASE_URL={shlex.quote(db_url)} WOOW_REDIS_URL={shlex.quote(redis_url)}")
             settings = load_settings(redis_url=redis_url, database_url=db_url)
             db = Database(settings.database_url)
             upgrade(db)

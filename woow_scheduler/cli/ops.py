@@ -237,13 +237,9 @@ def _api(url: str) -> dict[str, Any]:
 
 
 def _safe_url(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
+    from ..redis_store import hide_password
 
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    return hide_password(url)
 
 
 @click.command()

@@ -550,8 +550,9 @@ class _Maintenance(threading.Thread):
                         reap_lost_runs(s, self.db, client)
                         next_prune = mono + max(60.0, 6 * s.heartbeat_interval)
                     if mono >= next_sweep:
-                        sweep_fires(s, self.db, client, self.scheduler.app)
-                        resend_stale(s, self.db, self.scheduler.app)
+                        swept = sweep_fires(s, self.db, client, self.scheduler.app)
+                        resent = resend_stale(s, self.db, self.scheduler.app)
+                        self.scheduler.metrics.sweeper_republished.inc(swept.republished + len(resent))
                         next_sweep = mono + max(5.0, 5 * s.bookkeeping_interval)
                     if mono >= next_flush:
                         drain_fired(s, self.db, client)

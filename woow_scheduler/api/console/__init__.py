@@ -41,7 +41,7 @@ def create_console(state: ApiState) -> FastAPI:
     """The console as an app of its own (no OpenAPI; HTML errors), sharing ``state`` with the API."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.woow = state
-    app.state.sessions = SessionStore(state.redis, state.keys, state.db)
+    app.state.sessions = SessionStore(state.redis, state.keys, state.db, state.settings.console_session_ttl)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(router)
 

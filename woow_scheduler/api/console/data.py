@@ -13,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from ...enums import ExecutionStatus
 from ...views import ExecutionView, TriggerView
 
 if TYPE_CHECKING:
     from ..state import ApiState
 
-FAILED = frozenset({"failed", "timed_out"})
-LOCK_LOST = "lock_lost"
+FAILED = frozenset({ExecutionStatus.FAILED.value, ExecutionStatus.TIMED_OUT.value})
+LOCK_LOST = ExecutionStatus.LOCK_LOST.value
 #: the most executions one overview or heat strip reads (the count says "at least" beyond it)
 ROW_LIMIT = 10_000
 #: the most fires drawn per trigger in the timeline
@@ -76,7 +77,8 @@ def overview(state: ApiState, owner: str | None) -> dict[str, Any]:
     rows = state.service.history(since=now - timedelta(hours=1), limit=ROW_LIMIT, owner=owner)
     report["hour"] = hour_stats(rows, now, capped=len(rows) >= ROW_LIMIT)
     beat = report["checks"].get("beat", {})
-    detail = beat.get("detail") if beat.get("ok") else None
+    # a beat check with problems (no active beat, a stale tick) keeps what it read under "info"
+    detail = beat.get("detail") if beat.get("ok") else beat.get("info")
     report["beat"] = detail if isinstance(detail, dict) else None
     return report
 

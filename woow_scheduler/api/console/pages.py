@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -13,14 +14,18 @@ from ...engine.redact import redact
 from ...enums import ExecutionStatus
 from ...errors import InvalidInput, NotFound
 from ...tokens import verify_token
+from ..auth import FAILURE_WINDOW, count_failed_lookup, failed_lookups
+from ..guard import public_workflow
 from ..live import live_triggers
 from . import data
-from .session import COOKIE, LOGIN_COOKIE, SESSION_TTL
+from .session import COOKIE, LOGIN_COOKIE
 from .web import Form, Refused, Session, State, base, checked_post, parse_uuid, redirect, render, safe_next
 
 router = APIRouter()
 
 TIMELINE_WIDTH = 1000.0
+#: executions per history page
+PAGE = 200
 STATUSES = tuple(s.value for s in ExecutionStatus)
 
 
@@ -63,15 +68,24 @@ def login(request: Request, form: Form, state: State) -> Response:
     next_ = form.get("next") or None
     if not token:
         return _login_form(request, next_, error="token: is required (a woow_... API token)", status=422)
+    client = request.client.host if request.client is not None else "unknown"
+    if failed_lookups(state, client) >= state.settings.auth_failure_limit:  # the API's counter and limit
+        response = _login_form(
+            request, next_, error=f"token: too many failed logins from this address; retry in {FAILURE_WINDOW}s",
+            status=429,
+        )
+        response.headers["Retry-After"] = str(FAILURE_WINDOW)
+        return response
     principal = verify_token(state.db, token)
     if principal is None:
+        count_failed_lookup(state, client)
         return _login_form(request, next_, error="token: unknown, revoked or expired", status=401)
     session_id, _ = request.app.state.sessions.create(principal)
     response = RedirectResponse(safe_next(request, next_), status_code=303)
     response.set_cookie(
         COOKIE,
         session_id,
-        max_age=SESSION_TTL,
+        max_age=state.settings.console_session_ttl,
         path=base(request) or "/",
         httponly=True,
         samesite="strict",
@@ -151,7 +165,7 @@ def workflow(request: Request, ref: str, session: Session, state: State) -> Resp
     for tr in triggers:
         preview = state.service.next_fire_times(str(tr.id), 10) if tr.state not in ("COMPLETE",) else []
         rows.append({"t": tr, "description": spec_from_stored(tr.spec).describe(), "preview": preview})
-    steps = redact(wf.steps, state.settings.redact_keys)
+    steps = public_workflow(state, wf).steps
     recent = state.service.history(workflow=str(wf.id), limit=10)
     return render(request, "workflow.html", title=wf.name, wf=wf, triggers=rows, steps=steps, recent=recent)
 
@@ -267,10 +281,12 @@ def history(
     filters = {"workflow": workflow[:200], "trigger": trigger[:80], "status": status[:20], "since": since[:40],
                "until": until[:40]}
     now = datetime.now(UTC)
-    start = _parse_time(since, "since") or now - timedelta(hours=24)
     end = _parse_time(until, "until") or now
+    start = _parse_time(since, "since") or end - timedelta(hours=24)
     if end <= start:
         raise InvalidInput("until: must be after since", field="until")
+    if end - start > timedelta(days=31):
+        raise InvalidInput("since: the window from since to until is at most 31 days", field="since")
     if status and status.strip().lower() not in STATUSES:
         raise InvalidInput(f"status: '{status[:20]}' is not one of {', '.join(STATUSES)}", field="status")
     query: dict[str, Any] = {"owner": _owner(session), "since": start}
@@ -280,7 +296,12 @@ def history(
         query["trigger"] = str(state.trigger_for(session.principal, parse_uuid(trigger, "trigger")).id)
     before = (end, parse_uuid("ffffffff-ffff-ffff-ffff-ffffffffffff", "until"))
     strip_rows = state.service.history(limit=data.ROW_LIMIT, before=before, **query)
-    rows = state.service.history(limit=200, before=before, status=status.strip() or None, **query)
+    rows = state.service.history(limit=PAGE + 1, before=before, status=status.strip() or None, **query)
+    older = None
+    if len(rows) > PAGE:  # the next page ends just before the oldest row shown
+        rows = rows[:PAGE]
+        cursor = rows[-1].created_at - timedelta(microseconds=1)
+        older = urlencode({**{k: v for k, v in filters.items() if v}, "until": cursor.isoformat()})
     return render(
         request,
         "history.html",
@@ -290,6 +311,8 @@ def history(
         statuses=STATUSES,
         strip=data.heat_strip(strip_rows, start, end),
         capped=len(strip_rows) >= data.ROW_LIMIT,
+        older=older,
+        page_size=PAGE,
         live=any(r.status in STATUSES and not ExecutionStatus(r.status).is_final for r in rows),
         start=start,
         end=end,
@@ -300,7 +323,7 @@ def history(
 def execution(request: Request, ref: str, session: Session, state: State) -> Response:
     ex = state.execution_for(session.principal, parse_uuid(ref, "execution"))
     steps = redact(ex.steps, state.settings.redact_keys)
-    extra = {k: v for k, v in ex.model_dump().items() if k in ("fence", "lock_key", "lock_fence")}
+    extra = {"lock fence": ex.fence}
     return render(
         request,
         "execution.html",

@@ -30,18 +30,12 @@ from ...tokens import Principal
 COOKIE = "woow_console"
 #: the double-submit cookie that protects the login form itself (there is no session yet)
 LOGIN_COOKIE = "woow_console_login"
-#: how long a console session lives (absolute, from login); the token may be revoked sooner
-SESSION_TTL = 8 * 3600
 
 
 def may_change(principal: Principal) -> bool:
-    """May ``principal`` pause, resume, run or delete from the console?
-
-    Tokens that carry scopes answer with their write scope (``Principal.can_write``); a token
-    without scopes (the API before scopes) may change what it may see.
-    """
-    can_write = getattr(principal, "can_write", None)
-    return True if can_write is None else bool(can_write)
+    """May ``principal`` pause, resume, run or delete from the console?  Exactly when the API lets
+    it write: the token has the ``write`` (or ``admin``) scope."""
+    return principal.can_write
 
 
 @dataclass(frozen=True)
@@ -59,7 +53,8 @@ def _digest(session_id: str) -> str:
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis, keys: Keys, db: Database, ttl: int = SESSION_TTL) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, db: Database, ttl: int) -> None:
+        """``ttl``: seconds a session lives from login (``settings.console_session_ttl``)."""
         self.client = client
         self.keys = keys
         self.db = db
@@ -109,5 +104,4 @@ class SessionStore:
             row = s.get(ApiToken, token_id)
             if row is None or row.revoked_at is not None:
                 return False
-            expires_at = getattr(row, "expires_at", None)  # tokens may carry an expiry
-            return not (isinstance(expires_at, datetime) and expires_at <= now)
+            return row.expires_at is None or row.expires_at > now
