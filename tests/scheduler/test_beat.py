@@ -354,3 +354,28 @@ def test_static_celery_entries_still_work_beside_triggers(settings: Settings, re
         f"{settings.key_prefix}broker:{settings.queue}", 0, -1
     )
     assert any('"woow.ping"' in m for m in raw)
+
+
+def test_fraction_of_a_second_start_at_publishes_each_fire_once(
+    settings: Settings,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+    make_scheduler: MakeScheduler,
+) -> None:
+    """Issue 13 item 6: an interval every 3 s whose stored start_at is at .500 (a row written
+    before start_at was floored at validation) once made every pass re-publish the same fire
+    (179 messages for 3 fires in 10 s).  Read back, the start is floored: one message per fire."""
+    base = datetime.now(UTC).replace(microsecond=0)
+    start = base + timedelta(seconds=1, milliseconds=500)
+    t = make_trigger(
+        {"type": "interval", "every": 3, "start_at": start.isoformat()}, updated_at=base - timedelta(seconds=1)
+    )
+    reconciler.triggers([t.id])
+    sch = make_scheduler()
+    until = base + timedelta(seconds=4, milliseconds=400)
+    while datetime.now(UTC) < until:
+        sch.tick()
+        time.sleep(0.1)
+    sent = [ts(f["scheduled_for"]) for f in published(redis_client, settings)]
+    assert sent == [base + timedelta(seconds=1), base + timedelta(seconds=4)]
