@@ -144,6 +144,11 @@ def test_naive_datetimes_are_read_in_the_spec_timezone() -> None:
             InvalidTriggerSpec,
             "max_catchup: 0 is invalid",
         ),
+        (  # issue 13 item 8: a catch-up is bounded, so one entry never holds beat for long
+            {"type": "cron", "expression": "* * * * *", "max_catchup": 100_001},
+            InvalidTriggerSpec,
+            "max_catchup: 100001 is invalid",
+        ),
         (
             {"type": "cron", "expression": "* * * * *", "misfire_policy": "later"},
             InvalidTriggerSpec,
