@@ -206,9 +206,12 @@ class _SpecBase(BaseModel):
 
     @model_validator(mode="after")
     def _window(self) -> _SpecBase:
-        if self.start_at is not None and self.end_at is not None and self.end_at <= self.start_at:
+        # both ends are inclusive whole seconds, so end_at == start_at is a one-second window (as in
+        # Quartz, only an end before the start is refused); a row stored before the floor with
+        # both ends inside one second stays readable
+        if self.start_at is not None and self.end_at is not None and self.end_at < self.start_at:
             raise InvalidTriggerSpec(
-                f"end_at: {_iso(self.end_at)} is not after start_at {_iso(self.start_at)}", field="end_at"
+                f"end_at: {_iso(self.end_at)} is before start_at {_iso(self.start_at)}", field="end_at"
             )
         return self
 
@@ -604,7 +607,7 @@ def parse_trigger_spec(data: Mapping[str, Any], *, now: datetime, allow_past: bo
     Resolves the interval default ``start_at = now``, reads naive datetimes in the spec's
     ``timezone``, stores datetimes as aware UTC floored to the whole second (``start_at``,
     ``end_at``, ``run_at``: fire times are whole seconds), rejects
-    ``end_at <= start_at`` and (unless ``allow_past``) a once ``run_at`` or an ``end_at`` that
+    ``end_at < start_at`` and (unless ``allow_past``) a once ``run_at`` or an ``end_at`` that
     is not after ``now``.  Raises a one-line InvalidTriggerSpec / InvalidCronExpression.
     """
     if now.tzinfo is None or now.utcoffset() is None:

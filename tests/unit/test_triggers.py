@@ -167,7 +167,7 @@ def test_naive_datetimes_are_read_in_the_spec_timezone() -> None:
         (
             {"type": "interval", "every": 5, "start_at": "2026-02-01T00:00Z", "end_at": "2026-01-31T00:00Z"},
             InvalidTriggerSpec,
-            "end_at: 2026-01-31T00:00:00Z is not after start_at 2026-02-01T00:00:00Z",
+            "end_at: 2026-01-31T00:00:00Z is before start_at 2026-02-01T00:00:00Z",
         ),
         (
             {"type": "once", "run_at": "2025-12-31T00:00:00Z"},
@@ -365,3 +365,17 @@ def test_fire_time_bounds_are_whole_seconds(spec: dict[str, Any]) -> None:
         assert fires and all(f.microsecond == 0 for f in fires)
         if parsed.start_at is not None:
             assert fires[0] == parsed.start_at  # the floored start is the first fire of each type
+
+
+def test_a_stored_window_inside_one_second_stays_readable() -> None:
+    """A row stored before the floor with start_at .2 and end_at .7 of one second: both floor to
+    the same second, a one-second window (both ends inclusive), not an unreadable spec."""
+    stored = {
+        "type": "cron",
+        "expression": "* * * * * ?",
+        "start_at": "2026-02-01T00:00:00.200000Z",
+        "end_at": "2026-02-01T00:00:00.700000Z",
+    }
+    spec = spec_from_stored(stored)
+    assert spec.start_at == spec.end_at == utc(2026, 2, 1)
+    assert list(spec.iter_fire_times(utc(2026, 1, 1))) == [utc(2026, 2, 1)]
