@@ -14,11 +14,14 @@
   whole TTL: another run may hold it now).  The runner asks between steps and before recording
   success; a run that lost its lock is recorded ``lock_lost``, never ``succeeded``.
 - ``release``: compare-and-``DEL`` (``lua/release.lua``); ``release_nowait`` sends it unanswered.
-- While a run lasts, a background thread renews every lock it was given at ttl/3.  A step that
-  holds the GIL starves it: the lease then expires, the next ``check`` reports it and the run stops.
-
-One renewal thread serves every lock of a process (a thread per run would cost a thread start on
-every execution); it is created lazily, after a fork, in the process that uses it.
+- While a run lasts its lock is renewed at ttl/3 by a helper process forked for the run
+  (:mod:`.renewer`, ``kept_alive(connect)``), so a step that holds the GIL cannot starve the
+  renewal; the helper stops for good when the run ends, when the pool child dies, or when Redis
+  reports the lock taken, and does not renew while the pool child is stopped (SIGSTOP).
+- Without a way to open a new Redis client (an in-process fakeredis) or when ``fork`` fails, a
+  background thread renews instead; one thread serves every lock of a process, created lazily,
+  after a fork, in the process that uses it.  A step that holds the GIL starves that thread: the
+  lease then expires, the next ``check`` reports it and the run stops.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -42,10 +45,12 @@ import redis
 from ..errors import LockError
 from ..keys import Keys, fence_key, lock_value, lock_value_parts, split_lock_value
 from ..lua import lua_source
+from .renewer import ProcessRenewer
 
 log = logging.getLogger("woow.lock")
 
 _SCRIPTS: dict[str, tuple[str, str]] = {}  # name -> (source, sha1)
+RENEW_ANSWER_WAIT = 10.0  # seconds a step boundary waits for the helper's renewal (socket timeout)
 FENCE_COUNTER_TTL_MS = 30 * 24 * 3600 * 1000  # a lost counter is re-seeded from the clock anyway
 
 
@@ -165,6 +170,7 @@ class WorkflowLock:
         self.valid_until = 0.0  # monotonic instant up to which the lease is known to be ours
         self._guard = threading.Lock()  # a renewal never runs concurrently with the release
         self._released = False
+        self._renewer: ProcessRenewer | None = None  # the helper process renewing it, while a run lasts
 
     @property
     def ttl_ms(self) -> int:
@@ -226,6 +232,43 @@ class WorkflowLock:
                 self.lost_to = _str(self.client.get(self.key))
         return code != 0
 
+    def _value_for(self, fence: int) -> str:
+        return lock_value(self.prefix, fence, self.holder_id)
+
+    def _renew_call(self, value: str, fence: int, *, source: bool = False) -> tuple[Any, ...]:
+        """Arguments of ``EVALSHA`` (or ``EVAL`` with ``source``) of ``lua/renew.lua`` for ``value``."""
+        text, sha = _script("renew")
+        args = [value, self.ttl_ms, fence, self.prefix, self.holder_id, _floor(), FENCE_COUNTER_TTL_MS]
+        return (text if source else sha, 2, self.key, self.fence_key, *args)
+
+    def _from_renewer(self, valid_until: float, fence: int, *, lost: bool) -> None:
+        """What the helper process (:mod:`.renewer`) last got from Redis."""
+        with self._guard:
+            if fence != self.fence:
+                old = self.fence
+                self._set_fence(fence)
+                self.retaken += 1
+                log.warning(
+                    "lock %s had vanished and nobody took it since; taken back with fence %s (was %s)",
+                    self.key,
+                    fence,
+                    old,
+                )
+            self.valid_until = valid_until
+            if lost and not self.lost:
+                self.lost = True
+                with contextlib.suppress(redis.RedisError):
+                    self.lost_to = _str(self.client.get(self.key))
+                log.error("lock lost: %s is no longer held by %s (expired or taken)", self.key, self.value)
+
+    def _ask_renewer(self) -> bool:
+        """With a live helper process: have it renew now (``True``); ``False`` when there is none."""
+        renewer = self._renewer
+        if renewer is None:
+            return False
+        renewer.poll()
+        return renewer.renew_now(timeout=min(self.ttl, RENEW_ANSWER_WAIT))
+
     def _reason(self) -> str | None:
         if self.lost:
             holder = parse_value(self.lost_to)
@@ -247,9 +290,11 @@ class WorkflowLock:
         holds our value, or if it vanished and nobody took the lock since (re-taken with a new
         fence); it is lost if another run took the lock meanwhile.
         """
+        if self._renewer is not None:
+            self._renewer.poll()
         if not self.lost and time.monotonic() <= self.valid_until:
             return None
-        if not self.lost:
+        if not self.lost and not self._ask_renewer():
             with contextlib.suppress(redis.RedisError):  # unreachable: the lease cannot be confirmed
                 self.renew()
         return self._reason()
@@ -259,6 +304,8 @@ class WorkflowLock:
         reason = self.check()
         if reason is not None:
             return reason
+        if self._ask_renewer():
+            return self._reason()  # renewed, or Redis unreachable: ours until valid_until
         try:
             if not self.renew():
                 return self._reason() or f"lock {self.key} lost"
@@ -312,8 +359,27 @@ class WorkflowLock:
         return self.holder() == self.value
 
     @contextmanager
-    def kept_alive(self) -> Iterator[WorkflowLock]:
-        """Renew in the background (every ttl/3) for as long as the block runs."""
+    def kept_alive(self, connect: Callable[[], redis.Redis] | None = None) -> Iterator[WorkflowLock]:
+        """Renew in the background (every ttl/3) for as long as the block runs.
+
+        With ``connect`` (how to open a new Redis client) the renewal runs in a helper process
+        (:mod:`.renewer`) that a step holding the GIL cannot starve; without it (an in-process
+        client such as fakeredis), or when ``fork`` fails, in this process's renewal thread.
+        """
+        if connect is not None and hasattr(os, "fork") and not self._released and self.fence is not None:
+            helper = ProcessRenewer(self, connect)
+            try:
+                helper.start()
+            except OSError as exc:
+                log.warning("lock renewal helper could not be started (%s); renewing from a thread", exc)
+            else:
+                self._renewer = helper
+                try:
+                    yield self
+                finally:
+                    self._renewer = None
+                    helper.stop()  # gone before the release: no renewal can follow it
+                return
         keeper = renewal_thread()
         keeper.add(self)
         try:

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import redis
@@ -32,6 +33,7 @@ from ..enums import ExecutionStatus
 from ..errors import StoreUnavailable
 from ..messaging.app import TASK_EXECUTE
 from ..messaging.payload import FirePayload, describe_error
+from ..redis_store import make_redis
 from ..settings import Settings
 from . import history as h
 from .claim import Claim, Delivery, Outcome, now, pinned_lock_key
@@ -90,7 +92,7 @@ class FireRun(Delivery):
         )
         t0 = time.monotonic()
         try:
-            with lock.kept_alive():
+            with lock.kept_alive(partial(make_redis, self.settings.redis_url)):
                 outcome = run_steps(
                     wf.steps,
                     settings=self.settings,
