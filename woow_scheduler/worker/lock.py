@@ -14,8 +14,8 @@
   whole TTL: another run may hold it now).  The runner asks between steps and before recording
   success; a run that lost its lock is recorded ``lock_lost``, never ``succeeded``.
 - ``release``: compare-and-``DEL`` (``lua/release.lua``); ``release_nowait`` sends it unanswered.
-- While a run lasts its lock is renewed at ttl/3 by a helper process forked for the run
-  (:mod:`.renewer`, ``kept_alive(connect)``), so a step that holds the GIL cannot starve the
+- While a run lasts its lock is renewed at ttl/3 by the pool child's helper process
+  (:mod:`.renewer`, ``kept_alive(redis_url)``), so a step that holds the GIL cannot starve the
   renewal; the helper stops for good when the run ends, when the pool child dies, or when Redis
   reports the lock taken, and does not renew while the pool child is stopped (SIGSTOP).
 - Without a way to open a new Redis client (an in-process fakeredis) or when ``fork`` fails, a
@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +45,7 @@ import redis
 from ..errors import LockError
 from ..keys import Keys, fence_key, lock_value, lock_value_parts, split_lock_value
 from ..lua import lua_source
-from .renewer import ProcessRenewer
+from .renewer import ProcessRenewer, helper_for
 
 log = logging.getLogger("woow.lock")
 
@@ -232,14 +232,18 @@ class WorkflowLock:
                 self.lost_to = _str(self.client.get(self.key))
         return code != 0
 
-    def _value_for(self, fence: int) -> str:
-        return lock_value(self.prefix, fence, self.holder_id)
-
-    def _renew_call(self, value: str, fence: int, *, source: bool = False) -> tuple[Any, ...]:
-        """Arguments of ``EVALSHA`` (or ``EVAL`` with ``source``) of ``lua/renew.lua`` for ``value``."""
-        text, sha = _script("renew")
-        args = [value, self.ttl_ms, fence, self.prefix, self.holder_id, _floor(), FENCE_COUNTER_TTL_MS]
-        return (text if source else sha, 2, self.key, self.fence_key, *args)
+    def _start_helper(self, redis_url: str) -> ProcessRenewer | None:
+        if not hasattr(os, "fork") or self._released or self.fence is None:
+            return None
+        try:
+            helper = helper_for(redis_url, _script("renew"))
+        except OSError as exc:
+            log.warning("lock renewal helper could not be started (%s); renewing from a thread", exc)
+            return None
+        if helper is None:
+            return None
+        renewer = ProcessRenewer(self, helper)
+        return renewer if renewer.start() else None
 
     def _from_renewer(self, valid_until: float, fence: int, *, lost: bool) -> None:
         """What the helper process (:mod:`.renewer`) last got from Redis."""
@@ -359,33 +363,43 @@ class WorkflowLock:
         return self.holder() == self.value
 
     @contextmanager
-    def kept_alive(self, connect: Callable[[], redis.Redis] | None = None) -> Iterator[WorkflowLock]:
+    def kept_alive(self, redis_url: str | None = None) -> Iterator[WorkflowLock]:
         """Renew in the background (every ttl/3) for as long as the block runs.
 
-        With ``connect`` (how to open a new Redis client) the renewal runs in a helper process
-        (:mod:`.renewer`) that a step holding the GIL cannot starve; without it (an in-process
-        client such as fakeredis), or when ``fork`` fails, in this process's renewal thread.
+        With ``redis_url`` the renewal runs in this process's helper process (:mod:`.renewer`),
+        which a step holding the GIL cannot starve; without it (an in-process client such as
+        fakeredis), when the helper is busy with another run of this process (threads) or cannot
+        be started, in this process's renewal thread.
         """
-        if connect is not None and hasattr(os, "fork") and not self._released and self.fence is not None:
-            helper = ProcessRenewer(self, connect)
+        renewer = self._start_helper(redis_url) if redis_url else None
+        if renewer is not None:
+            self._renewer = renewer
             try:
-                helper.start()
-            except OSError as exc:
-                log.warning("lock renewal helper could not be started (%s); renewing from a thread", exc)
-            else:
-                self._renewer = helper
-                try:
-                    yield self
-                finally:
-                    self._renewer = None
-                    helper.stop()  # gone before the release: no renewal can follow it
-                return
+                yield self
+            finally:
+                self._renewer = None
+                renewer.stop()  # answered before the release: no renewal can follow it
+            return
         keeper = renewal_thread()
         keeper.add(self)
         try:
             yield self
         finally:
             keeper.discard(self)
+
+
+def prepare_renewal(redis_url: str) -> None:
+    """Start this process's renewal helper now, before a lock is taken, so that its one-time fork
+    is not paid while a run holds its lock (a no-op once started)."""
+    if not hasattr(os, "fork"):
+        return
+    try:
+        helper = helper_for(redis_url, _script("renew"))
+    except OSError as exc:
+        log.warning("lock renewal helper could not be started (%s); renewing from a thread", exc)
+        return
+    if helper is not None:
+        helper.busy.release()
 
 
 def _floor() -> int:

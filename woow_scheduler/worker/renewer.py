@@ -1,76 +1,67 @@
 """Lease renewal from a helper process, so that a step holding the GIL cannot starve it.
 
-A run's lock (:class:`.lock.WorkflowLock`) is renewed by a tiny process forked from the pool child
-when the run starts (:class:`ProcessRenewer`).  It owns exactly one lock and has its own Redis
-connection; it renews at ``ttl / 3`` with the run's value and fence (``lua/renew.lua``), and
-publishes what Redis answered in a few shared-memory words the run reads at its step boundaries.
+Each pool child forks, at its first run, one small helper process (:class:`Helper`) with its own
+Redis connection; for every run the child hands it the run's lock (value, fence, TTL) and takes it
+back at the end (:class:`ProcessRenewer`).  While it holds a run's lock the helper renews it at
+``ttl / 3`` (``lua/renew.lua``) and publishes what Redis answered in a few shared-memory words that
+the run reads at its step boundaries.
 
-It stops -- and never renews again -- when:
+It stops renewing that lock -- and never renews it again -- when:
 
-- the run ends: the parent closes the control pipe and waits for the helper to exit before it
-  releases the lock (a renewal still in flight after the release would re-take the vanished key);
-- the parent dies (``kill -9``, OOM killer): the kernel closes the parent's end of the control
+- the run ends: the child asks it to drop the lock and waits for its answer *before* it releases
+  the lock (a renewal still in flight after the release would re-take the vanished key);
+- the pool child dies (``kill -9``, OOM killer): the kernel closes the child's end of the control
   pipe, the helper reads EOF at once and exits, so a dead run's lock is never kept alive: the lock
   value still names the pool child's pid, which is gone, and the redelivered fire takes it over;
 - Redis reports the lock held by another fence (``lost``).
 
-While the parent process is *stopped* (``SIGSTOP``, a debugger; state ``T``/``t`` in
+While the pool child is *stopped* (``SIGSTOP``, a debugger; state ``T``/``t`` in
 ``/proc/<ppid>/stat``) the helper does not renew, so a frozen run loses its lease as it did with the
 in-process renewal thread: a frozen process, unlike a busy one, would otherwise hold its lock with
 no bound but Celery's hard time limit.  A step that merely holds the GIL (a C call, a tight loop)
 keeps its lease.
 
-The helper starts with a clean slate: it closes every inherited descriptor but its two pipes and
-stdio, restores default signal handlers, never logs (the parent logs what the shared words say) and
-ends with ``os._exit``.  Per-run cost: one ``fork`` and one Redis connection (see
-docs/reliability.md for the measured figure).
+The helper starts with a clean slate: everything it needs is made before the fork, it closes every
+inherited descriptor but its two pipes and stdio, restores default signal handlers, never logs (the
+child logs what the shared words say) and ends with ``os._exit``.  Per run it costs two pipe round
+trips; the fork is paid once per pool child (figures in docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import mmap
 import os
 import select
 import signal
 import struct
+import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
+
+from ..keys import lock_value
+from ..redis_store import make_redis
 
 if TYPE_CHECKING:
     from .lock import WorkflowLock
 
-# shared words: seq (odd while being written), confirmed_at (monotonic ns), fence, state
+# shared words: seq (odd while being written), confirmed until (monotonic ns), fence, state
 _LAYOUT = struct.Struct("=qqqq")
-OK, LOST, GONE = 0, 1, 2  # state: renewing, lock taken by another fence, helper ended
+OK, LOST, GONE = 0, 1, 2  # state: renewing, lock taken by another fence, not renewing it any more
 STOPPED_POLL = 0.1  # seconds between looks at a stopped parent
-STOP_WAIT = 5.0  # seconds the parent waits for the helper to exit before killing it
+ANSWER_WAIT = 5.0  # seconds the child waits for the helper to take or drop a lock before killing it
 _KEEP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD")
 
 
-_UNREAPED: list[int] = []  # helpers that said they end but may not have exited yet
-
-
-def reap() -> None:
-    """Collect the helpers of earlier runs that have exited (no zombies left behind)."""
-    for pid in list(_UNREAPED):
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            _UNREAPED.remove(pid)
-
-
-def _readable(fd: int, timeout: float) -> bool:
+def _readable(fd: int, timeout: float | None) -> bool:
     """Wait until ``fd`` can be read (data or EOF); ``poll``, not ``select``: any fd number works."""
     p = select.poll()
     p.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-    return bool(p.poll(max(0, int(timeout * 1000) + 1)))
+    return bool(p.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
 
 
 def _parent_stopped(ppid: int) -> bool:
@@ -81,53 +72,128 @@ def _parent_stopped(ppid: int) -> bool:
         return False
 
 
-class ProcessRenewer:
-    """The helper process renewing one lock (see the module doc)."""
+class Helper:
+    """One renewal helper process of a pool child (one lock at a time)."""
 
-    def __init__(self, lock: WorkflowLock, connect: Callable[[], redis.Redis]) -> None:
-        self.lock = lock
-        self._connect = connect
+    def __init__(self, redis_url: str, script: tuple[str, str]) -> None:
+        self.redis_url = redis_url
+        self.owner_pid = os.getpid()
+        self.busy = threading.Lock()  # held while a run's lock is handed to it
         self._shm = mmap.mmap(-1, _LAYOUT.size)
-        self._seen_seq = 0
-        self.pid = 0
-        self._ctl_w = -1
-        self._rep_r = -1
-        self._client: redis.Redis | None = None
-
-    # -- parent side ------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        assert self.lock.fence is not None
-        # everything the helper needs is made here, before the fork: a process forked from one with
-        # other threads must not take a lock one of them may hold (imports, logging, pools)
-        self._client = self._connect()  # connects lazily, in the helper, at its first renewal
-        self.lock._renew_call(self.lock.value, self.lock.fence)  # loads the script text
-        self._write(self.lock.fence, int(self.lock.valid_until * 1e9), OK, seq=0)
-        reap()
+        self._buf = b""
+        self.alive = False
+        # made before the fork: a process forked from one with other threads must not take a lock
+        # one of them may hold (imports, logging, pools); the client connects at its first use
+        client = make_redis(redis_url)
+        text, sha = script
         ctl_r, ctl_w = os.pipe()
         rep_r, rep_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the helper (covered by the worker tests)
             code = 1
             try:
-                self._child(ctl_r, rep_w)
+                _helper_main(ctl_r, rep_w, self._shm, client, text, sha)
                 code = 0
             finally:
                 os._exit(code)
         os.close(ctl_r)
         os.close(rep_w)
         self.pid, self._ctl_w, self._rep_r = pid, ctl_w, rep_r
+        self.alive = True
 
-    def _read(self) -> tuple[int, int, int, int]:
+    def read(self) -> tuple[int, int, int, int]:
         while True:
             seq, at, fence, state = _LAYOUT.unpack_from(self._shm, 0)
             if seq % 2 == 0 and _LAYOUT.unpack_from(self._shm, 0)[0] == seq:
                 return seq, at, fence, state
             time.sleep(0)
 
+    def ask(self, message: bytes, answer: bytes, timeout: float) -> bool | None:
+        """Send one message and wait for its answer: ``True``, ``None`` on timeout, ``False`` if gone."""
+        if not self.alive:
+            return False
+        try:
+            os.write(self._ctl_w, message + b"\n")
+            deadline = time.monotonic() + timeout
+            while True:
+                while b"\n" in self._buf:
+                    line, self._buf = self._buf.split(b"\n", 1)
+                    if line == answer:
+                        return True
+                left = deadline - time.monotonic()
+                if left <= 0 or not _readable(self._rep_r, left):
+                    return None
+                data = os.read(self._rep_r, 4096)
+                if not data:
+                    self.kill()
+                    return False
+                self._buf += data
+        except OSError:
+            self.kill()
+            return False
+
+    def kill(self) -> None:
+        """End the helper for good (it is gone, or stuck and must not renew later)."""
+        if not self.alive:
+            return
+        self.alive = False
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        for fd in (self._ctl_w, self._rep_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+_helpers: dict[tuple[int, str], Helper] = {}
+_helpers_guard = threading.Lock()
+
+
+def helper_for(redis_url: str, script: tuple[str, str]) -> Helper | None:
+    """This process's helper for ``redis_url``, free for a run; ``None`` when it is busy (another
+    run of this process holds it: threads) -- the caller then renews from a thread."""
+    key = (os.getpid(), redis_url)
+    with _helpers_guard:
+        found = _helpers.get(key)
+        if found is None or not found.alive:
+            found = _helpers[key] = Helper(redis_url, script)
+    if not found.busy.acquire(blocking=False):
+        return None
+    return found
+
+
+class ProcessRenewer:
+    """One run's use of the helper (see the module doc)."""
+
+    def __init__(self, lock: WorkflowLock, helper: Helper) -> None:
+        self.lock = lock
+        self.helper = helper
+        self._seen_seq = -1
+
+    def start(self) -> bool:
+        lock = self.lock
+        msg = {
+            "key": lock.key,
+            "fence_key": lock.fence_key,
+            "value": lock.value,
+            "fence": lock.fence,
+            "prefix": lock.prefix,
+            "holder": lock.holder_id,
+            "ttl_ms": lock.ttl_ms,
+            "ttl": lock.ttl,
+            "until": int(lock.valid_until * 1e9),
+        }
+        if self.helper.ask(b"a" + json.dumps(msg).encode(), b"A", ANSWER_WAIT) is not True:
+            self.helper.kill()
+            self.helper.busy.release()
+            return False
+        self._seen_seq = self.helper.read()[0]
+        return True
+
     def poll(self) -> int:
         """Apply what the helper published to the lock; returns its state."""
-        seq, at, fence, state = self._read()
+        seq, at, fence, state = self.helper.read()
         if seq != self._seen_seq:
             self._seen_seq = seq
             self.lock._from_renewer(at / 1e9, fence, lost=state == LOST)
@@ -135,119 +201,103 @@ class ProcessRenewer:
 
     def renew_now(self, timeout: float) -> bool:
         """Ask the helper to renew at once and wait for its answer; ``False`` if it is gone."""
-        if self._ctl_w < 0:
-            return False
-        try:
-            os.write(self._ctl_w, b"r")
-        except OSError:
-            return False
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.poll()
-                return True  # no answer in time (a slow Redis): the lease stands as published
-            ready = _readable(self._rep_r, left)
-            if ready:
-                data = os.read(self._rep_r, 64)
-                self.poll()
-                return bool(data)  # b"" = the helper ended
+        answered = self.helper.ask(b"r", b".", timeout)
+        self.poll()
+        return answered is not False
 
     def stop(self) -> None:
-        """End the helper; returns once it has said it will never renew again (idempotent).
+        """Take the lock back from the helper; returns once it will never renew it again."""
+        try:
+            if self.helper.ask(b"q", b"Q", ANSWER_WAIT) is None:
+                self.helper.kill()  # stuck on a Redis call: it must not renew later
+            self.poll()
+        finally:
+            self.helper.busy.release()
 
-        The helper answers ``Q`` just before it exits; the lock can then be released at once (the
-        exit itself, a page-table teardown of a few ms, happens after), and the helper is reaped
-        now if it is gone already, else at the next run's start.
-        """
-        if self._ctl_w < 0:
-            return
-        ended = False
-        with contextlib.suppress(OSError):
-            os.write(self._ctl_w, b"q")
-            deadline = time.monotonic() + STOP_WAIT
-            while not ended and time.monotonic() < deadline:
-                ready = _readable(self._rep_r, deadline - time.monotonic())
-                if ready:
-                    data = os.read(self._rep_r, 64)
-                    ended = not data or b"Q" in data  # EOF: it has exited already
-        os.close(self._ctl_w)
-        os.close(self._rep_r)
-        self._ctl_w = self._rep_r = -1
-        if not ended:  # stuck on a Redis call: it must not renew later
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
+
+def _helper_main(
+    ctl_r: int, rep_w: int, shm: mmap.mmap, client: redis.Redis, text: str, sha: str
+) -> None:  # pragma: no cover
+    gc.disable()  # objects inherited from the parent are never collected here
+    for name in _KEEP_SIGNALS:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    low = 3
+    for fd in sorted({ctl_r, rep_w}):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
+    ppid = os.getppid()
+    seq = _LAYOUT.unpack_from(shm, 0)[0]
+
+    def publish(until: int, fence: int, state: int) -> None:
+        nonlocal seq
+        struct.pack_into("=q", shm, 0, seq + 1)  # odd: being written
+        struct.pack_into("=qqq", shm, 8, until, fence, state)
+        seq += 2
+        struct.pack_into("=q", shm, 0, seq)
+
+    run: dict[str, Any] | None = None
+    state = GONE
+    until = 0
+    next_at = 0.0
+    buf = b""
+
+    def renew() -> None:
+        nonlocal state, until
+        assert run is not None
+        args = [run["value"], run["ttl_ms"], run["fence"], run["prefix"], run["holder"]]
+        args += [int(time.time() * 1000), 30 * 24 * 3600 * 1000]
+        keys = [run["key"], run["fence_key"]]
+        started = time.monotonic_ns()
+        try:
+            try:
+                code, got = (int(x) for x in client.evalsha(sha, 2, *keys, *args))
+            except redis.exceptions.NoScriptError:
+                code, got = (int(x) for x in client.eval(text, 2, *keys, *args))
+        except redis.RedisError:
+            return  # try again at the next round; the TTL leaves two more
+        if code == 2:  # a vanished key taken back with a new fence
+            run["fence"] = got
+            run["value"] = lock_value(run["prefix"], got, run["holder"])
+        if code > 0:
+            until = started + int(run["ttl"] * 1e9)
         else:
-            _UNREAPED.append(self.pid)
-            reap()
-        self.poll()
-        self._shm.close()
+            state = LOST
+        publish(until, run["fence"], state)
 
-    # -- helper side ------------------------------------------------------------------------------
-
-    def _write(self, fence: int, at_ns: int, state: int, *, seq: int | None = None) -> None:
-        cur = _LAYOUT.unpack_from(self._shm, 0)[0] if seq is None else seq
-        struct.pack_into("=q", self._shm, 0, cur + 1)  # odd: being written
-        struct.pack_into("=qqq", self._shm, 8, at_ns, fence, state)
-        struct.pack_into("=q", self._shm, 0, cur + 2)
-
-    def _child(self, ctl_r: int, rep_w: int) -> None:  # pragma: no cover - runs in the helper
-        gc.disable()  # objects inherited from the parent are never collected here
-        for name in _KEEP_SIGNALS:
-            with contextlib.suppress(AttributeError, OSError, ValueError):
-                signal.signal(getattr(signal, name), signal.SIG_DFL)
-        keep = sorted({0, 1, 2, ctl_r, rep_w})
-        low = 3
-        for fd in keep:
-            if fd >= low:
-                os.closerange(low, fd)
-                low = fd + 1
-        os.closerange(low, 1 << 16)
-        ppid = os.getppid()
-        lock = self.lock
-        client = self._client
-        assert client is not None
-        fence = lock.fence or 0
-        value = lock.value
-        confirmed = int(lock.valid_until * 1e9)
-        period = lock.ttl / 3
-        next_at = time.monotonic() + period
-        state = OK
-        while state == OK:
-            asked = False
-            wait = max(0.0, next_at - time.monotonic())
-            ready = _readable(ctl_r, wait)
-            if ready:
-                data = os.read(ctl_r, 64)
-                if not data or b"q" in data:
-                    break  # the parent died (EOF), or the run ended
-                asked = True
-            if os.getppid() != ppid:
-                break  # the parent died (re-parented before we saw EOF)
-            if _parent_stopped(ppid) and not asked:
+    while True:
+        wait = max(0.0, next_at - time.monotonic()) if run is not None and state == OK else None
+        if _readable(ctl_r, wait):
+            data = os.read(ctl_r, 4096)
+            if not data:
+                return  # the pool child died (or closed the pipe): never renew again
+            buf += data
+        if os.getppid() != ppid:
+            return  # the pool child died (re-parented before we saw EOF)
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            kind, rest = line[:1], line[1:]
+            if kind == b"a":
+                run = json.loads(rest)
+                state, until = OK, int(run["until"])
+                publish(until, run["fence"], state)
+                next_at = time.monotonic() + run["ttl"] / 3
+                answer = b"A"
+            elif kind == b"r":
+                if run is not None and state == OK:
+                    renew()
+                    next_at = time.monotonic() + run["ttl"] / 3
+                answer = b"."
+            else:  # b"q": the run ended
+                if run is not None:
+                    publish(until, run["fence"], LOST if state == LOST else GONE)
+                run, state = None, GONE
+                answer = b"Q"
+            os.write(rep_w, answer + b"\n")
+        if run is not None and state == OK and time.monotonic() >= next_at:
+            if _parent_stopped(ppid):
                 next_at = time.monotonic() + STOPPED_POLL  # frozen: let its lease run out
                 continue
-            started = time.monotonic_ns()
-            try:
-                code, got = (int(x) for x in client.evalsha(*lock._renew_call(value, fence)))
-            except redis.exceptions.NoScriptError:
-                code, got = (int(x) for x in client.eval(*lock._renew_call(value, fence, source=True)))
-            except redis.RedisError:
-                code = -1  # try again at the next round; the TTL leaves two more
-                got = fence
-            if code == 2:
-                fence = got
-                value = lock._value_for(fence)
-            if code > 0:
-                confirmed = started + int(lock.ttl * 1e9)
-            elif code == 0:
-                state = LOST
-            self._write(fence, confirmed, state)
-            next_at = time.monotonic() + period
-            if asked:
-                os.write(rep_w, b".")
-        self._write(fence, confirmed, LOST if state == LOST else GONE)
-        with contextlib.suppress(OSError):
-            os.write(rep_w, b"Q")  # never renews again: the run may release the lock now
+            renew()
+            next_at = time.monotonic() + run["ttl"] / 3
