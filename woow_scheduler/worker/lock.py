@@ -321,7 +321,9 @@ class WorkflowLock:
         """Delete the lock if this handle owns it; never touches somebody else's lock."""
         with self._guard:
             self._released = True
-            ok = bool(run_script(self.client, "release", [self.key], [self.value]))
+            ok = bool(
+                run_script(self.client, "release", [self.key, self.fence_key], [self.value, FENCE_COUNTER_TTL_MS])
+            )
         if not ok:
             self.lost = True  # it was not ours any more when the run ended
         return ok
@@ -346,7 +348,10 @@ class WorkflowLock:
             conn = pool.get_connection()
             try:
                 packed = conn.pack_commands(  # type: ignore[no-untyped-call]
-                    [("CLIENT", "REPLY", "SKIP"), ("EVAL", text, 1, self.key, self.value)]
+                    [
+                        ("CLIENT", "REPLY", "SKIP"),
+                        ("EVAL", text, 2, self.key, self.fence_key, self.value, FENCE_COUNTER_TTL_MS),
+                    ]
                 )
                 conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
             except BaseException:
@@ -378,7 +383,7 @@ class WorkflowLock:
                 yield self
             finally:
                 self._renewer = None
-                renewer.stop()  # answered before the release: no renewal can follow it
+                renewer.stop()  # a renewal still in flight cannot re-take the key: release bumps the fence
             return
         keeper = renewal_thread()
         keeper.add(self)

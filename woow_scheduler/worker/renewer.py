@@ -8,8 +8,9 @@ the run reads at its step boundaries.
 
 It stops renewing that lock -- and never renews it again -- when:
 
-- the run ends: the child asks it to drop the lock and waits for its answer *before* it releases
-  the lock (a renewal still in flight after the release would re-take the vanished key);
+- the run ends: the child tells it to drop the lock and releases it; the release bumps the lock's
+  fence counter, so a renewal still in flight cannot re-take the vanished key (``lua/renew.lua``
+  re-takes only while the counter still shows the run's fence);
 - the pool child dies (``kill -9``, OOM killer): the kernel closes the child's end of the control
   pipe, the helper reads EOF at once and exits, so a dead run's lock is never kept alive: the lock
   value still names the pool child's pid, which is gone, and the redelivered fire takes it over;
@@ -23,8 +24,8 @@ keeps its lease.
 
 The helper starts with a clean slate: everything it needs is made before the fork, it closes every
 inherited descriptor but its two pipes and stdio, restores default signal handlers, never logs (the
-child logs what the shared words say) and ends with ``os._exit``.  Per run it costs two pipe round
-trips; the fork is paid once per pool child (figures in docs/reliability.md).
+child logs what the shared words say) and ends with ``os._exit``.  Per run it costs two pipe
+writes; the fork is paid once per pool child (figures in docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ from ..redis_store import make_redis
 if TYPE_CHECKING:
     from .lock import WorkflowLock
 
-# shared words: seq (odd while being written), confirmed until (monotonic ns), fence, state
-_LAYOUT = struct.Struct("=qqqq")
+# shared words: seq (odd while being written), confirmed until (monotonic ns), fence, state, run
+# number (what the helper publishes about an earlier run is never applied to the current one)
+_LAYOUT = struct.Struct("=qqqqq")
 OK, LOST, GONE = 0, 1, 2  # state: renewing, lock taken by another fence, not renewing it any more
 STOPPED_POLL = 0.1  # seconds between looks at a stopped parent
-ANSWER_WAIT = 5.0  # seconds the child waits for the helper to take or drop a lock before killing it
 _KEEP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD")
 
 
@@ -81,6 +82,7 @@ class Helper:
         self.busy = threading.Lock()  # held while a run's lock is handed to it
         self._shm = mmap.mmap(-1, _LAYOUT.size)
         self._buf = b""
+        self.runs = 0  # number of the last run handed over
         self.alive = False
         # made before the fork: a process forked from one with other threads must not take a lock
         # one of them may hold (imports, logging, pools); the client connects at its first use
@@ -101,12 +103,23 @@ class Helper:
         self.pid, self._ctl_w, self._rep_r = pid, ctl_w, rep_r
         self.alive = True
 
-    def read(self) -> tuple[int, int, int, int]:
+    def read(self) -> tuple[int, int, int, int, int]:
         while True:
-            seq, at, fence, state = _LAYOUT.unpack_from(self._shm, 0)
+            seq, at, fence, state, gen = _LAYOUT.unpack_from(self._shm, 0)
             if seq % 2 == 0 and _LAYOUT.unpack_from(self._shm, 0)[0] == seq:
-                return seq, at, fence, state
+                return seq, at, fence, state, gen
             time.sleep(0)
+
+    def send(self, message: bytes) -> bool:
+        """Send one message that gets no answer; ``False`` if the helper is gone."""
+        if not self.alive:
+            return False
+        try:
+            os.write(self._ctl_w, message + b"\n")
+        except OSError:
+            self.kill()
+            return False
+        return True
 
     def ask(self, message: bytes, answer: bytes, timeout: float) -> bool | None:
         """Send one message and wait for its answer: ``True``, ``None`` on timeout, ``False`` if gone."""
@@ -170,6 +183,8 @@ class ProcessRenewer:
         self.lock = lock
         self.helper = helper
         self._seen_seq = -1
+        helper.runs += 1
+        self.gen = helper.runs
 
     def start(self) -> bool:
         lock = self.lock
@@ -183,17 +198,19 @@ class ProcessRenewer:
             "ttl_ms": lock.ttl_ms,
             "ttl": lock.ttl,
             "until": int(lock.valid_until * 1e9),
+            "gen": self.gen,
         }
-        if self.helper.ask(b"a" + json.dumps(msg).encode(), b"A", ANSWER_WAIT) is not True:
-            self.helper.kill()
+        self._seen_seq = self.helper.read()[0]
+        if not self.helper.send(b"a" + json.dumps(msg).encode()):  # no answer awaited
             self.helper.busy.release()
             return False
-        self._seen_seq = self.helper.read()[0]
         return True
 
     def poll(self) -> int:
         """Apply what the helper published to the lock; returns its state."""
-        seq, at, fence, state = self.helper.read()
+        seq, at, fence, state, gen = self.helper.read()
+        if gen != self.gen:
+            return OK  # the helper has not taken this run's lock yet
         if seq != self._seen_seq:
             self._seen_seq = seq
             self.lock._from_renewer(at / 1e9, fence, lost=state == LOST)
@@ -206,11 +223,11 @@ class ProcessRenewer:
         return answered is not False
 
     def stop(self) -> None:
-        """Take the lock back from the helper; returns once it will never renew it again."""
+        """Take the lock back from the helper (no answer awaited: the release that follows bumps
+        the lock's fence counter, so a renewal still in flight cannot re-take the key)."""
         try:
-            if self.helper.ask(b"q", b"Q", ANSWER_WAIT) is None:
-                self.helper.kill()  # stuck on a Redis call: it must not renew later
             self.poll()
+            self.helper.send(b"q")
         finally:
             self.helper.busy.release()
 
@@ -233,7 +250,7 @@ def _helper_main(
     def publish(until: int, fence: int, state: int) -> None:
         nonlocal seq
         struct.pack_into("=q", shm, 0, seq + 1)  # odd: being written
-        struct.pack_into("=qqq", shm, 8, until, fence, state)
+        struct.pack_into("=qqqq", shm, 8, until, fence, state, run["gen"] if run is not None else 0)
         seq += 2
         struct.pack_into("=q", shm, 0, seq)
 
@@ -283,18 +300,15 @@ def _helper_main(
                 state, until = OK, int(run["until"])
                 publish(until, run["fence"], state)
                 next_at = time.monotonic() + run["ttl"] / 3
-                answer = b"A"
             elif kind == b"r":
                 if run is not None and state == OK:
                     renew()
                     next_at = time.monotonic() + run["ttl"] / 3
-                answer = b"."
+                os.write(rep_w, b".\n")  # only a renewal asked for is answered: the pipe never fills
             else:  # b"q": the run ended
                 if run is not None:
                     publish(until, run["fence"], LOST if state == LOST else GONE)
                 run, state = None, GONE
-                answer = b"Q"
-            os.write(rep_w, answer + b"\n")
         if run is not None and state == OK and time.monotonic() >= next_at:
             if _parent_stopped(ppid):
                 next_at = time.monotonic() + STOPPED_POLL  # frozen: let its lease run out
