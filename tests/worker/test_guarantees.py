@@ -86,6 +86,9 @@ def test_a_run_frozen_past_its_lease_is_recorded_lock_lost_never_succeeded(
         send_fire(app, wsettings, wf, tr, FIRE)
         (stalled,) = wait_for(lambda: _running(db, wf.id), 20, what="a running row")
         child = _pid(stalled)
+        # freeze it inside its 2 s first step, not between the claim and that step (under load the
+        # running row can be seen before the step starts; the run would then stop before 'first')
+        time.sleep(0.5)
         # the renewal helper (worker/renewer.py) does not renew a stopped pool child, so a frozen run
         # loses its lease as before (docs/reliability.md); only a busy one keeps it
         os.kill(child, signal.SIGSTOP)
