@@ -15,6 +15,8 @@ from tests.support.stores import clear_prefix, scratch_stores
 from woow_scheduler.db import Database
 from woow_scheduler.settings import Settings
 
+from ._guard import NoWork, check_one_source
+
 __all__ = ["bench_env", "bench_main", "clear_prefix", "insert_triggers", "percentile"]
 
 
@@ -32,16 +34,19 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def bench_main(
-    run: Callable[[bool], dict[str, Any]],
+    run: Callable[..., dict[str, Any]],
     doc: str,
     *,
     target: str,
     ratio: tuple[str, str, str] | None = None,
+    counted: bool = False,
     argv: list[str] | None = None,
 ) -> int:
-    """Shared command line of the benchmarks: ``[--quick] [--json]``, a table or one JSON object.
+    """Shared command line of the benchmarks: ``[--quick] [--json] [--n N]``, a table or one JSON
+    object.  A run that saw no work prints one line on stderr and exits 1, and no figure.
 
-    ``ratio`` = (name, numerator key, denominator key) adds that ratio to the result.
+    ``ratio`` = (name, numerator key, denominator key) adds that ratio to the result; ``counted``
+    adds ``--n`` (how many fires / triggers instead of the default count).
     """
     import argparse
     import json
@@ -49,8 +54,15 @@ def bench_main(
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down counts")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    if counted:
+        parser.add_argument("--n", type=int, default=None, help="how many instead of the default count")
     args = parser.parse_args(argv)
-    result = run(args.quick)
+    try:
+        check_one_source()
+        result = run(args.quick, n=args.n) if counted else run(args.quick)
+    except NoWork as exc:
+        print(f"{parser.prog}: no figure: {exc}", file=sys.stderr)
+        return 1
     if ratio is not None:
         name, num, den = ratio
         result[name] = round(result[num] / result[den], 3)

@@ -19,6 +19,7 @@ from woow_scheduler.messaging.app import create_app
 from woow_scheduler.scheduler.beat import WoowScheduler
 from woow_scheduler.scheduler.sync import full_sync
 
+from ._guard import require
 from ._sched_env import bench_env, bench_main, insert_triggers, percentile
 
 TRIGGERS = 1000
@@ -67,6 +68,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         late = [
             ms for (t, s), ms in zip(sent, late, strict=True) if datetime.fromisoformat(s).timestamp() >= first_full
         ]
+        require(bool(late), f"lateness: no fire due after {first_full} was published in {duration:.0f} s")
         fires_per_s = len(late) / max(1.0, (time.time() - first_full))
     return {
         "lateness_triggers": TRIGGERS,
