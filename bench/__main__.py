@@ -24,6 +24,7 @@ BENCHES: list[tuple[str, str]] = [
     ("bench.cron_bench", "cron next-fire vs croniter"),
     ("bench.sync_bench", "full sync of triggers vs RedBeat pipelined"),
     ("bench.dispatch_bench", "N fires due in one second vs plain RedBeat"),
+    ("bench.burst_bench", "a burst of N fires due in one second, 5 s beat lock, vs plain RedBeat"),
     ("bench.lateness_bench", "fire lateness, seconds-resolution triggers"),
     ("bench.exec_bench", "end-to-end executions vs bare Celery"),
 ]

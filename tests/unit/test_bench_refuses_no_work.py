@@ -80,3 +80,20 @@ def test_dispatch_figures_are_named_for_the_number_of_fires_measured() -> None:
     assert out["dispatch_s"] > 0 and out["redbeat_dispatch_s"] > 0
     assert "dispatch_10k_s" not in out and "redbeat_dispatch_10k_s" not in out
     assert out["ratio_dispatch_vs_redbeat"] > 0
+
+
+def test_a_burst_with_no_fires_prints_no_figure() -> None:
+    done = _bench("bench.burst_bench", "--n", "0", "--json")
+    assert done.returncode == 1
+    assert "no work" in _one_line(done.stderr)
+    assert done.stdout == ""
+
+
+def test_a_small_burst_reports_its_size_the_lock_and_the_baseline_of_the_same_run() -> None:
+    done = _bench("bench.burst_bench", "--n", "20", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["burst_n"] == 20 and out["redbeat_burst_n"] == 20
+    assert "burst_100k_s" not in out
+    assert out["burst_lock_held"] is True and out["burst_lock_polls"] > 0
+    assert out["burst_per_s"] > 0 and out["redbeat_burst_per_s"] > 0
