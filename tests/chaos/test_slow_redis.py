@@ -62,3 +62,4 @@ def test_slow_redis_keeps_locks(chaos_env: ChaosEnv, size: Size) -> None:
     assert tally.ran_once > 0
     assert longest > LOCK_TTL, "no run outlived the lock TTL"
     assert tally.extra["lock_lost_lines"] == 0, "a run lost its lock under a slow renewal"
+    assert tally.lock_lost == 0, f"a run was stopped as lock_lost under a slow renewal: {tally.problems}"

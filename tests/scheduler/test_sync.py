@@ -313,3 +313,33 @@ def test_rebuilt_entry_resumes_after_the_last_executed_fire(
     assert entry(redis_client, keys, never.id)[1][0] == prev
     score = entry(redis_client, keys, lost.id)[2]
     assert score is not None and score <= (ran + timedelta(seconds=10)).timestamp()  # due again at once
+
+
+def test_a_pause_or_delete_during_a_full_pass_is_not_undone(
+    settings: Settings,
+    db: Database,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys = Keys(settings.key_prefix)
+    paused, deleted, kept = make_trigger(every(60)), make_trigger(every(60)), make_trigger(every(60))
+    reconciler = Reconciler(settings, db, redis_client)
+    mirror = RedBeatMirror(settings, db, redis_client)
+    real = reconciler._sync_rows
+
+    def racing(rows: Any, report: Any, existing: Any) -> list[str]:
+        # the rows were read; an operator pauses one trigger and deletes another before the write
+        update_trigger(db, paused.id, state=TriggerState.PAUSED)
+        with db.session() as s:
+            s.delete(s.get(Trigger, deleted.id))
+        mirror.triggers_changed([paused.id, deleted.id])  # their write-through removes the entries
+        return real(rows, report, existing)
+
+    monkeypatch.setattr(reconciler, "_sync_rows", racing)
+    reconciler.full()
+    assert redis_client.zscore(keys.redbeat_schedule, keys.redbeat_entry(paused.id)) is None
+    assert not redis_client.exists(keys.redbeat_entry(paused.id))
+    assert redis_client.zscore(keys.redbeat_schedule, keys.redbeat_entry(deleted.id)) is None
+    assert not redis_client.exists(keys.redbeat_entry(deleted.id))
+    assert redis_client.zscore(keys.redbeat_schedule, keys.redbeat_entry(kept.id)) is not None

@@ -227,3 +227,30 @@ def test_a_fire_of_a_paused_trigger_is_recorded_skipped_not_run(app: Celery, db:
     (row,) = executions(db, wf.id)
     assert row.status == ExecutionStatus.SKIPPED and "trigger paused" in (row.error or "")
     assert row.steps == [] and row.started_at is None
+
+
+def test_an_outcome_whose_commit_answer_was_lost_is_read_back(
+    app: Celery, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from woow_scheduler.worker import history
+
+    wf = make_workflow(db, [{"name": "hi", "type": "log", "config": {"message": "x"}}])
+    tr = make_trigger(db, wf)
+    real = history.transition
+    lost_replies: list[uuid.UUID] = []
+
+    def reply_lost(conn: Any, execution_id: uuid.UUID, **kw: Any) -> bool:
+        done = real(conn, execution_id, **kw)
+        if kw["values"].get("status") == ExecutionStatus.SUCCEEDED and not lost_replies:
+            lost_replies.append(execution_id)  # PostgreSQL committed; the answer never arrived
+            raise OperationalError("UPDATE executions ...", {}, Exception("server closed the connection"))
+        return done
+
+    monkeypatch.setattr(history, "transition", reply_lost)
+    result = _apply(app, FirePayload(workflow_id=wf.id, trigger_id=tr.id, user_id="u", scheduled_for=FIRE))
+    assert lost_replies, "the fault was not injected"
+    assert result["outcome"] == "succeeded", result  # not mistaken for a takeover ("lost")
+    (row,) = executions(db, wf.id)
+    assert row.status == ExecutionStatus.SUCCEEDED

@@ -121,14 +121,14 @@ def test_fences_increase_and_a_key_taken_since_is_never_taken_back(
     first = WorkflowLock(redis_client, key, ttl=0.3, owner="first")
     assert first.acquire() and first.fence is not None
     assert first.check() is None
-    time.sleep(0.4)  # first stalls past its TTL ...
-    assert first.check() is not None  # ... and knows it without asking Redis
+    time.sleep(0.4)  # first stalls past its TTL and the next run takes the lock
     second = WorkflowLock(redis_client, key, ttl=5, owner="second")
     assert second.acquire() and second.fence is not None and second.fence > first.fence
+    reason = first.check()  # asks Redis once its lease is unconfirmed for a whole TTL
+    assert reason is not None and "lost" in reason and "second" in reason
     assert second.release()  # the key vanished, but somebody held it since first did
     assert not first.renew() and first.lost
     assert redis_client.get(key) is None  # never re-taken
-    assert "lost" in (first.check() or "")
     redis_client.delete(second.fence_key)  # Redis lost the counter: fences still increase
     time.sleep(0.01)  # (the floor is the clock in ms; a restart takes far longer than a millisecond)
     third = WorkflowLock(redis_client, key, ttl=5, owner="third")
@@ -150,3 +150,16 @@ def test_takeover_of_a_dead_holder_needs_its_exact_value(redis_client: redis.Red
     assert heir.acquire(expected=dead.value)
     assert heir.fence is not None and dead.fence is not None and heir.fence > dead.fence
     assert not dead.renew() and heir.owned()
+
+
+def test_a_stalled_owner_nobody_replaced_keeps_its_lease_with_a_new_fence(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    key = f"{key_prefix}lock:workflow:stalled"
+    lock = WorkflowLock(redis_client, key, ttl=0.3, owner="solo")
+    assert lock.acquire() and lock.fence is not None
+    old = lock.fence
+    time.sleep(0.4)  # past its TTL (a slow Redis, a pause), but no other run took the lock
+    assert lock.check() is None
+    assert lock.retaken == 1 and lock.fence > old and lock.owned()
+    assert lock.release()

@@ -141,6 +141,7 @@ class Reconciler:
             for i in range(0, len(stale), self.batch_size):
                 self._delete_keys(stale[i : i + self.batch_size])
             report.removed += len(stale)
+            report.removed += self._drop_resurrected(seen)
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis: sync failed ({exc})") from exc
         report.seconds = time.perf_counter() - t0
@@ -190,6 +191,27 @@ class Reconciler:
             raise StoreUnavailable(f"redis: sync failed ({exc})") from exc
         report.seconds = time.perf_counter() - t0
         return report
+
+    def _drop_resurrected(self, written: set[str]) -> int:
+        """Re-check after the write: the pass streamed its rows from one snapshot, so a trigger paused
+        or deleted after its row was read got its entry back from this pass (the write-through of the
+        pause or delete had already removed it).  Drop the entries of every trigger that is not
+        active now; a trigger resumed meanwhile keeps its entry (or gets it back at the next
+        incremental pass)."""
+        active: set[str] = set()
+        with self.db.session() as session:
+            for (tid,) in session.execute(select(Trigger.id).where(Trigger.state.in_(ACTIVE_STATES))):
+                active.add(self.keys.redbeat_entry(tid))
+        gone = sorted(k for k in written if k not in active)
+        if not gone:
+            return 0
+        present = cast(list[Any], self.redis.zmscore(self.keys.redbeat_schedule, gone))
+        gone = [k for k, score in zip(gone, present, strict=True) if score is not None]
+        for i in range(0, len(gone), self.batch_size):
+            self._delete_keys(gone[i : i + self.batch_size])
+        if gone:
+            log.info("sync: %d entries of triggers paused or deleted during the pass removed", len(gone))
+        return len(gone)
 
     def db_now(self) -> datetime:
         """The database's clock, aware UTC on every dialect (SQLite's CURRENT_TIMESTAMP is naive UTC)."""

@@ -226,8 +226,7 @@ class WorkflowLock:
                 self.lost_to = _str(self.client.get(self.key))
         return code != 0
 
-    def check(self) -> str | None:
-        """``None`` while the lease is ours; otherwise a one-line reason (lost, or expired unconfirmed)."""
+    def _reason(self) -> str | None:
         if self.lost:
             holder = parse_value(self.lost_to)
             who = f"execution {holder.owner} (fence {holder.fence})" if holder and holder.owner else "nobody"
@@ -236,20 +235,35 @@ class WorkflowLock:
             late = time.monotonic() - self.valid_until
             return (
                 f"lease of {self.key} (fence {self.fence}) not confirmed for {self.ttl + late:.1f}s "
-                f"(ttl {self.ttl:g}s): the run stalled or Redis was unreachable"
+                f"(ttl {self.ttl:g}s) and Redis could not confirm it: the run stalled or Redis was unreachable"
             )
         return None
 
+    def check(self) -> str | None:
+        """``None`` while the lease is ours; otherwise a one-line reason why not.
+
+        Free while a renewal confirmed the lease less than ``ttl`` ago.  Past that (a slow Redis, a
+        stalled process) Redis is asked once (:meth:`renew`): the lease still holds if the key still
+        holds our value, or if it vanished and nobody took the lock since (re-taken with a new
+        fence); it is lost if another run took the lock meanwhile.
+        """
+        if not self.lost and time.monotonic() <= self.valid_until:
+            return None
+        if not self.lost:
+            with contextlib.suppress(redis.RedisError):  # unreachable: the lease cannot be confirmed
+                self.renew()
+        return self._reason()
+
     def confirm(self) -> str | None:
-        """Like :meth:`check`, but asks Redis (one round trip; renews the lease when still ours)."""
+        """Like :meth:`check`, but always asks Redis (one round trip; renews the lease when still ours)."""
         reason = self.check()
         if reason is not None:
             return reason
         try:
             if not self.renew():
-                return self.check() or f"lock {self.key} lost"
+                return self._reason() or f"lock {self.key} lost"
         except redis.RedisError:
-            return self.check()  # unreachable: the lease is ours until valid_until
+            return self._reason()  # unreachable: the lease is ours until valid_until
         return None
 
     def release(self) -> bool:
