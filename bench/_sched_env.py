@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -13,11 +15,35 @@ import redis
 from tests.support.factories import insert_triggers
 from tests.support.stores import clear_prefix, scratch_stores
 from woow_scheduler.db import Database
+from woow_scheduler.scheduler.beat import WoowScheduler
+from woow_scheduler.scheduler.schedule import iso_utc
 from woow_scheduler.settings import Settings
 
 from ._guard import NoWork, check_one_source
 
-__all__ = ["bench_env", "bench_main", "clear_prefix", "insert_triggers", "percentile"]
+__all__ = ["PublishClock", "bench_env", "bench_main", "clear_prefix", "insert_triggers", "percentile"]
+
+
+class PublishClock(WoowScheduler):
+    """Our scheduler, recording when each fire reached the broker: ``sent`` holds ``(time,
+    {"scheduled_for": ...})`` per fire published, stamped after its batch was flushed (beat
+    buffers a chunk's messages and writes them at once, so a wrapped ``send_task`` would return
+    before the message is in the broker and report it early)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sent: list[tuple[float, dict[str, Any]]] = []
+        super().__init__(*args, **kwargs)
+
+    def _count_published(
+        self, jobs: list[tuple[dict[str, Any], datetime]], kinds: list[str], outcomes: list[Exception | None]
+    ) -> None:
+        now = time.time()
+        self.sent.extend(
+            (now, {"scheduled_for": iso_utc(fire)})
+            for (_, fire), outcome in zip(jobs, outcomes, strict=True)
+            if outcome is None
+        )
+        super()._count_published(jobs, kinds, outcomes)
 
 
 def bench_env(**overrides: Any) -> AbstractContextManager[tuple[Settings, Database, redis.Redis]]:
