@@ -38,14 +38,14 @@ def test_a_lock_lost_in_the_middle_of_a_batch_sends_none_of_it_and_the_new_leade
     real = sch._publish_one
     calls = 0
 
-    def taken_over_after_three(job: Any, producer: Any = None) -> Any:
+    def taken_over_after_three(job: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 3:  # another beat took the lock (as after a network blip) while we were publishing
             redis_client.set(keys.redbeat_lock, "another-beat", px=5000)
             assert sch._beat_lock is not None
             sch._beat_lock._last_ok -= 10  # our last extension is old: the next check asks Redis
-        return real(job, producer)
+        return real(job, **kwargs)
 
     monkeypatch.setattr(sch, "_publish_one", taken_over_after_three)
     sch.tick()
