@@ -141,6 +141,7 @@ def test_bad_input_is_a_page_naming_the_field(alice: TestClient, tokens: Tokens)
         "/ui/history?since=2025-01-01T00:00&until=2025-03-01T00:00": (422, "since: the window"),
         "/ui/executions/not-a-uuid": (404, "execution:"),
         "/ui/workflows?owner=root": (422, "owner:"),
+        "/ui/workflows?label=team": (422, "label: &#39;team&#39; must be KEY=VALUE"),
         "/ui/nowhere": (404, "page: not found"),
     }
     for url, (status, text) in cases.items():
@@ -179,6 +180,17 @@ def test_an_admin_sees_everyone_and_filters_by_owner(alice: TestClient, tokens: 
     assert "bobs-one" in only_bob and "alices-one" not in only_bob
     named = alice.get("/ui/workflows", params={"name": "ALICE"}).text
     assert "alices-one" in named and "bobs-one" not in named
+
+
+def test_workflows_filter_by_label(alice: TestClient, tokens: Tokens) -> None:
+    make_workflow(alice, name="books", labels={"team": "finance", "tier": "1"})
+    make_workflow(alice, name="pager", labels={"team": "ops"})
+    alice.headers.pop("Authorization")
+    login(alice, tokens.alice)
+    finance = alice.get("/ui/workflows", params={"label": "team=finance"}).text
+    assert "books" in finance and "pager" not in finance and "<code>tier=1</code>" in finance
+    both = alice.get("/ui/workflows", params={"label": "team=finance, tier=2"}).text
+    assert "books" not in both and "match the filter" in both
 
 
 def test_redis_down_is_a_503_page_not_a_crash(settings: Settings, tokens: Tokens) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.procs import CeleryProcess, celery_beat, celery_worker, wait_for
+from tests.support.procs import CeleryProcess, celery_beat, celery_worker, wait_for
 from woow_scheduler.calendars import calendar_json, parse_calendar
 from woow_scheduler.db import CalendarRow, Database, Execution, Trigger, Workflow
 from woow_scheduler.settings import Settings, load_settings

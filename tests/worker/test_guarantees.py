@@ -254,3 +254,47 @@ def test_an_outcome_whose_commit_answer_was_lost_is_read_back(
     assert result["outcome"] == "succeeded", result  # not mistaken for a takeover ("lost")
     (row,) = executions(db, wf.id)
     assert row.status == ExecutionStatus.SUCCEEDED
+
+
+def test_a_duplicate_meeting_its_own_fire_between_lock_and_insert_is_not_recorded_skipped(
+    app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis
+) -> None:
+    """Two deliveries of one new fire: the first took the lock and has not inserted its row yet.
+    The second used to insert a ``skipped`` row at once, which won the insert: the fire never ran
+    and history named an execution that never existed (seen in CI as a flaky
+    test_same_fire_delivered_three_times_runs_once)."""
+    wf = make_workflow(db, [{"name": "hi", "type": "log", "config": {"message": "x"}}])
+    tr = make_trigger(db, wf)
+    keys = Keys(wsettings.key_prefix)
+    first = uuid.uuid4()  # the first delivery's execution id: it holds the lock, its row is not there yet
+    redis_client.set(keys.workflow_lock(wf.id), f"tok:{first}:7:1@x", px=60_000)
+    result: dict[str, Any] = {}
+    second = threading.Thread(
+        target=lambda: result.update(
+            _apply(app, FirePayload(workflow_id=wf.id, trigger_id=tr.id, user_id="u", scheduled_for=FIRE))
+        )
+    )
+    second.start()
+    time.sleep(0.5)  # the second delivery meets the held lock meanwhile
+    with db.session() as s:  # the first delivery's insert lands (its run then ends)
+        s.add(
+            Execution(
+                id=first,
+                workflow_id=wf.id,
+                trigger_id=tr.id,
+                user_id="u",
+                scheduled_for=FIRE,
+                status=ExecutionStatus.SUCCEEDED,
+                finished_at=datetime.now(UTC),
+                lock_token="tok",
+                lock_key=keys.workflow_lock(wf.id),
+                lock_policy="forbid",
+                fence=7,
+                attempt=1,
+            )
+        )
+    second.join(30)
+    assert not second.is_alive()
+    (row,) = executions(db, wf.id)
+    assert (row.id, row.status) == (first, ExecutionStatus.SUCCEEDED)
+    assert result["outcome"] == "duplicate", result

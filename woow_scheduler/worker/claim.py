@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,7 @@ log = logging.getLogger("woow.worker")
 QUEUE_POLL_MIN = 0.2  # first wait of a 'queue' fire for the lock (seconds), doubled up to QUEUE_POLL_MAX
 QUEUE_POLL_MAX = 2.0
 STALE_CLAIMS = 5  # claims in a row that may find the definition changed under them
+HOLDER_SETTLE_S = 2.0  # how long a fire finding the lock held waits for a holder without a row
 
 
 class Outcome(StrEnum):
@@ -124,6 +126,11 @@ class Forbid(Policy):
     kind = ConcurrencyPolicy.FORBID
 
     def new_fire_held(self, d: Delivery, wf: h.WorkflowDef, new_id: uuid.UUID, holder: str) -> Claim:
+        # The holder may be another delivery of this very fire, between its lock and its insert: a
+        # `skipped` row written now would win the insert and the fire would never run.
+        row = d.after_holder_settles(holder)
+        if row is not None:
+            return d.claim_existing(wf, row)
         reason = f"workflow is running (lock held by execution {holder})"
         values = d.fire_values(new_id, wf) | {
             "status": ExecutionStatus.SKIPPED,
@@ -359,6 +366,27 @@ class Delivery:
             "scheduled_for": self.p.scheduled_for,
             "enqueued_at": self.p.enqueued_at,
         }
+
+    def after_holder_settles(self, holder: str) -> h.ExecRow | None:
+        """This fire's row once the lock's holder has a row of its own (or ``HOLDER_SETTLE_S`` passed).
+
+        A holder without a row is a delivery between taking the lock and inserting its fire: when
+        it is a duplicate of this fire, its row is this fire's row (``claim_existing`` then treats
+        this delivery as the duplicate it is)."""
+        assert self.p.trigger_id is not None and self.p.scheduled_for is not None
+        try:
+            holder_id = uuid.UUID(holder)
+        except ValueError:
+            holder_id = None
+        deadline = time.monotonic() + HOLDER_SETTLE_S
+        while True:
+            row: h.ExecRow | None = self.sql(h.get_fire, self.p.trigger_id, self.p.scheduled_for)
+            if row is not None or holder_id is None or time.monotonic() >= deadline:
+                return row
+            if self.sql(h.get_execution, holder_id) is not None:
+                found: h.ExecRow | None = self.sql(h.get_fire, self.p.trigger_id, self.p.scheduled_for)
+                return found
+            time.sleep(0.02)
 
     def existing_fire(self, wf: h.WorkflowDef) -> Claim:
         assert self.p.trigger_id is not None and self.p.scheduled_for is not None

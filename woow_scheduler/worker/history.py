@@ -299,13 +299,3 @@ def earlier_waiting(
         cond.append(executions.c.id != execution_id)
     row = conn.execute(select(executions.c.id).where(and_(*cond)).order_by(executions.c.scheduled_for).limit(1)).first()
     return row.id if row is not None else None
-
-
-def stale_candidates(conn: Connection, older_than: datetime, limit: int = 500) -> list[ExecRow]:
-    """Rows still ``running`` that started before ``older_than`` (the reaper checks their locks)."""
-    rows = conn.execute(
-        select(*_EX_COLS)
-        .where(and_(executions.c.status == ExecutionStatus.RUNNING, executions.c.started_at < older_than))
-        .limit(limit)
-    ).all()
-    return [_exec(r) for r in rows]

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from ...engine.redact import redact
 from ...enums import ExecutionStatus
 from ...errors import InvalidInput, NotFound
+from ...labels import parse_label_args
 from ...tokens import verify_token
 from ..auth import FAILURE_WINDOW, count_failed_lookup, failed_lookups
 from ..guard import public_workflow
@@ -141,18 +142,24 @@ def upcoming(request: Request, session: Session, state: State, hours: str = "6")
 
 # -- workflows -----------------------------------------------------------------------------------
 @router.get("/workflows", name="workflows")
-def workflows(request: Request, session: Session, state: State, name: str = "", owner: str = "") -> Response:
-    name, owner = name.strip()[:200], owner.strip()[:200]
+def workflows(
+    request: Request, session: Session, state: State, name: str = "", owner: str = "", label: str = ""
+) -> Response:
+    name, owner, label = name.strip()[:200], owner.strip()[:200], label.strip()[:2000]
     if owner and not session.principal.is_admin:
         raise InvalidInput("owner: only an admin token may filter by owner", field="owner")
+    # 'team=finance' or 'team=finance, tier=1': every pair must be among the workflow's labels
+    wanted = parse_label_args([p for p in label.split(",") if p.strip()], "label") if label else None
     scope = owner or _owner(session)
-    rows = state.service.list_workflows(owner=scope)
+    rows = state.service.list_workflows(owner=scope, labels=wanted)
     if name:
         rows = [w for w in rows if name.lower() in w.name.lower()]
     counts: dict[str, int] = {}
     for tr in state.service.list_triggers(owner=scope):
         counts[str(tr.workflow_id)] = counts.get(str(tr.workflow_id), 0) + 1
-    return render(request, "workflows.html", title="Workflows", rows=rows, name=name, owner=owner, counts=counts)
+    return render(
+        request, "workflows.html", title="Workflows", rows=rows, name=name, owner=owner, label=label, counts=counts
+    )
 
 
 @router.get("/workflows/{ref}", name="workflow")
