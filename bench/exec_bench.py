@@ -169,7 +169,7 @@ def run(quick: bool = False, rounds: int | None = None, n: int | None = None) ->
             ],
             "succeeded": succeeded,
             "skipped": int(counts.get(ExecutionStatus.SKIPPED, 0)),
-            "target_ratio": 0.5,
+            "target_ratio": 0.6,
         }
 
 
