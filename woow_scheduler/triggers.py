@@ -114,6 +114,18 @@ def format_duration(seconds: int) -> str:
     return "".join(out) or "0s"
 
 
+def _whole_second(value: datetime | None) -> datetime | None:
+    """Floor a fire-time bound to the whole second.
+
+    Fire times are whole seconds everywhere (beat's positions, the wire form of
+    ``scheduled_for``, the idempotency key): a ``start_at`` at ``.500`` made an interval's fires
+    fall between two positions, so every pass of beat published the same fire again.  Every
+    validation of a spec (external input, a stored row, a RedBeat definition) comes through
+    here, so rows stored before the floor are floored when they are read.
+    """
+    return None if value is None else value.replace(microsecond=0)
+
+
 def _iso(moment: datetime) -> str:
     text = moment.astimezone(UTC).isoformat()
     return text.replace("+00:00", "Z")
@@ -187,11 +199,19 @@ class _SpecBase(BaseModel):
                 out[key] = _to_utc(out[key], zone_name, key)
         return out
 
+    @field_validator("start_at", "end_at", mode="after")
+    @classmethod
+    def _floor(cls, value: datetime | None) -> datetime | None:
+        return _whole_second(value)
+
     @model_validator(mode="after")
     def _window(self) -> _SpecBase:
-        if self.start_at is not None and self.end_at is not None and self.end_at <= self.start_at:
+        # both ends are inclusive whole seconds, so end_at == start_at is a one-second window (as in
+        # Quartz, only an end before the start is refused); a row stored before the floor with
+        # both ends inside one second stays readable
+        if self.start_at is not None and self.end_at is not None and self.end_at < self.start_at:
             raise InvalidTriggerSpec(
-                f"end_at: {_iso(self.end_at)} is not after start_at {_iso(self.start_at)}", field="end_at"
+                f"end_at: {_iso(self.end_at)} is before start_at {_iso(self.start_at)}", field="end_at"
             )
         return self
 
@@ -397,6 +417,11 @@ class OnceSpec(_SpecBase):
     type: Literal["once"] = "once"
     run_at: datetime
 
+    @field_validator("run_at", mode="after")
+    @classmethod
+    def _floor_run_at(cls, value: datetime) -> datetime:
+        return value.replace(microsecond=0)
+
     def _next(self, after: datetime) -> datetime | None:
         return self.run_at if self.run_at > after else None
 
@@ -579,9 +604,10 @@ def _one_line(exc: ValidationError) -> InvalidInput:
 def parse_trigger_spec(data: Mapping[str, Any], *, now: datetime, allow_past: bool = False) -> AnySpec:
     """Validate external input into a spec: the one entry point for CLI, API and service.
 
-    Resolves the interval default ``start_at = now`` (floored to the second), reads naive
-    datetimes in the spec's ``timezone``, stores datetimes as aware UTC, rejects
-    ``end_at <= start_at`` and (unless ``allow_past``) a once ``run_at`` or an ``end_at`` that
+    Resolves the interval default ``start_at = now``, reads naive datetimes in the spec's
+    ``timezone``, stores datetimes as aware UTC floored to the whole second (``start_at``,
+    ``end_at``, ``run_at``: fire times are whole seconds), rejects
+    ``end_at < start_at`` and (unless ``allow_past``) a once ``run_at`` or an ``end_at`` that
     is not after ``now``.  Raises a one-line InvalidTriggerSpec / InvalidCronExpression.
     """
     if now.tzinfo is None or now.utcoffset() is None:

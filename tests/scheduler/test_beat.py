@@ -354,3 +354,65 @@ def test_static_celery_entries_still_work_beside_triggers(settings: Settings, re
         f"{settings.key_prefix}broker:{settings.queue}", 0, -1
     )
     assert any('"woow.ping"' in m for m in raw)
+
+
+def test_fraction_of_a_second_start_at_publishes_each_fire_once(
+    settings: Settings,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+    make_scheduler: MakeScheduler,
+) -> None:
+    """Issue 13 item 6: an interval every 3 s whose stored start_at is at .500 (a row written
+    before start_at was floored at validation) once made every pass re-publish the same fire
+    (179 messages for 3 fires in 10 s).  Read back, the start is floored: one message per fire."""
+    base = datetime.now(UTC).replace(microsecond=0)
+    start = base + timedelta(seconds=1, milliseconds=500)
+    t = make_trigger(
+        {"type": "interval", "every": 3, "start_at": start.isoformat()}, updated_at=base - timedelta(seconds=1)
+    )
+    reconciler.triggers([t.id])
+    sch = make_scheduler()
+    until = base + timedelta(seconds=4, milliseconds=400)
+    while datetime.now(UTC) < until:
+        sch.tick()
+        time.sleep(0.1)
+    sent = [ts(f["scheduled_for"]) for f in published(redis_client, settings)]
+    assert sent == [base + timedelta(seconds=1), base + timedelta(seconds=4)]
+
+
+def test_a_beat_that_loses_its_lock_inside_a_long_chunk_stops_publishing(
+    settings: Settings,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+    make_scheduler: MakeScheduler,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13 item 8: the lock is checked by elapsed time while one chunk publishes, not only
+    between chunks.  One trigger with 40 fires to catch up (a single chunk); publishing is slow and
+    another beat takes the lock meanwhile: this beat stops within a quarter of the lock's lifetime,
+    and the entry's position stays at its last published fire, so the new leader sends the rest."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    spec = {"type": "interval", "every": 1, "start_at": START, "misfire_policy": "fire_all", "max_catchup": 40}
+    t = make_trigger(spec, previous_fire_time=now - timedelta(seconds=41), updated_at=now - timedelta(hours=1))
+    reconciler.triggers([t.id])
+    keys = Keys(settings.key_prefix)
+    sch = make_scheduler(beat_lock_timeout=1.0)
+    real = sch._publish
+    calls: list[datetime] = []
+
+    def slow(definition: dict[str, Any], fire: datetime, producer: Any = None) -> None:
+        calls.append(fire)
+        if len(calls) == 5:  # the lock expired meanwhile and another beat took it
+            redis_client.set(keys.redbeat_lock, "another-beat", px=5000)
+        time.sleep(0.05)
+        real(definition, fire, producer)
+
+    monkeypatch.setattr(sch, "_publish", slow)
+    sch.tick()
+    sent = [ts(f["scheduled_for"]) for f in published(redis_client, settings)]
+    assert 5 <= len(sent) <= 5 + 6  # noticed within lock_timeout / 4 = 0.25 s of 0.05 s publishes
+    assert not sch.is_leader
+    last, _ = decode_meta(redis_client.hget(keys.redbeat_entry(t.id), "meta"))
+    assert last == sent[-1]  # the rest is left to the new leader, none skipped

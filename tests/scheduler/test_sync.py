@@ -343,3 +343,41 @@ def test_a_pause_or_delete_during_a_full_pass_is_not_undone(
     assert redis_client.zscore(keys.redbeat_schedule, keys.redbeat_entry(deleted.id)) is None
     assert not redis_client.exists(keys.redbeat_entry(deleted.id))
     assert redis_client.zscore(keys.redbeat_schedule, keys.redbeat_entry(kept.id)) is not None
+
+
+@pytest.mark.parametrize("kind", ["incremental", "triggers"])
+def test_a_pause_or_delete_during_an_incremental_pass_is_not_undone(
+    kind: str,
+    settings: Settings,
+    db: Database,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13 item 7: the incremental pass (and a write-through of other changes), like the full
+    one, read its rows before a pause and a delete committed (and their write-through removed the
+    entries); its write must not bring them back."""
+    keys = Keys(settings.key_prefix)
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    paused, deleted, kept = make_trigger(every(60)), make_trigger(every(60)), make_trigger(every(60))
+    reconciler = Reconciler(settings, db, redis_client)
+    mirror = RedBeatMirror(settings, db, redis_client)
+    real = reconciler._sync_rows
+
+    def racing(rows: Any, report: Any, existing: Any) -> list[str]:
+        update_trigger(db, paused.id, state=TriggerState.PAUSED)
+        with db.session() as s:
+            s.delete(s.get(Trigger, deleted.id))
+        mirror.triggers_changed([paused.id, deleted.id])
+        return real(rows, report, existing)
+
+    monkeypatch.setattr(reconciler, "_sync_rows", racing)
+    if kind == "incremental":
+        report = reconciler.incremental(since)
+    else:
+        report = reconciler.triggers([paused.id, deleted.id, kept.id])
+    assert report.total == 3
+    for gone in (paused, deleted):
+        assert redis_client.zscore(keys.redbeat_schedule, keys.redbeat_entry(gone.id)) is None
+        assert not redis_client.exists(keys.redbeat_entry(gone.id))
+    assert redis_client.zscore(keys.redbeat_schedule, keys.redbeat_entry(kept.id)) is not None

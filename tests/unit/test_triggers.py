@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from woow_scheduler.triggers import (
     format_duration,
     parse_duration,
     parse_trigger_spec,
+    spec_from_stored,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, 500000, tzinfo=UTC)
@@ -142,6 +144,11 @@ def test_naive_datetimes_are_read_in_the_spec_timezone() -> None:
             InvalidTriggerSpec,
             "max_catchup: 0 is invalid",
         ),
+        (  # issue 13 item 8: a catch-up is bounded, so one entry never holds beat for long
+            {"type": "cron", "expression": "* * * * *", "max_catchup": 100_001},
+            InvalidTriggerSpec,
+            "max_catchup: 100001 is invalid",
+        ),
         (
             {"type": "cron", "expression": "* * * * *", "misfire_policy": "later"},
             InvalidTriggerSpec,
@@ -160,7 +167,7 @@ def test_naive_datetimes_are_read_in_the_spec_timezone() -> None:
         (
             {"type": "interval", "every": 5, "start_at": "2026-02-01T00:00Z", "end_at": "2026-01-31T00:00Z"},
             InvalidTriggerSpec,
-            "end_at: 2026-01-31T00:00:00Z is not after start_at 2026-02-01T00:00:00Z",
+            "end_at: 2026-01-31T00:00:00Z is before start_at 2026-02-01T00:00:00Z",
         ),
         (
             {"type": "once", "run_at": "2025-12-31T00:00:00Z"},
@@ -220,9 +227,9 @@ def test_interval_is_anchored_and_bounded() -> None:
     assert spec.next_fire_time(utc(2026, 1, 1, 0, 1, 30)) == utc(2026, 1, 1, 0, 3)
     forever = spec.model_copy(update={"repeat_count": None})
     k = 1_000_000
-    assert forever.next_fire_time(utc(2026, 1, 1) + timedelta(seconds=90 * k - 1)) == utc(
-        2026, 1, 1
-    ) + timedelta(seconds=90 * k)
+    assert forever.next_fire_time(utc(2026, 1, 1) + timedelta(seconds=90 * k - 1)) == utc(2026, 1, 1) + timedelta(
+        seconds=90 * k
+    )
 
 
 def test_cron_window_inclusive() -> None:
@@ -330,3 +337,45 @@ def test_cli_relative_times_are_whole_seconds(text: str, expected: str) -> None:
     now = datetime(2026, 12, 5, 7, 30, 1, 980212, tzinfo=UTC)
     assert parse_when(text, "at", now=now) == expected
     assert parse_when(text, "at", now=now.replace(microsecond=0) + timedelta(seconds=1)) == expected
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "interval", "every": 3, "start_at": "2026-02-01T00:00:00.500+01:00", "end_at": 1801000000.75},
+        {
+            "type": "cron",
+            "expression": "* * * * * ?",
+            "start_at": "2026-02-01T00:00:00.5",
+            "end_at": "2026-03-01T00:00:00.9Z",
+        },
+        {"type": "once", "run_at": "2026-02-01T00:00:00.999999", "end_at": "2026-03-01T00:00:00.1Z"},
+        {"type": "daily_time_interval", "every": 60, "start_at": "2026-02-01T00:00:00.5Z", "end_at": 1801000000.5},
+        {"type": "calendar_interval", "every": 1, "unit": "hour", "start_at": "2026-02-01T00:00:00.5Z"},
+    ],
+    ids=lambda s: s["type"],
+)
+def test_fire_time_bounds_are_whole_seconds(spec: dict[str, Any]) -> None:
+    """Issue 13 item 6: start_at, end_at and run_at are floored at validation, for input and for
+    stored rows written before the floor (spec_from_stored), so every fire is a whole second."""
+    for parsed in (parse_trigger_spec(spec, now=NOW), spec_from_stored(spec)):
+        bounds = [parsed.start_at, parsed.end_at, getattr(parsed, "run_at", None)]
+        assert [b.microsecond for b in bounds if b is not None] == [0] * sum(b is not None for b in bounds)
+        fires = list(itertools.islice(parsed.iter_fire_times(NOW), 3))
+        assert fires and all(f.microsecond == 0 for f in fires)
+        if parsed.start_at is not None:
+            assert fires[0] == parsed.start_at  # the floored start is the first fire of each type
+
+
+def test_a_stored_window_inside_one_second_stays_readable() -> None:
+    """A row stored before the floor with start_at .2 and end_at .7 of one second: both floor to
+    the same second, a one-second window (both ends inclusive), not an unreadable spec."""
+    stored = {
+        "type": "cron",
+        "expression": "* * * * * ?",
+        "start_at": "2026-02-01T00:00:00.200000Z",
+        "end_at": "2026-02-01T00:00:00.700000Z",
+    }
+    spec = spec_from_stored(stored)
+    assert spec.start_at == spec.end_at == utc(2026, 2, 1)
+    assert list(spec.iter_fire_times(utc(2026, 1, 1))) == [utc(2026, 2, 1)]

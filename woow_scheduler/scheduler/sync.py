@@ -141,7 +141,7 @@ class Reconciler:
             for i in range(0, len(stale), self.batch_size):
                 self._delete_keys(stale[i : i + self.batch_size])
             report.removed += len(stale)
-            report.removed += self._drop_resurrected(seen)
+            report.removed += self._drop_resurrected(seen, every_trigger=True)
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis: sync failed ({exc})") from exc
         report.seconds = time.perf_counter() - t0
@@ -153,9 +153,11 @@ class Reconciler:
         t0 = time.perf_counter()
         stmt = _row_stmt().where(or_(Trigger.updated_at >= since, Workflow.updated_at >= since))
         try:
+            written: set[str] = set()
             for batch in self._batches(stmt):
                 report.total += len(batch)
-                self._sync_rows(batch, report, None)
+                written.update(self._sync_rows(batch, report, None))
+            report.removed += self._drop_resurrected(written)
             with self.db.session() as session:
                 active = int(
                     session.scalar(select(func.count()).select_from(Trigger).where(Trigger.state.in_(ACTIVE_STATES)))
@@ -187,21 +189,35 @@ class Reconciler:
                 gone = [self.keys.redbeat_entry(t) for t in chunk if t not in found]
                 if gone:
                     report.removed += self._delete_keys(gone)
+                report.removed += self._drop_resurrected({self.keys.redbeat_entry(r.id) for r in rows})
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis: sync failed ({exc})") from exc
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _drop_resurrected(self, written: set[str]) -> int:
-        """Re-check after the write: the pass streamed its rows from one snapshot, so a trigger paused
-        or deleted after its row was read got its entry back from this pass (the write-through of the
-        pause or delete had already removed it).  Drop the entries of every trigger that is not
-        active now; a trigger resumed meanwhile keeps its entry (or gets it back at the next
-        incremental pass)."""
+    def _drop_resurrected(self, written: set[str], *, every_trigger: bool = False) -> int:
+        """Re-check after the write: a pass reads its rows (the full pass streams them from one
+        snapshot) before it writes, so a trigger paused or deleted after its row was read got its
+        entry back from this pass (the write-through of the pause or delete had already removed it).
+        Drop the entries of every trigger the pass wrote that is not active now; a trigger resumed
+        meanwhile keeps its entry (or gets it back at the next incremental pass).
+
+        ``written``: the entry keys of the rows the pass read.  ``every_trigger`` (the full pass,
+        which read them all): read the active triggers in one stream instead of by id.
+        """
+        if not written:
+            return 0
         active: set[str] = set()
+        active_ids = select(Trigger.id).where(Trigger.state.in_(ACTIVE_STATES))
         with self.db.session() as session:
-            for (tid,) in session.execute(select(Trigger.id).where(Trigger.state.in_(ACTIVE_STATES))):
-                active.add(self.keys.redbeat_entry(tid))
+            if every_trigger:
+                for (tid,) in session.execute(active_ids):
+                    active.add(self.keys.redbeat_entry(tid))
+            else:
+                ids = [uuid.UUID(k[len(self.keys.redbeat_prefix) :]) for k in written if self._is_entry_key(k)]
+                for i in range(0, len(ids), self.batch_size):
+                    for (tid,) in session.execute(active_ids.where(Trigger.id.in_(ids[i : i + self.batch_size]))):
+                        active.add(self.keys.redbeat_entry(tid))
         gone = sorted(k for k in written if k not in active)
         if not gone:
             return 0
