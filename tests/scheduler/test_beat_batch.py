@@ -16,7 +16,7 @@ from .conftest import MakeTrigger, published
 from .test_beat import MakeScheduler
 
 
-def test_a_lock_lost_in_the_middle_of_a_batch_sends_none_of_it_and_the_new_leader_sends_all(
+def test_a_lock_lost_in_the_middle_of_a_batch_sends_what_was_buffered_and_the_new_leader_the_rest(
     settings: Settings,
     redis_client: redis.Redis,
     make_trigger: MakeTrigger,
@@ -50,8 +50,7 @@ def test_a_lock_lost_in_the_middle_of_a_batch_sends_none_of_it_and_the_new_leade
     monkeypatch.setattr(sch, "_publish_one", taken_over_after_three)
     sch.tick()
     assert calls == 3 and not sch.is_leader
-    assert published(redis_client, settings) == []  # the three buffered messages were discarded
-    assert {i: redis_client.zscore(keys.redbeat_schedule, keys.redbeat_entry(i)) for i in ids} == scores  # still due
+    assert len(published(redis_client, settings)) == 3  # buffered while the lock was held: flushed
 
     redis_client.delete(keys.redbeat_lock)  # the other beat stops cleanly; a new one takes over
     other = make_scheduler(beat_lock_timeout=2.0)

@@ -189,6 +189,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self.instance_id = f"beat-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.chunk_size = self.settings.beat_dispatch_chunk
         self._dispatch_lock: BeatLock | None = None
+        self._declared: set[Any] | None = None  # see _publish_all
         self._decoded: dict[str, _Decoded] = {}
         self._maintenance: _Maintenance | None = None
         self._beat_lock: BeatLock | None = None
@@ -368,44 +369,44 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         One kombu publish batch per call (``Producer.batch``: on Redis one pipelined write for the
         whole chunk instead of one round trip per fire; other transports publish at once): Celery
         builds exactly the messages it always does, only their delivery is grouped.  The lock is
-        checked before each fire is buffered and once more before the flush; a lock lost on the way
-        discards the buffered messages (every fire of the batch is left to the new leader), and a
-        failed flush fails every fire of the batch (delivery is uncertain: the entries stay due and
-        go out again with the same ``scheduled_for``, which the worker runs once).
+        checked (by elapsed time, extended when due) before each fire is buffered: once it is found
+        lost, the fires buffered while it was held are flushed, as they would have been published
+        one by one, and the rest are left to the new leader (the entry keeps its last published
+        fire).  A failed flush fails every fire of the batch (delivery is uncertain: the entries
+        stay due and go out again with the same ``scheduled_for``, which the worker runs once).
         """
         lock = getattr(self, "_dispatch_lock", None)
         out: list[Exception | None] = []
         producer = self.producer
-        declared: set[Any] = set()  # queues declared by an earlier message of this batch
+        self._declared = set()  # queues declared by an earlier message of this batch
         try:
             with producer.batch(max_size=_BATCH_MAX_COMMANDS):
                 for n, job in enumerate(jobs):
                     if lock is not None and not lock.keep():  # cheap: a clock read until a renewal is due
-                        raise _LockLost(n)
-                    out.append(self._publish_one(job, producer=producer, declared=declared))
-                if lock is not None and not lock.keep():
-                    raise _LockLost(len(jobs))
-        except _LockLost:
-            log.warning("beat: lost the beat lock while publishing; %d fires left to the new leader", len(jobs))
-            return [_LockLost() for _ in jobs]
+                        log.warning(
+                            "beat: lost the beat lock while publishing; %d fires left to the new leader", len(jobs) - n
+                        )
+                        out.extend(_LockLost() for _ in jobs[n:])
+                        break
+                    out.append(self._publish_one(job, producer=producer))
         except Exception as exc:  # the flush failed: none of the batch counts as published
             log.error("beat: publishing a batch of %d fires failed: %s", len(jobs), exc)
-            return [o if o is not None else exc for o in out]
+            failed: list[Exception | None] = [o if o is not None else exc for o in out]
+            return failed + [exc] * (len(jobs) - len(out))
+        finally:
+            self._declared = None
         return out
 
-    def _publish_one(
-        self, job: tuple[dict[str, Any], datetime], producer: Any = None, declared: set[Any] | None = None
-    ) -> Exception | None:
+    def _publish_one(self, job: tuple[dict[str, Any], datetime], producer: Any = None) -> Exception | None:
         try:
-            self._publish(job[0], job[1], producer, declared)
+            self._publish(job[0], job[1], producer)
         except Exception as exc:
             return exc
         return None
 
-    def _publish(
-        self, definition: dict[str, Any], fire: datetime, producer: Any = None, declared: set[Any] | None = None
-    ) -> None:
+    def _publish(self, definition: dict[str, Any], fire: datetime, producer: Any = None) -> None:
         options = dict(definition.get("options") or {})
+        declared = self._declared
         if declared is not None:
             # Celery declares the target queue with every message (a bind and copies, ~15% of a
             # publish); once per queue and batch is enough: the first message of the batch does it
