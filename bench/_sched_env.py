@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -13,9 +15,35 @@ import redis
 from tests.support.factories import insert_triggers
 from tests.support.stores import clear_prefix, scratch_stores
 from woow_scheduler.db import Database
+from woow_scheduler.scheduler.beat import WoowScheduler
+from woow_scheduler.scheduler.schedule import iso_utc
 from woow_scheduler.settings import Settings
 
-__all__ = ["bench_env", "bench_main", "clear_prefix", "insert_triggers", "percentile"]
+from ._guard import NoWork, check_one_source
+
+__all__ = ["PublishClock", "bench_env", "bench_main", "clear_prefix", "insert_triggers", "percentile"]
+
+
+class PublishClock(WoowScheduler):
+    """Our scheduler, recording when each fire reached the broker: ``sent`` holds ``(time,
+    {"scheduled_for": ...})`` per fire published, stamped after its batch was flushed (beat
+    buffers a chunk's messages and writes them at once, so a wrapped ``send_task`` would return
+    before the message is in the broker and report it early)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sent: list[tuple[float, dict[str, Any]]] = []
+        super().__init__(*args, **kwargs)
+
+    def _count_published(
+        self, jobs: list[tuple[dict[str, Any], datetime]], kinds: list[str], outcomes: list[Exception | None]
+    ) -> None:
+        now = time.time()
+        self.sent.extend(
+            (now, {"scheduled_for": iso_utc(fire)})
+            for (_, fire), outcome in zip(jobs, outcomes, strict=True)
+            if outcome is None
+        )
+        super()._count_published(jobs, kinds, outcomes)
 
 
 def bench_env(**overrides: Any) -> AbstractContextManager[tuple[Settings, Database, redis.Redis]]:
@@ -32,16 +60,19 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def bench_main(
-    run: Callable[[bool], dict[str, Any]],
+    run: Callable[..., dict[str, Any]],
     doc: str,
     *,
     target: str,
     ratio: tuple[str, str, str] | None = None,
+    counted: bool = False,
     argv: list[str] | None = None,
 ) -> int:
-    """Shared command line of the benchmarks: ``[--quick] [--json]``, a table or one JSON object.
+    """Shared command line of the benchmarks: ``[--quick] [--json] [--n N]``, a table or one JSON
+    object.  A run that saw no work prints one line on stderr and exits 1, and no figure.
 
-    ``ratio`` = (name, numerator key, denominator key) adds that ratio to the result.
+    ``ratio`` = (name, numerator key, denominator key) adds that ratio to the result; ``counted``
+    adds ``--n`` (how many fires / triggers instead of the default count).
     """
     import argparse
     import json
@@ -49,8 +80,15 @@ def bench_main(
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down counts")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    if counted:
+        parser.add_argument("--n", type=int, default=None, help="how many instead of the default count")
     args = parser.parse_args(argv)
-    result = run(args.quick)
+    try:
+        check_one_source()
+        result = run(args.quick, n=args.n) if counted else run(args.quick)
+    except NoWork as exc:
+        print(f"{parser.prog}: no figure: {exc}", file=sys.stderr)
+        return 1
     if ratio is not None:
         name, num, den = ratio
         result[name] = round(result[num] / result[den], 3)
