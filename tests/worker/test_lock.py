@@ -114,7 +114,9 @@ def test_release_nowait_falls_back_to_a_waited_release_on_other_clients(key_pref
     assert client.get(f"{key_prefix}lock") is None
 
 
-def test_fences_increase_and_a_key_taken_since_is_never_taken_back(redis_client: redis.Redis, key_prefix: str) -> None:
+def test_fences_increase_and_a_key_taken_since_is_never_taken_back(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
     key = f"{key_prefix}lock:workflow:fenced"
     first = WorkflowLock(redis_client, key, ttl=0.3, owner="first")
     assert first.acquire() and first.fence is not None
@@ -161,30 +163,3 @@ def test_a_stalled_owner_nobody_replaced_keeps_its_lease_with_a_new_fence(
     assert lock.check() is None
     assert lock.retaken == 1 and lock.fence > old and lock.owned()
     assert lock.release()
-
-
-def test_the_renewal_helper_keeps_a_lease_while_this_process_holds_the_gil(
-    redis_client: redis.Redis, key_prefix: str
-) -> None:
-    import ctypes
-
-    lock = WorkflowLock(redis_client, f"{key_prefix}:gil", ttl=1.0, owner="run")
-    assert lock.acquire()
-    with lock.kept_alive(REDIS_URL):
-        ctypes.PyDLL(None).sleep(3)  # no thread of this process runs for 3 x the TTL
-        assert lock.check() is None
-        assert redis_client.get(lock.key) == lock.value
-    lock.release()
-
-
-def test_a_renewal_arriving_after_the_release_cannot_take_the_key_back(
-    redis_client: redis.Redis, key_prefix: str
-) -> None:
-    lock = WorkflowLock(redis_client, f"{key_prefix}:late", ttl=5.0, owner="run")
-    assert lock.acquire()
-    late = WorkflowLock(redis_client, lock.key, ttl=5.0, owner="run")  # the helper's view of it
-    late.token, late.prefix, late.holder_id = lock.token, lock.prefix, lock.holder_id
-    late._set_fence(lock.fence or 0)
-    assert lock.release()
-    assert not late.renew()  # the release bumped the fence counter
-    assert redis_client.get(lock.key) is None

@@ -14,14 +14,11 @@
   whole TTL: another run may hold it now).  The runner asks between steps and before recording
   success; a run that lost its lock is recorded ``lock_lost``, never ``succeeded``.
 - ``release``: compare-and-``DEL`` (``lua/release.lua``); ``release_nowait`` sends it unanswered.
-- While a run lasts its lock is renewed at ttl/3 by the pool child's helper process
-  (:mod:`.renewer`, ``kept_alive(redis_url)``), so a step that holds the GIL cannot starve the
-  renewal; the helper stops for good when the run ends, when the pool child dies, or when Redis
-  reports the lock taken, and does not renew while the pool child is stopped (SIGSTOP).
-- Without a way to open a new Redis client (an in-process fakeredis) or when ``fork`` fails, a
-  background thread renews instead; one thread serves every lock of a process, created lazily,
-  after a fork, in the process that uses it.  A step that holds the GIL starves that thread: the
-  lease then expires, the next ``check`` reports it and the run stops.
+- While a run lasts, a background thread renews every lock it was given at ttl/3.  A step that
+  holds the GIL starves it: the lease then expires, the next ``check`` reports it and the run stops.
+
+One renewal thread serves every lock of a process (a thread per run would cost a thread start on
+every execution); it is created lazily, after a fork, in the process that uses it.
 """
 
 from __future__ import annotations
@@ -45,12 +42,10 @@ import redis
 from ..errors import LockError
 from ..keys import Keys, fence_key, lock_value, lock_value_parts, split_lock_value
 from ..lua import lua_source
-from .renewer import ProcessRenewer, helper_for
 
 log = logging.getLogger("woow.lock")
 
 _SCRIPTS: dict[str, tuple[str, str]] = {}  # name -> (source, sha1)
-RENEW_ANSWER_WAIT = 10.0  # seconds a step boundary waits for the helper's renewal (socket timeout)
 FENCE_COUNTER_TTL_MS = 30 * 24 * 3600 * 1000  # a lost counter is re-seeded from the clock anyway
 
 
@@ -170,7 +165,6 @@ class WorkflowLock:
         self.valid_until = 0.0  # monotonic instant up to which the lease is known to be ours
         self._guard = threading.Lock()  # a renewal never runs concurrently with the release
         self._released = False
-        self._renewer: ProcessRenewer | None = None  # the helper process renewing it, while a run lasts
 
     @property
     def ttl_ms(self) -> int:
@@ -232,47 +226,6 @@ class WorkflowLock:
                 self.lost_to = _str(self.client.get(self.key))
         return code != 0
 
-    def _start_helper(self, redis_url: str) -> ProcessRenewer | None:
-        if not hasattr(os, "fork") or self._released or self.fence is None:
-            return None
-        try:
-            helper = helper_for(redis_url, _script("renew"))
-        except OSError as exc:
-            log.warning("lock renewal helper could not be started (%s); renewing from a thread", exc)
-            return None
-        if helper is None:
-            return None
-        renewer = ProcessRenewer(self, helper)
-        return renewer if renewer.start() else None
-
-    def _from_renewer(self, valid_until: float, fence: int, *, lost: bool) -> None:
-        """What the helper process (:mod:`.renewer`) last got from Redis."""
-        with self._guard:
-            if fence != self.fence:
-                old = self.fence
-                self._set_fence(fence)
-                self.retaken += 1
-                log.warning(
-                    "lock %s had vanished and nobody took it since; taken back with fence %s (was %s)",
-                    self.key,
-                    fence,
-                    old,
-                )
-            self.valid_until = valid_until
-            if lost and not self.lost:
-                self.lost = True
-                with contextlib.suppress(redis.RedisError):
-                    self.lost_to = _str(self.client.get(self.key))
-                log.error("lock lost: %s is no longer held by %s (expired or taken)", self.key, self.value)
-
-    def _ask_renewer(self) -> bool:
-        """With a live helper process: have it renew now (``True``); ``False`` when there is none."""
-        renewer = self._renewer
-        if renewer is None:
-            return False
-        renewer.poll()
-        return renewer.renew_now(timeout=min(self.ttl, RENEW_ANSWER_WAIT))
-
     def _reason(self) -> str | None:
         if self.lost:
             holder = parse_value(self.lost_to)
@@ -294,11 +247,9 @@ class WorkflowLock:
         holds our value, or if it vanished and nobody took the lock since (re-taken with a new
         fence); it is lost if another run took the lock meanwhile.
         """
-        if self._renewer is not None:
-            self._renewer.poll()
         if not self.lost and time.monotonic() <= self.valid_until:
             return None
-        if not self.lost and not self._ask_renewer():
+        if not self.lost:
             with contextlib.suppress(redis.RedisError):  # unreachable: the lease cannot be confirmed
                 self.renew()
         return self._reason()
@@ -308,8 +259,6 @@ class WorkflowLock:
         reason = self.check()
         if reason is not None:
             return reason
-        if self._ask_renewer():
-            return self._reason()  # renewed, or Redis unreachable: ours until valid_until
         try:
             if not self.renew():
                 return self._reason() or f"lock {self.key} lost"
@@ -321,9 +270,7 @@ class WorkflowLock:
         """Delete the lock if this handle owns it; never touches somebody else's lock."""
         with self._guard:
             self._released = True
-            ok = bool(
-                run_script(self.client, "release", [self.key, self.fence_key], [self.value, FENCE_COUNTER_TTL_MS])
-            )
+            ok = bool(run_script(self.client, "release", [self.key], [self.value]))
         if not ok:
             self.lost = True  # it was not ours any more when the run ended
         return ok
@@ -348,10 +295,7 @@ class WorkflowLock:
             conn = pool.get_connection()
             try:
                 packed = conn.pack_commands(  # type: ignore[no-untyped-call]
-                    [
-                        ("CLIENT", "REPLY", "SKIP"),
-                        ("EVAL", text, 2, self.key, self.fence_key, self.value, FENCE_COUNTER_TTL_MS),
-                    ]
+                    [("CLIENT", "REPLY", "SKIP"), ("EVAL", text, 1, self.key, self.value)]
                 )
                 conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
             except BaseException:
@@ -368,43 +312,14 @@ class WorkflowLock:
         return self.holder() == self.value
 
     @contextmanager
-    def kept_alive(self, redis_url: str | None = None) -> Iterator[WorkflowLock]:
-        """Renew in the background (every ttl/3) for as long as the block runs.
-
-        With ``redis_url`` the renewal runs in this process's helper process (:mod:`.renewer`),
-        which a step holding the GIL cannot starve; without it (an in-process client such as
-        fakeredis), when the helper is busy with another run of this process (threads) or cannot
-        be started, in this process's renewal thread.
-        """
-        renewer = self._start_helper(redis_url) if redis_url else None
-        if renewer is not None:
-            self._renewer = renewer
-            try:
-                yield self
-            finally:
-                self._renewer = None
-                renewer.stop()  # a renewal still in flight cannot re-take the key: release bumps the fence
-            return
+    def kept_alive(self) -> Iterator[WorkflowLock]:
+        """Renew in the background (every ttl/3) for as long as the block runs."""
         keeper = renewal_thread()
         keeper.add(self)
         try:
             yield self
         finally:
             keeper.discard(self)
-
-
-def prepare_renewal(redis_url: str) -> None:
-    """Start this process's renewal helper now, before a lock is taken, so that its one-time fork
-    is not paid while a run holds its lock (a no-op once started)."""
-    if not hasattr(os, "fork"):
-        return
-    try:
-        helper = helper_for(redis_url, _script("renew"))
-    except OSError as exc:
-        log.warning("lock renewal helper could not be started (%s); renewing from a thread", exc)
-        return
-    if helper is not None:
-        helper.busy.release()
 
 
 def _floor() -> int:

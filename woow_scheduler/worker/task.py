@@ -36,7 +36,7 @@ from ..settings import Settings
 from . import history as h
 from .claim import Claim, Delivery, Outcome, now, pinned_lock_key
 from .context import settings_of, worker_context
-from .lock import prepare_renewal, run_script
+from .lock import run_script
 from .logfmt import RunLog, kv
 
 log = logging.getLogger("woow.worker")
@@ -62,7 +62,6 @@ class FireRun(Delivery):
             self.close_conn()
 
     def _execute(self) -> dict[str, Any]:
-        prepare_renewal(self.settings.redis_url)  # the helper's fork, before any lock is held
         try:
             wf, claim = self.claim_current()
         except STORE_ERRORS as exc:
@@ -91,7 +90,7 @@ class FireRun(Delivery):
         )
         t0 = time.monotonic()
         try:
-            with lock.kept_alive(self.settings.redis_url):
+            with lock.kept_alive():
                 outcome = run_steps(
                     wf.steps,
                     settings=self.settings,
