@@ -86,6 +86,9 @@ def test_a_run_frozen_past_its_lease_is_recorded_lock_lost_never_succeeded(
         send_fire(app, wsettings, wf, tr, FIRE)
         (stalled,) = wait_for(lambda: _running(db, wf.id), 20, what="a running row")
         child = _pid(stalled)
+        # freeze it inside its 2 s first step, not between the claim and that step (under load the
+        # running row can be seen before the step starts; the run would then stop before 'first')
+        time.sleep(0.5)
         os.kill(child, signal.SIGSTOP)
         try:
             time.sleep(2 * wsettings.lock_ttl)  # its lease expires; the next fire takes the lock
