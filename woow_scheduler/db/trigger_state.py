@@ -105,6 +105,18 @@ def replan(tr: Trigger, spec: TriggerSpec, now: datetime, calendar: Calendar | N
     tr.updated_at = now
 
 
+#: the states a trigger may be paused (PAUSED) or resumed (NORMAL) from
+_SET_BY_HAND: dict[TriggerState, frozenset[TriggerState]] = {
+    TriggerState.PAUSED: frozenset({TriggerState.NORMAL, TriggerState.ERROR}),
+    TriggerState.NORMAL: frozenset({TriggerState.PAUSED, TriggerState.ERROR}),
+}
+
+
+def can_set_state(tr: Trigger, target: TriggerState) -> bool:
+    """Whether :func:`set_state` would change ``tr`` (not already there, and allowed from its state)."""
+    return tr.state in _SET_BY_HAND.get(target, frozenset())
+
+
 def set_state(
     tr: Trigger, target: TriggerState, spec: TriggerSpec, now: datetime, calendar: Calendar | None = None
 ) -> bool:
@@ -113,10 +125,7 @@ def set_state(
     Raises :class:`InvalidInput` naming the state for a transition that is not allowed (pausing a
     COMPLETE trigger, resuming a NORMAL one is a no-op, not an error).
     """
-    allowed_from = {
-        TriggerState.PAUSED: {TriggerState.NORMAL, TriggerState.ERROR},
-        TriggerState.NORMAL: {TriggerState.PAUSED, TriggerState.ERROR},
-    }.get(target)
+    allowed_from = _SET_BY_HAND.get(target)
     if allowed_from is None:
         raise InvalidInput(f"state: a trigger cannot be set to {target.value} by hand", field="state")
     if tr.state == target:

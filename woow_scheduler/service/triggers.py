@@ -178,11 +178,6 @@ class TriggerOps(ServiceBase):
         chosen = [x for x in (labels, workflow, all_triggers or None) if x]
         if len(chosen) != 1:
             raise InvalidInput("selector: give exactly one of labels, workflow or all", field="selector")
-        allowed = (
-            {TriggerState.NORMAL, TriggerState.ERROR}
-            if target == TriggerState.PAUSED
-            else {TriggerState.PAUSED, TriggerState.ERROR}
-        )
         now = self.clock()
         changed: list[TriggerView] = []
         with self._session() as s:
@@ -192,7 +187,7 @@ class TriggerOps(ServiceBase):
             for tr, wf_name in s.execute(q.order_by(Workflow.name, Trigger.name).with_for_update(of=Trigger)):
                 if labels and not matches(tr.labels, labels):
                     continue
-                if tr.state not in allowed:  # already there, or a state that cannot change to it
+                if not trigger_state.can_set_state(tr, target):  # already there, or not allowed from its state
                     continue
                 trigger_state.set_state(tr, target, spec_from_stored(tr.spec), now, calendar_of(s, tr))
                 s.flush()
