@@ -18,6 +18,14 @@ from kombu.transport import redis as kombu_redis
 
 class Channel(kombu_redis.Channel):
     _sync_client: Any = None
+    #: set by :func:`capture`: publishes keep their final commands here instead of sending them
+    _capture_sink: list[Prepared] | None = None
+
+    def create_publish_batch(self, max_size: int) -> Any:
+        sink = self._capture_sink
+        if sink is not None:
+            return _Capture(self, sink)
+        return super().create_publish_batch(max_size)  # type: ignore[no-untyped-call]
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
@@ -30,3 +38,113 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+# -- prepared messages ---------------------------------------------------------------------------
+#
+# Beat builds the messages of the next second's fires before that second starts and, at the due
+# instant, only writes them.  "Building" is Celery's ``send_task`` and kombu's encoding, unchanged:
+# inside :func:`capture` the producer's publish batch is a :class:`_Capture`, which lets kombu route
+# and encode every message down to its final Redis commands (``LPUSH <queue> <encoded message>``)
+# and keeps those commands instead of sending them.  :func:`send_prepared` writes kept commands in
+# one pipeline.  A prepared message is therefore byte for byte what kombu would have pushed.
+
+#: The final broker commands of one message: ``((command, args), ...)``.
+Prepared = tuple[tuple[str, tuple[Any, ...]], ...]
+
+
+class _Capture:
+    """A kombu publish batch (the interface ``Producer.batch`` drives) that keeps commands."""
+
+    def __init__(self, channel: Channel, sink: list[Prepared]) -> None:
+        self.channel = channel
+        self._sink = sink
+        self._collecting: list[tuple[str, tuple[Any, ...]]] | None = None
+
+    def publish(self, message: Any, **kwargs: Any) -> Any:
+        commands: list[tuple[str, tuple[Any, ...]]] = []
+        self._collecting = commands
+        try:
+            result = self.channel.basic_publish(message, _publish_batch=self, **kwargs)  # type: ignore[no-untyped-call]
+        finally:
+            self._collecting = None
+        self._sink.append(tuple(commands))
+        return result
+
+    def add(self, name: str, *args: Any) -> None:
+        if self._collecting is None:
+            raise RuntimeError("broker command added outside a publish")
+        self._collecting.append((name, args))
+
+    def flush(self) -> None:  # nothing is sent: the caller keeps what was captured
+        return None
+
+    def discard(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def can_prepare(producer: Any) -> bool:
+    """Whether messages published through ``producer`` can be prepared ahead (our Redis channel,
+    publishing without automatic retries: a pipeline must never be replayed half-sent)."""
+    channel = producer.channel
+    return isinstance(channel, Channel) and bool(channel.supports_batch_publish)
+
+
+class capture:
+    """Inside this block, messages published through ``producer`` are built and encoded as always
+    and not sent: each publish appends its final commands to the yielded list."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+        self.sink: list[Prepared] = []
+        self._batch: Any = None
+
+    def __enter__(self) -> list[Prepared]:
+        channel = self._producer.channel
+        if not isinstance(channel, Channel):
+            raise RuntimeError("messages can be prepared only on woow's Redis broker transport")
+        channel._capture_sink = self.sink
+        self._batch = self._producer.batch(max_size=1 << 30)
+        try:
+            self._batch.__enter__()
+        except BaseException:
+            channel._capture_sink = None
+            raise
+        return self.sink
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._batch.__exit__(*exc)
+        finally:
+            self._producer.channel._capture_sink = None
+
+
+def send_prepared(producer: Any, messages: list[Prepared]) -> None:
+    """Write prepared messages in order, in one pipelined round trip (consecutive pushes to one
+    queue as one ``LPUSH`` with many values, which keeps their order).  Raises when the write
+    failed: delivery of the whole batch is then uncertain, as with kombu's own publish batch."""
+    if not messages:
+        return
+    channel = producer.channel
+    with channel.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
+        key: Any = None
+        values: list[Any] = []
+        for commands in messages:
+            for name, args in commands:
+                if name == "lpush" and len(args) == 2:
+                    if args[0] != key and values:
+                        pipe.lpush(key, *values)
+                        values = []
+                    key = args[0]
+                    values.append(args[1])
+                    continue
+                if values:
+                    pipe.lpush(key, *values)
+                    key, values = None, []
+                getattr(pipe, name)(*args)
+        if values:
+            pipe.lpush(key, *values)
+        pipe.execute()

@@ -50,6 +50,7 @@ from ..enums import InstanceKind
 from ..keys import Keys
 from ..lua import lua_source
 from ..messaging.app import create_app
+from ..messaging.broker import Prepared, can_prepare, capture, send_prepared
 from ..messaging.payload import fire_kwargs
 from ..metrics import BeatMetrics
 from ..settings import Settings, load_settings
@@ -57,7 +58,7 @@ from ..triggers import jitter_offset
 from .bookkeeping import drain_fired, fired_record
 from .codec import decode_meta, dumps, encode_meta, loads
 from .reaper import reap_lost_runs, resend_stale
-from .schedule import FirePlan, WoowTriggerSchedule, iso_utc
+from .schedule import MAX_FIRES_PER_PASS, FirePlan, WoowTriggerSchedule, iso_utc
 from .sweeper import sweep_fires
 from .sync import Reconciler, incremental_since
 
@@ -69,6 +70,8 @@ _DECODE_CACHE_MAX = 200_000
 # commands buffered before kombu flushes a publish batch on its own: above any chunk, so the one flush
 # at the end of _publish_all (after the last lock check) is the only one
 _BATCH_MAX_COMMANDS = 1_000_000
+#: preparation of the next second's messages stops this long before that second starts
+PREPARE_MARGIN = 0.02
 
 
 class WoowSchedulerEntry(RedBeatSchedulerEntry):  # type: ignore[misc]
@@ -177,10 +180,36 @@ class _Decoded:
     sha: str
 
 
+@dataclass(frozen=True, slots=True)
+class _PreparedEntry:
+    """One entry's fires, planned at the start of the second they are due and encoded ahead."""
+
+    decoded: _Decoded
+    meta: str  # the meta the plan started from ('' = none): published only while it is still stored
+    count: int
+    plan: FirePlan
+    messages: tuple[Prepared, ...]  # one per fire of the plan, in order
+
+    def usable_at(self, now_s: int) -> bool:
+        """Whether planning again at ``now_s`` would give the same fires (beat woke later than
+        the second it prepared for: a fire that became due meanwhile or a misfire needs a new plan)."""
+        plan = self.plan
+        sched = self.decoded.schedule
+        assert sched is not None
+        if len(plan.fires) >= MAX_FIRES_PER_PASS:
+            return False
+        if plan.next_fire is not None and plan.next_fire.timestamp() <= now_s:
+            return False
+        return now_s - plan.fires[0].timestamp() <= float(sched.spec.misfire_threshold)
+
+
 class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
     Entry = WoowSchedulerEntry
     #: run the PostgreSQL side (heartbeat, bookkeeping, reconciles) in a background thread
     run_maintenance = True
+    #: seconds before a due second at which beat wakes to build and encode that second's messages
+    #: (0: no preparation, every message is built at the due instant)
+    prepare_ahead = 0.9
 
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
         settings = app.conf.get("woow_settings")
@@ -197,6 +226,10 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self.last_tick: datetime | None = None
         self._last_state_write = 0.0
         self._script: Any = None
+        self._unchanged_script: Any = None
+        #: the messages of one upcoming second, by entry key (see _prepare_next)
+        self._prepared: dict[str, _PreparedEntry] = {}
+        self._prepared_second = 0
         #: clear while a pass publishes; the maintenance thread waits for it (bounded)
         self.idle = threading.Event()
         self.idle.set()
@@ -230,6 +263,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self.last_tick = datetime.now(UTC)
             failures = self._dispatch_due(client, lock)
             self._write_state(client)
+            self._prepare_next(client)
             return self._sleep_time(client, failures)
         except _LockLost:
             return float(self.max_interval)
@@ -260,16 +294,26 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         return failures
 
     def _process_chunk(self, client: redis.Redis, keys: list[str]) -> int:
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hmget(key, "definition", "meta")
-            rows = pipe.execute()
         now = datetime.now(UTC)
+        # entries whose messages were prepared ahead and are unchanged since: no read, no plan, no build
+        ready = self._take_prepared(client, keys, int(now.timestamp()))
+        rest = [k for k in keys if k not in ready] if ready else keys
+        rows: list[Any] = []
+        if rest:
+            with client.pipeline(transaction=False) as pipe:
+                for key in rest:
+                    pipe.hmget(key, "definition", "meta")
+                rows = pipe.execute()
         writes: list[tuple[str, list[Any]]] = []
         seen_meta: dict[str, str] = {}  # the entry's meta as read: its fired write is conditional on it
         generic: list[tuple[str, _Decoded, str | None]] = []
         planned: list[tuple[str, _Decoded, int, FirePlan]] = []
-        for key, (definition, meta) in zip(keys, rows, strict=True):
+        messages: dict[str, tuple[Prepared, ...]] = {}
+        for key, entry in ready.items():
+            seen_meta[key] = entry.meta
+            planned.append((key, entry.decoded, entry.count, entry.plan))
+            messages[key] = entry.messages
+        for key, (definition, meta) in zip(rest, rows, strict=True):
             if definition is None:
                 writes.append((key, []))  # gone: drop it from the schedule
                 continue
@@ -288,8 +332,11 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         # fires due in the same second go out in trigger priority order, higher first (Quartz)
         jobs = [(decoded.definition, fire) for _, decoded, _, plan in planned for fire in plan.fires]
         prios = [_priority(d) for _, d, _, plan in planned for _ in plan.fires]
+        built: list[Prepared | None] = [
+            messages[key][n] if key in messages else None for key, _, _, plan in planned for n in range(len(plan.fires))
+        ]
         order = sorted(range(len(jobs)), key=lambda j: (jobs[j][1], -prios[j]))
-        sent = self._publish_all([jobs[j] for j in order])
+        sent = self._publish_all([jobs[j] for j in order], [built[j] for j in order])
         outcomes: list[Any] = [None] * len(jobs)
         for j, outcome in zip(order, sent, strict=True):
             outcomes[j] = outcome
@@ -363,18 +410,63 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         lock = self._beat_lock
         return lock.age() if lock is not None and lock.held else 0.0
 
-    def _publish_all(self, jobs: list[tuple[dict[str, Any], datetime]]) -> list[Exception | None]:
+    def _publish_all(
+        self, jobs: list[tuple[dict[str, Any], datetime]], built: list[Prepared | None] | None = None
+    ) -> list[Exception | None]:
         """Publish each ``(definition, fire)`` in order; ``None`` for a success, the exception otherwise.
 
-        One kombu publish batch per call (``Producer.batch``: on Redis one pipelined write for the
-        whole chunk instead of one round trip per fire; other transports publish at once): Celery
-        builds exactly the messages it always does, only their delivery is grouped.  The lock is
-        checked (by elapsed time, extended when due) before each fire is buffered: once it is found
-        lost, the fires buffered while it was held are flushed, as they would have been published
-        one by one, and the rest are left to the new leader (the entry keeps its last published
-        fire).  A failed flush fails every fire of the batch (delivery is uncertain: the entries
-        stay due and go out again with the same ``scheduled_for``, which the worker runs once).
+        ``built[i]``, when given, is job ``i``'s message prepared ahead (see :meth:`_prepare_next`);
+        the others are built now, the same way.  On woow's Redis broker transport every message of
+        the call goes out in one pipelined write (:func:`~woow_scheduler.messaging.broker.send_prepared`);
+        other transports publish through one kombu publish batch (:meth:`_publish_batched`).  The
+        lock is checked (by elapsed time, extended when due) before each fire is buffered: once it
+        is found lost, the fires buffered while it was held are written, as they would have been
+        published one by one, and the rest are left to the new leader (the entry keeps its last
+        published fire).  A failed write fails every fire of the call (delivery is uncertain: the
+        entries stay due and go out again with the same ``scheduled_for``, which the worker runs once).
         """
+        producer = self.producer
+        if not can_prepare(producer):
+            return self._publish_batched(jobs)
+        lock = getattr(self, "_dispatch_lock", None)
+        out: list[Exception | None] = []
+        ready: list[Prepared] = []
+        self._declared = set()  # queues declared by an earlier message of this batch
+        try:
+            with capture(producer) as sink:
+                for n, job in enumerate(jobs):
+                    if lock is not None and not lock.keep():  # cheap: a clock read until a renewal is due
+                        log.warning(
+                            "beat: lost the beat lock while publishing; %d fires left to the new leader", len(jobs) - n
+                        )
+                        out.extend(_LockLost() for _ in jobs[n:])
+                        break
+                    message = built[n] if built is not None else None
+                    if message is None:
+                        before = len(sink)
+                        error = self._publish_one(job, producer=producer)
+                        if error is None and len(sink) != before + 1:
+                            error = RuntimeError(f"building the message gave {len(sink) - before} messages")
+                        if error is not None:
+                            del sink[before:]
+                            out.append(error)
+                            continue
+                        message = sink[-1]
+                    ready.append(message)
+                    out.append(None)
+        finally:
+            self._declared = None
+        try:
+            send_prepared(producer, ready)
+        except Exception as exc:  # the write failed: none of the batch counts as published
+            log.error("beat: publishing a batch of %d fires failed: %s", len(ready), exc)
+            failed: list[Exception | None] = [o if o is not None else exc for o in out]
+            return failed + [exc] * (len(jobs) - len(out))
+        return out
+
+    def _publish_batched(self, jobs: list[tuple[dict[str, Any], datetime]]) -> list[Exception | None]:
+        """:meth:`_publish_all` on a transport whose messages cannot be prepared: one kombu publish
+        batch (``Producer.batch``; transports without batching publish at once)."""
         lock = getattr(self, "_dispatch_lock", None)
         out: list[Exception | None] = []
         producer = self.producer
@@ -397,6 +489,92 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._declared = None
         return out
 
+    # -- prepared dispatch ------------------------------------------------------------------------
+    def _prepare_next(self, client: redis.Redis) -> None:
+        """Build and encode the messages of every fire due at the next whole second, now.
+
+        Runs in the idle part of the second before (beat wakes ``prepare_ahead`` seconds early,
+        see :meth:`_sleep_time`) and stops ``PREPARE_MARGIN`` before the second starts, whatever
+        is left being built at the due instant as usual.  Nothing is published here: the messages
+        (Celery's and kombu's encoding, captured, see ``messaging.broker.capture``) wait for
+        :meth:`_process_chunk`, which sends an entry's prepared messages only when the entry
+        still holds the definition and meta they were built from (one script call per chunk) and
+        planning again at that moment would give the same fires.
+        """
+        if self.prepare_ahead <= 0 or not self.is_leader:
+            self._prepared = {}
+            return
+        now = time.time()
+        second = int(now) + 1
+        if second == self._prepared_second:
+            return  # an earlier pass of this second prepared it (as far as time allowed)
+        self._prepared = {}
+        self._prepared_second = second
+        if second - now > self.prepare_ahead + 0.05:
+            return
+        producer = self.producer
+        if not can_prepare(producer):
+            return
+        keys = cast(list[str], client.zrangebyscore(self.keys.redbeat_schedule, second, second))
+        at = datetime.fromtimestamp(second, UTC)
+        deadline = second - PREPARE_MARGIN
+        out: dict[str, _PreparedEntry] = {}
+        for i in range(0, len(keys), self.chunk_size):
+            if time.time() >= deadline:
+                break
+            chunk = keys[i : i + self.chunk_size]
+            with client.pipeline(transaction=False) as pipe:
+                for key in chunk:
+                    pipe.hmget(key, "definition", "meta")
+                rows = pipe.execute()
+            entries: list[tuple[str, _Decoded, str, int, FirePlan]] = []
+            for key, (definition, meta) in zip(chunk, rows, strict=True):
+                if definition is None:
+                    continue
+                decoded = self._decode(key, definition)
+                if decoded is None or decoded.schedule is None:
+                    continue
+                last, count = decode_meta(meta)
+                plan = decoded.schedule.plan(last, at)
+                if plan.fires and not plan.misfired:
+                    entries.append((key, decoded, meta or "", count, plan))
+            self._declared = set()
+            try:
+                with capture(producer) as sink:
+                    for key, decoded, meta, count, plan in entries:
+                        start = len(sink)
+                        try:
+                            for fire in plan.fires:
+                                self._publish(decoded.definition, fire, producer)
+                        except Exception as exc:  # built again at the due instant, where a failure counts
+                            log.debug("beat: preparing %s: %s", key, exc)
+                            continue
+                        if len(sink) - start == len(plan.fires):
+                            out[key] = _PreparedEntry(decoded, meta, count, plan, tuple(sink[start:]))
+            finally:
+                self._declared = None
+        self._prepared = out
+
+    def _take_prepared(self, client: redis.Redis, keys: list[str], now_s: int) -> dict[str, _PreparedEntry]:
+        """The prepared entries among ``keys`` that may go out as prepared (each is used once)."""
+        prepared = self._prepared
+        if not prepared:
+            return {}
+        candidates: list[tuple[str, _PreparedEntry]] = []
+        for key in keys:
+            entry = prepared.pop(key, None)
+            if entry is not None and entry.usable_at(now_s):
+                candidates.append((key, entry))
+        if not candidates:
+            return {}
+        if self._unchanged_script is None:
+            self._unchanged_script = client.register_script(lua_source("entries_unchanged"))
+        args: list[str] = []
+        for _, entry in candidates:
+            args += (entry.decoded.sha, entry.meta)
+        flags = self._unchanged_script(keys=[k for k, _ in candidates], args=args)
+        return {k: entry for (k, entry), ok in zip(candidates, flags, strict=True) if int(ok) == 1}
+
     def _publish_one(self, job: tuple[dict[str, Any], datetime], producer: Any = None) -> Exception | None:
         try:
             self._publish(job[0], job[1], producer)
@@ -415,7 +593,10 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 options["declare"] = []
             else:
                 declared.add(queue)
-        kwargs = fire_kwargs(definition.get("kwargs") or {}, iso_utc(fire), datetime.now(UTC).isoformat())
+        # a message prepared ahead says it was enqueued at its scheduled_for: it is written at that
+        # instant or later, never before (beat's own lateness metric times the real write)
+        enqueued = max(datetime.now(UTC), fire)
+        kwargs = fire_kwargs(definition.get("kwargs") or {}, iso_utc(fire), enqueued.isoformat())
         log.debug("beat: fire %s scheduled_for %s", definition.get("name"), kwargs["scheduled_for"])
         jitter = _jitter_of(definition)
         if jitter:
@@ -466,9 +647,13 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         first = client.zrangebyscore(self.keys.redbeat_schedule, 0, "+inf", start=0, num=1, withscores=True)
         if not first:
             return float(self.max_interval)
-        wait = float(first[0][1]) - time.time()
+        due = float(first[0][1])
+        wait = due - time.time()
         if wait <= 0:
             return float(self.max_interval) if failures else 0.01
+        if self.prepare_ahead > 0 and wait > self.prepare_ahead and int(due) != self._prepared_second:
+            # wake early enough to prepare that second's messages (see _prepare_next)
+            return min(wait - self.prepare_ahead, float(self.max_interval))
         return min(wait + 0.0005, float(self.max_interval))
 
     def _write_state(self, client: redis.Redis) -> None:
