@@ -52,6 +52,7 @@ from ..lua import lua_source
 from ..messaging.app import create_app
 from ..messaging.broker import Prepared, can_prepare, capture, send_prepared
 from ..messaging.payload import fire_kwargs
+from ..messaging.publish import FireSender
 from ..metrics import BeatMetrics
 from ..settings import Settings, load_settings
 from ..triggers import jitter_offset
@@ -219,6 +220,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self.chunk_size = self.settings.beat_dispatch_chunk
         self._dispatch_lock: BeatLock | None = None
         self._declared: set[Any] | None = None  # see _publish_all
+        self._capturing = False  # messages are being captured (prepared), not sent: see _publish
+        self._sender: FireSender | None = None
         self._decoded: dict[str, _Decoded] = {}
         self._maintenance: _Maintenance | None = None
         self._beat_lock: BeatLock | None = None
@@ -432,6 +435,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         out: list[Exception | None] = []
         ready: list[Prepared] = []
         self._declared = set()  # queues declared by an earlier message of this batch
+        self._capturing = True
         try:
             with capture(producer) as sink:
                 for n, job in enumerate(jobs):
@@ -456,6 +460,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                     out.append(None)
         finally:
             self._declared = None
+            self._capturing = False
         try:
             send_prepared(producer, ready)
         except Exception as exc:  # the write failed: none of the batch counts as published
@@ -539,6 +544,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 if plan.fires and not plan.misfired:
                     entries.append((key, decoded, meta or "", count, plan))
             self._declared = set()
+            self._capturing = True
             try:
                 with capture(producer) as sink:
                     for key, decoded, meta, count, plan in entries:
@@ -553,6 +559,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                             out[key] = _PreparedEntry(decoded, meta, count, plan, tuple(sink[start:]))
             finally:
                 self._declared = None
+                self._capturing = False
         self._prepared = out
 
     def _take_prepared(self, client: redis.Redis, keys: list[str], now_s: int) -> dict[str, _PreparedEntry]:
@@ -603,6 +610,11 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             # spread fires that share a second: a fixed offset per (trigger, scheduled_for), so every
             # beat and every re-publish agrees; scheduled_for stays the nominal time and the key
             options["eta"] = fire + jitter_offset(str(definition.get("name")), fire, jitter)
+        if self._capturing:  # the same message through Celery's builder, minus send_task's per-call lookups
+            if self._sender is None:
+                self._sender = FireSender(self.app)
+            self._sender.send(producer, definition["task"], kwargs, options, repr(kwargs))
+            return
         self.app.send_task(
             definition["task"],
             args=[],
