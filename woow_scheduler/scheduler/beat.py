@@ -514,9 +514,9 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         if second == self._prepared_second:
             return  # an earlier pass of this second prepared it (as far as time allowed)
         self._prepared = {}
-        self._prepared_second = second
         if second - now > self.prepare_ahead + 0.05:
-            return
+            return  # too early: _sleep_time wakes this beat again in time
+        self._prepared_second = second
         producer = self.producer
         if not can_prepare(producer):
             return

@@ -1,0 +1,153 @@
+"""Prepared dispatch: beat builds the next second's messages ahead and writes them at the due instant.
+
+What must hold: a prepared message is exactly the message Celery builds; nothing goes out before
+its second; an entry that changed after its messages were prepared (deleted, advanced by another
+beat or a sync) is never published from the stale preparation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+
+from woow_scheduler.keys import Keys
+from woow_scheduler.messaging.app import create_app
+from woow_scheduler.messaging.broker import capture
+from woow_scheduler.messaging.payload import TASK_EXECUTE, fire_kwargs
+from woow_scheduler.messaging.publish import FireSender, publish_options
+from woow_scheduler.scheduler.codec import encode_meta
+from woow_scheduler.scheduler.sync import Reconciler
+from woow_scheduler.settings import Settings
+
+from .conftest import MakeTrigger, published
+from .test_beat import MakeScheduler
+
+
+def _normalized(commands: Any) -> dict[str, Any]:
+    ((name, (_key, raw)),) = commands
+    assert name == "lpush"
+    msg = json.loads(raw)
+    # fresh per message: the task id (also root id and correlation id) and kombu's delivery tag
+    for key in ("id", "root_id"):
+        msg["headers"][key] = None
+    msg["properties"]["correlation_id"] = msg["properties"]["delivery_tag"] = None
+    return dict(msg)
+
+
+def test_the_fire_sender_builds_the_message_send_task_builds(settings: Settings) -> None:
+    app = create_app(settings)
+    with app.connection_for_write() as conn:
+        producer = app.amqp.Producer(conn, auto_declare=False)
+        kwargs = fire_kwargs({"workflow_id": "w", "trigger_id": "t", "user_id": "u"}, "2026-01-01T00:00:00+00:00", "x")
+        eta = datetime(2026, 1, 1, 0, 0, 2, tzinfo=UTC)
+        for options in (
+            publish_options(settings, workflow_name="nightly", timeout=30),
+            {**publish_options(settings, workflow_name="n"), "eta": eta, "declare": []},
+        ):
+            with capture(producer) as sink:
+                app.send_task(
+                    TASK_EXECUTE,
+                    args=[],
+                    kwargs=kwargs,
+                    producer=producer,
+                    ignore_result=True,
+                    argsrepr="()",
+                    kwargsrepr=repr(kwargs),
+                    **options,
+                )
+                FireSender(app).send(producer, TASK_EXECUTE, kwargs, dict(options), repr(kwargs))
+            assert len(sink) == 2
+            celery, ours = (_normalized(m) for m in sink)
+            assert ours == celery
+            assert ours["headers"]["shadow"] == options["shadow"]
+
+
+def _at(fire: dict[str, Any]) -> float:
+    return datetime.fromisoformat(fire["scheduled_for"]).timestamp()
+
+
+def _sleep_into(second: int) -> None:
+    time.sleep(max(0.0, second - time.time()) + 0.01)
+
+
+def test_prepared_fires_go_out_in_their_second_exactly_as_prepared(
+    settings: Settings,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+    make_scheduler: MakeScheduler,
+) -> None:
+    t = make_trigger({"type": "cron", "expression": "* * * * * ?"}, updated_at=datetime.now(UTC))
+    reconciler.triggers([t.id])
+    sch = make_scheduler()
+    sch.tick()  # takes the lock, fires what is due, prepares the next second
+    second = sch._prepared_second
+    entry = sch._prepared.get(Keys(settings.key_prefix).redbeat_entry(t.id))
+    assert entry is not None and [f.timestamp() for f in entry.plan.fires] == [second]
+    sent_before = published(redis_client, settings)
+    assert all(_at(f) < second for f in sent_before)
+    assert time.time() < second  # prepared ahead, nothing of that second published yet
+
+    _sleep_into(second)
+    sch.tick()
+    fires = [f for f in published(redis_client, settings) if _at(f) == second]
+    assert len(fires) == 1
+    assert fires[0]["enqueued_at"] == fires[0]["scheduled_for"]  # prepared: never says before its time
+    (((_, (_, raw)),),) = entry.messages
+    queued = redis_client.lrange(Keys(settings.key_prefix).broker_queue(settings.queue), 0, -1)
+    assert raw in queued  # the very bytes prepared ahead
+
+
+def test_an_entry_changed_after_preparation_is_not_sent_from_the_stale_preparation(
+    settings: Settings,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+    make_scheduler: MakeScheduler,
+) -> None:
+    keys = Keys(settings.key_prefix)
+    every_second = {"type": "cron", "expression": "* * * * * ?"}
+    ids = [make_trigger(every_second, updated_at=datetime.now(UTC)).id for _ in range(3)]
+    reconciler.triggers(ids)
+    sch = make_scheduler()
+    sch.tick()
+    second = sch._prepared_second
+    assert {keys.redbeat_entry(i) for i in ids} <= set(sch._prepared)
+    gone, advanced, kept = ids
+    redis_client.delete(keys.redbeat_entry(gone))  # a sync removed it (trigger deleted or paused)
+    at = datetime.fromtimestamp(second, UTC)  # another beat already published that second's fire
+    redis_client.hset(keys.redbeat_entry(advanced), "meta", encode_meta(at, 99))
+    redis_client.zadd(keys.redbeat_schedule, {keys.redbeat_entry(advanced): second + 1})
+    before = len(published(redis_client, settings))
+
+    _sleep_into(second)
+    sch.tick()
+    fires = published(redis_client, settings)[before:]
+    of_second = [f for f in fires if datetime.fromisoformat(f["scheduled_for"]) == at]
+    assert [f["trigger_id"] for f in of_second] == [str(kept)]
+    assert redis_client.exists(keys.redbeat_entry(gone)) == 0  # nothing resurrected
+    meta = json.loads(redis_client.hget(keys.redbeat_entry(advanced), "meta"))
+    assert meta["total_run_count"] == 99  # the other beat's write stands
+
+
+def test_a_beat_wakes_ahead_of_a_due_second_to_prepare_it(
+    settings: Settings,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+    make_scheduler: MakeScheduler,
+) -> None:
+    start = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0).timestamp()
+    t = make_trigger({"type": "once", "run_at": datetime.fromtimestamp(start, UTC).isoformat()})
+    reconciler.triggers([t.id])
+    sch = make_scheduler()
+    while time.time() < start - 0.05:  # as celery beat drives it: tick, sleep what it asks
+        wait = sch.tick()
+        if sch._prepared:
+            break
+        time.sleep(wait)
+    assert time.time() < start and sch._prepared_second == start
+    assert list(sch._prepared) == [Keys(settings.key_prefix).redbeat_entry(t.id)]
