@@ -196,6 +196,7 @@ class _PreparedEntry:
     count: int
     plan: FirePlan
     messages: tuple[Prepared, ...]  # one per fire of the plan, in order
+    write: tuple[str, int, str]  # the fired write once they all went out: new meta, score, record
 
     def usable_at(self, now_s: int) -> bool:
         """Whether planning again at ``now_s`` would give the same fires (beat woke later than
@@ -239,6 +240,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._last_state_write = 0.0
         self._script: Any = None
         self._unchanged_script: Any = None
+        self._many_script: Any = None
         #: the messages of one upcoming second, by entry key (see _prepare_next)
         self._prepared: dict[str, _PreparedEntry] = {}
         self._prepared_second = 0  # the second being prepared (or prepared); 0 = none
@@ -387,25 +389,28 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                     sched.misfire_policy,
                     [iso_utc(f) for f in fires],
                 )
-            new_meta = encode_meta(pos, count + len(fires)) if pos is not None else ""
-            score = int(nxt.timestamp()) if nxt is not None else -1
-            record = (
-                fired_record(
-                    str(decoded.definition.get("name")), fires, nxt, sched.version, decoded.definition.get("kwargs")
-                )
-                if fires
-                else ""
-            )
+            prep = ready.get(key)
+            if prep is not None and fires is prep.plan.fires:  # all went out: written as prepared
+                new_meta, score, record = prep.write
+            else:
+                new_meta, score, record = _fired_write(decoded, count, fires, pos, nxt)
             writes.append((key, [decoded.sha, new_meta, score, record, FIRED_STREAM_MAXLEN, seen_meta[key]]))
         if writes:
-            script = self._fired_script(client)
             schedule_key, fired_key = self.keys.redbeat_schedule, self.keys.fired
+            fired_keys: list[str] = [schedule_key, fired_key]
+            fired_args: list[Any] = [FIRED_STREAM_MAXLEN]
             with client.pipeline(transaction=False) as pipe:
                 for key, args in writes:
-                    if args:
-                        script(keys=[key, schedule_key, fired_key], args=args, client=pipe)
+                    if len(args) == 6:  # fired: every such entry of the chunk in one script call
+                        sha, new_meta, score, record, _, seen = args
+                        fired_keys.append(key)
+                        fired_args += (sha, new_meta, score, record, seen)
+                    elif args:  # parked
+                        self._fired_script(client)(keys=[key, schedule_key, fired_key], args=args, client=pipe)
                     else:
                         pipe.zrem(schedule_key, key)
+                if len(fired_keys) > 2:
+                    self._fired_many_script(client)(keys=fired_keys, args=fired_args, client=pipe)
                 pipe.execute()
         if misfired > 20:
             log.info("beat: %d triggers misfired in this pass (policies applied; details at DEBUG)", misfired)
@@ -586,7 +591,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                             log.debug("beat: preparing %s: %s", key, exc)
                             continue
                         if len(sink) - start == len(plan.fires):
-                            out[key] = _PreparedEntry(decoded, meta, count, plan, tuple(sink[start:]))
+                            write = _fired_write(decoded, count, plan.fires, plan.position, plan.next_fire)
+                            out[key] = _PreparedEntry(decoded, meta, count, plan, tuple(sink[start:]), write)
             finally:
                 self._declared = None
                 self._capturing = False
@@ -687,6 +693,11 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         decoded = _Decoded(data, sched if isinstance(sched, WoowTriggerSchedule) else None, _sha(definition))
         self._decoded[definition] = decoded
         return decoded
+
+    def _fired_many_script(self, client: redis.Redis) -> Any:
+        if self._many_script is None:
+            self._many_script = client.register_script(lua_source("entries_fired"))
+        return self._many_script
 
     def _fired_script(self, client: redis.Redis) -> Any:
         if self._script is None:
@@ -895,6 +906,21 @@ class _Maintenance(threading.Thread):
                     info=info,
                 )
             )
+
+
+def _fired_write(
+    decoded: _Decoded, count: int, fires: tuple[datetime, ...], pos: datetime | None, nxt: datetime | None
+) -> tuple[str, int, str]:
+    """An entry's record of one pass: its new meta ('' = unchanged), score (-1 = exhausted) and fired record."""
+    sched = decoded.schedule
+    assert sched is not None
+    new_meta = encode_meta(pos, count + len(fires)) if pos is not None else ""
+    score = int(nxt.timestamp()) if nxt is not None else -1
+    definition = decoded.definition
+    record = (
+        fired_record(str(definition.get("name")), fires, nxt, sched.version, definition.get("kwargs")) if fires else ""
+    )
+    return new_meta, score, record
 
 
 def _jitter_of(definition: dict[str, Any]) -> float:
