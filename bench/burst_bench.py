@@ -9,7 +9,9 @@ Redis connection every 100 ms, and the lock counts as held throughout only when 
 token at every poll from before the due second until the last publish, and the scheduler still
 held it at the end.  Plain RedBeat runs without its lock (in-process it has no lock handler; under
 ``celery beat`` with a 5 s lock it dies of ``LockNotOwnedError`` at this size): its rate is the
-baseline.  Time = last publish - due second; rate = N / time.  A fire counts as published when
+baseline.  Time = last publish - due second; rate = N / time.  ``burst_prepared`` says how many fires
+went out as messages built ahead of the due second (prepared dispatch, within the
+``burst_idle_before_s`` seconds between the end of set-up and the due second).  A fire counts as published when
 it is in the broker: for RedBeat when its ``send_task`` returns, for ours when its batch was flushed.
 """
 
@@ -81,6 +83,7 @@ def _ours(n: int) -> dict[str, Any]:
         sent = sch.sent
         watch: _LockWatch | None = None
         try:
+            idle_before = due.timestamp() - time.time()
             sch.tick()  # takes the beat lock; nothing is due yet
             lock = sch._beat_lock
             require(lock is not None and lock.held, "burst: the scheduler did not take the beat lock")
@@ -114,6 +117,10 @@ def _ours(n: int) -> dict[str, Any]:
             "burst_lock_held": held,
             "burst_lock_polls": len(watch.values),
             "burst_lock_timeout_s": LOCK_TIMEOUT,
+            # fires that went out as messages built ahead of the due second (prepared dispatch), and
+            # how long before that second the beat's loop started (the time it had to prepare them)
+            "burst_prepared": sch.fires_prepared,
+            "burst_idle_before_s": round(idle_before, 1),
         }
 
 

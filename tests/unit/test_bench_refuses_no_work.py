@@ -97,3 +97,19 @@ def test_a_small_burst_reports_its_size_the_lock_and_the_baseline_of_the_same_ru
     assert "burst_100k_s" not in out
     assert out["burst_lock_held"] is True and out["burst_lock_polls"] > 0
     assert out["burst_per_s"] > 0 and out["redbeat_burst_per_s"] > 0
+
+
+def test_idle_and_lateness_runs_with_nothing_to_watch_print_no_figure() -> None:
+    for module in ("bench.idle_bench", "bench.lateness_bench"):
+        done = _bench(module, "--n", "0", "--json")
+        assert done.returncode == 1, module
+        assert "no work" in _one_line(done.stderr)
+        assert done.stdout == ""
+
+
+def test_a_small_sync_reports_redis_bytes_per_entry_beside_redbeats() -> None:
+    done = _bench("bench.sync_bench", "--n", "30", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["sync_n"] == 30 and "sync_100k_s" not in out and "sync_300k_s" not in out
+    assert out["sync_bytes_per_entry"] > 0 and out["redbeat_bytes_per_entry"] > 0
