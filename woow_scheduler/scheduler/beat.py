@@ -9,13 +9,18 @@ How a pass (``tick``) works, when this process holds the beat lock:
 
 1. fetch the keys of every entry due by now (one ``ZRANGEBYSCORE``);
 2. per chunk of ``beat_dispatch_chunk`` keys: make sure the lock is still ours (extending it when
-   a quarter of its lifetime has passed, so a long burst never loses it), load the chunk's
-   definitions and metas in one pipeline, let each schedule plan its fires at ``now`` (nominal
-   times, misfire policy), publish one ``execute_workflow`` per fire with its ``scheduled_for``
-   (the chunk's messages in one kombu publish batch: one pipelined write to a Redis broker),
-   then record every entry's new position, score and fire record with one pipelined script call
-   per entry (:file:`lua/entry_fired.lua`);
-3. sleep until the earliest score (whole epoch seconds), at most ``beat_max_loop_interval``.
+   a quarter of its lifetime has passed, so a long burst never loses it); take the entries whose
+   messages were prepared ahead and are unchanged since (one script call,
+   :file:`lua/entries_unchanged.lua`); load the other entries' definitions and metas in one
+   pipeline and let each schedule plan its fires at ``now`` (nominal times, misfire policy) and
+   build one ``execute_workflow`` per fire with its ``scheduled_for``; write the chunk's messages
+   (on a Redis broker one pipelined write, elsewhere one kombu publish batch), then record every
+   entry's new position, score and fire record with one script call for the chunk
+   (:file:`lua/entries_fired.lua`, atomic per entry);
+3. prepare the next due second (:meth:`WoowScheduler._prepare_next`: its messages built and
+   encoded ahead, in slices between passes, never published before that second);
+4. sleep until the earliest score (whole epoch seconds) or until it is time to prepare it, at most
+   ``beat_max_loop_interval``.
 
 A fire is published before its entry advances: a crash in between re-publishes the same
 ``(trigger_id, scheduled_for)``, which the worker refuses to run twice.
@@ -219,7 +224,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
     #: (0: no preparation, every message is built at the due instant); a second with more fires
     #: than fit in that time starts earlier (see _prepare_next)
     prepare_ahead = 0.9
-    #: at most this many fires are held prepared (about 1.5 KB each)
+    #: at most this many fires are held prepared (a few KB each: see docs/performance.md)
     prepare_max = 100_000
 
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
