@@ -162,3 +162,29 @@ def test_a_beat_wakes_ahead_of_a_due_second_to_prepare_it(
         time.sleep(wait)
     assert time.time() < start and sch._prepared_second == start
     assert list(sch._prepared) == [Keys(settings.key_prefix).redbeat_entry(t.id)]
+
+
+def test_a_prepared_fire_never_goes_out_before_its_second_even_when_its_entry_is_made_due_early(
+    settings: Settings,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+    make_scheduler: MakeScheduler,
+) -> None:
+    keys = Keys(settings.key_prefix)
+    t = make_trigger({"type": "cron", "expression": "* * * * * ?"}, updated_at=datetime.now(UTC))
+    reconciler.triggers([t.id])
+    sch = make_scheduler()
+    _tick_until_prepared(sch)
+    second = sch._prepared_second
+    if second - time.time() < 0.3:  # too close to the second to look at it before it starts
+        _sleep_into(second)
+        _tick_until_prepared(sch)
+        second = sch._prepared_second
+    entry = keys.redbeat_entry(t.id)
+    assert entry in sch._prepared
+    redis_client.zadd(keys.redbeat_schedule, {entry: 0})  # made due now (a repair, an operator)
+    sch.tick()
+    assert time.time() < second
+    assert [f for f in published(redis_client, settings) if _at(f) >= second] == []
+    assert redis_client.zscore(keys.redbeat_schedule, entry) == second  # planned again: due at its second

@@ -209,8 +209,8 @@ class _PreparedEntry:
         plan = self.plan
         sched = self.decoded.schedule
         assert sched is not None
-        if len(plan.fires) >= MAX_FIRES_PER_PASS:
-            return False
+        if len(plan.fires) >= MAX_FIRES_PER_PASS or plan.fires[-1].timestamp() > now_s:
+            return False  # (never a fire before its second, whatever moved the entry's score)
         if plan.next_fire is not None and plan.next_fire.timestamp() <= now_s:
             return False
         return now_s - plan.fires[0].timestamp() <= float(sched.spec.misfire_threshold)
