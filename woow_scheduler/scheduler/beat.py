@@ -276,12 +276,13 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         try:
             lock = self._lock(client)
             if not lock.held:
+                asked = time.monotonic()
                 if not lock.try_acquire():
                     return float(self.max_interval)
                 self.leader_since = datetime.now(UTC)
                 log.info("beat: acquired the beat lock %s; this beat fires now", self.lock_name)
                 if self._maintenance is not None:
-                    self._maintenance.request_full()
+                    self._maintenance.request_full(asked)
             if not lock.keep():
                 return float(self.max_interval)
             self.last_tick = datetime.now(UTC)
@@ -803,11 +804,15 @@ class _Maintenance(threading.Thread):
         self.settings = scheduler.settings
         self._stop_event = threading.Event()
         self._full_requested = threading.Event()
+        self._full_wanted_after = 0.0  # monotonic: a full reconcile begun after this satisfies the request
         self.db: Database | None = None
         self._reported_leader: bool | None = None
         self.started_at = datetime.now(UTC)
 
-    def request_full(self) -> None:
+    def request_full(self, since: float | None = None) -> None:
+        """Ask for a full reconcile begun after ``since`` (monotonic; default now): one that began
+        after it (the thread's own first one, racing the lock's taking) already answers it."""
+        self._full_wanted_after = time.monotonic() if since is None else since
         self._full_requested.set()
 
     def stop(self) -> None:
@@ -830,6 +835,7 @@ class _Maintenance(threading.Thread):
         reconciler = Reconciler(s, self.db, client)
         next_heartbeat = next_flush = next_incr = next_full = next_prune = next_sweep = 0.0
         last_pass_start: datetime | None = None
+        last_full_began = float("-inf")
         while not self._stop_event.is_set():
             self.scheduler.idle.wait(timeout=5.0)  # never starved: at most 5 s behind a burst
             mono = time.monotonic()
@@ -850,8 +856,14 @@ class _Maintenance(threading.Thread):
                     if mono >= next_flush:
                         drain_fired(s, self.db, client)
                         next_flush = mono + s.bookkeeping_interval
-                    if self._full_requested.is_set() or mono >= next_full:
+                    wanted = False
+                    if self._full_requested.is_set():
                         self._full_requested.clear()
+                        # not when a full reconcile began since it was asked for (the first one
+                        # of this thread races the lock's taking, which asks for one)
+                        wanted = last_full_began < self._full_wanted_after
+                    if wanted or mono >= next_full:
+                        last_full_began = time.monotonic()
                         start = reconciler.db_now()
                         report = reconciler.full()
                         log.info("beat: %s", report.summary())
@@ -867,7 +879,7 @@ class _Maintenance(threading.Thread):
                         next_incr = mono + s.reconcile_interval
                         if report.drift_suspected:
                             log.info("beat: entry count differs from active triggers; full reconcile next")
-                            self._full_requested.set()
+                            self.request_full()
                         elif report.added or report.updated or report.removed:
                             log.info("beat: %s", report.summary())
             except Exception as exc:
