@@ -67,12 +67,14 @@ def bench_main(
     ratio: tuple[str, str, str] | None = None,
     counted: bool = False,
     argv: list[str] | None = None,
+    flags: dict[str, str] | None = None,
 ) -> int:
     """Shared command line of the benchmarks: ``[--quick] [--json] [--n N]``, a table or one JSON
     object.  A run that saw no work prints one line on stderr and exits 1, and no figure.
 
     ``ratio`` = (name, numerator key, denominator key) adds that ratio to the result; ``counted``
-    adds ``--n`` (how many fires / triggers instead of the default count).
+    adds ``--n`` (how many fires / triggers instead of the default count); ``flags`` = {name: help}
+    adds ``--<name>`` switches, passed to ``run`` as keyword arguments.
     """
     import argparse
     import json
@@ -82,10 +84,13 @@ def bench_main(
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     if counted:
         parser.add_argument("--n", type=int, default=None, help="how many instead of the default count")
+    for name, text in (flags or {}).items():
+        parser.add_argument(f"--{name}", action="store_true", help=text)
     args = parser.parse_args(argv)
+    extra = {name: getattr(args, name) for name in flags or {}}
     try:
         check_one_source()
-        result = run(args.quick, n=args.n) if counted else run(args.quick)
+        result = run(args.quick, n=args.n, **extra) if counted else run(args.quick, **extra)
     except NoWork as exc:
         print(f"{parser.prog}: no figure: {exc}", file=sys.stderr)
         return 1

@@ -224,7 +224,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
     #: (0: no preparation, every message is built at the due instant); a second with more fires
     #: than fit in that time starts earlier (see _prepare_next)
     prepare_ahead = 0.9
-    #: at most this many fires are held prepared (a few KB each: see docs/performance.md)
+    #: at most this many fires are held prepared (about 2 KB each: see docs/performance.md)
     prepare_max = 100_000
 
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
