@@ -111,6 +111,46 @@ def test_a_run_frozen_past_its_lease_is_recorded_lock_lost_never_succeeded(
     assert nxt.fence is not None and first.fence is not None and nxt.fence > first.fence
 
 
+def test_a_step_holding_the_gil_past_the_lock_ttl_keeps_its_lease(
+    app: Celery, db: Database, wsettings: Settings, log_dir: Path
+) -> None:
+    # a C call that keeps the GIL for 2x the lock TTL: the pool child's renewal thread cannot run
+    # meanwhile, so only its backup renewer process (worker/backup.py) keeps the lease alive
+    hold = int(2 * wsettings.lock_ttl)
+    wf = make_workflow(
+        db,
+        [
+            {
+                "name": "hold",
+                "type": "python",
+                "config": {"callable": "tests.worker.callables:hold_gil", "args": [hold]},
+            },
+            {"name": "after", "type": "log", "config": {"message": "after the hold"}},
+        ],
+    )
+    tr = make_trigger(db, wf)
+    with celery_worker(wsettings, log_dir=log_dir, concurrency=2) as worker:
+        send_fire(app, wsettings, wf, tr, FIRE)
+        (held,) = wait_for(lambda: _running(db, wf.id), 20, what="a running row")
+        # past the TTL a starved lease has expired: the next fire would take the lock and run beside it
+        time.sleep(wsettings.lock_ttl + 0.5)
+        send_fire(app, wsettings, wf, tr, FIRE + timedelta(minutes=1))
+        rows = wait_final(db, wf.id, 2, timeout=hold + 20)
+        log = worker.log()
+    by_fire = {r.scheduled_for: r for r in rows}
+    first, nxt = by_fire[FIRE], by_fire[FIRE + timedelta(minutes=1)]
+    assert first.status == ExecutionStatus.SUCCEEDED, (first.status, first.error, log)
+    assert [s["status"] for s in first.steps] == ["succeeded", "succeeded"]
+    span = first.steps[0]["output"]
+    assert span["ended"] - span["started"] >= hold - 0.1  # the GIL really was held that long
+    assert first.fence == held.fence  # never lost, never re-taken
+    # the next fire met the lock still held by the first run: skipped by `forbid`, never run beside it
+    assert nxt.status == ExecutionStatus.SKIPPED, (nxt.status, nxt.error, log)
+    assert span["started"] < nxt.created_at.timestamp() < span["ended"]  # it came during the hold
+    assert log.count("execution started") == 1, log
+    assert "lock lost" not in log
+
+
 def test_policy_edited_mid_run_does_not_start_a_second_copy(
     app: Celery, db: Database, wsettings: Settings, log_dir: Path
 ) -> None:
