@@ -21,7 +21,7 @@ import redis
 from celery import Celery
 from sqlalchemy import delete, update
 
-from tests.support.procs import celery_worker, wait_for
+from tests.support.procs import celery_worker, children_named, process_gone, wait_for
 from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow
@@ -31,6 +31,7 @@ from woow_scheduler.messaging.app import TASK_EXECUTE
 from woow_scheduler.messaging.payload import FirePayload
 from woow_scheduler.scheduler.reaper import reap_lost_runs
 from woow_scheduler.settings import Settings
+from woow_scheduler.worker.lock import NODE
 
 pytestmark = pytest.mark.slow
 
@@ -149,6 +150,44 @@ def test_a_step_holding_the_gil_past_the_lock_ttl_keeps_its_lease(
     assert span["started"] < nxt.created_at.timestamp() < span["ended"]  # it came during the hold
     assert log.count("execution started") == 1, log
     assert "lock lost" not in log
+
+
+def test_the_backup_renewer_dies_with_its_pool_child_and_the_lock_then_expires(
+    app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis, log_dir: Path
+) -> None:
+    ttl = 1.5
+    settings = wsettings.model_copy(update={"lock_ttl": ttl})
+    wf = make_workflow(
+        db,
+        [{"name": "hold", "type": "python", "config": {"callable": "tests.worker.callables:hold_gil", "args": [60]}}],
+    )
+    tr = make_trigger(db, wf)
+    key = Keys(settings.key_prefix).workflow_lock(wf.id)
+    with celery_worker(settings, log_dir=log_dir, concurrency=1) as worker:
+        send_fire(app, settings, wf, tr, FIRE)
+        (running,) = wait_for(lambda: _running(db, wf.id), 20, what="a running row")
+        child = _pid(running)
+        (backup,) = wait_for(lambda: children_named(child, "woow-renewer"), 5, what="the pool child's backup renewer")
+        time.sleep(ttl + 0.5)  # the GIL is held: only the backup renews the lease
+        value = redis_client.get(key)
+        assert value is not None and value.endswith(f":{child}@{NODE}") and f":{running.id}:" in value
+        # freeze the worker's main process, so that no new pool child takes the redelivered fire over
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            os.kill(child, signal.SIGKILL)
+            killed = time.monotonic()
+            wait_for(lambda: process_gone(backup), 2, what="the backup renewer gone", interval=0.02)
+            last = redis_client.pttl(key)
+            while redis_client.get(key) == value:  # never extended again: it runs out
+                left = redis_client.pttl(key)
+                assert left <= last + 20, f"the dead run's lock was renewed ({last} -> {left} ms)"
+                assert time.monotonic() - killed < ttl + 0.5, "the dead run's lock outlived its TTL"
+                last = left
+                time.sleep(0.02)
+            assert redis_client.get(key) is None
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        worker.kill9()
 
 
 def test_policy_edited_mid_run_does_not_start_a_second_copy(
