@@ -83,6 +83,10 @@ def test_a_run_frozen_past_its_lease_is_recorded_lock_lost_never_succeeded(
         ],
     )
     tr = make_trigger(db, wf)
+    # the frozen run's message stays unacked for ~9 s (6 s frozen + the next fire's run): past the
+    # fixture's 8 s visibility timeout the broker would redeliver it and the redelivery would take
+    # the stale run over (a legitimate ending, but not the one this test is about)
+    wsettings = wsettings.model_copy(update={"visibility_timeout": 60})
     with celery_worker(wsettings, log_dir=log_dir, concurrency=2) as worker:
         send_fire(app, wsettings, wf, tr, FIRE)
         (stalled,) = wait_for(lambda: _running(db, wf.id), 20, what="a running row")
