@@ -21,7 +21,7 @@ import redis
 from celery import Celery
 from sqlalchemy import delete, update
 
-from tests.support.procs import celery_worker, children_named, process_gone, wait_for
+from tests.support.procs import celery_worker, children_named, proc_stat, process_gone, wait_for
 from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow
@@ -137,11 +137,14 @@ def test_a_step_holding_the_gil_past_the_lock_ttl_keeps_its_lease(
     with celery_worker(wsettings, log_dir=log_dir, concurrency=2) as worker:
         send_fire(app, wsettings, wf, tr, FIRE)
         (held,) = wait_for(lambda: _running(db, wf.id), 20, what="a running row")
+        (backup,) = children_named(_pid(held), "woow-renewer")
         # past the TTL a starved lease has expired: the next fire would take the lock and run beside it
         time.sleep(wsettings.lock_ttl + 0.5)
         send_fire(app, wsettings, wf, tr, FIRE + timedelta(minutes=1))
         rows = wait_final(db, wf.id, 2, timeout=hold + 20)
         log = worker.log()
+    # the warm shutdown ended the pool children, and each reaped its backup (no zombie left behind)
+    assert proc_stat(backup) is None, proc_stat(backup)
     by_fire = {r.scheduled_for: r for r in rows}
     first, nxt = by_fire[FIRE], by_fire[FIRE + timedelta(minutes=1)]
     assert first.status == ExecutionStatus.SUCCEEDED, (first.status, first.error, log)

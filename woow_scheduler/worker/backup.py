@@ -262,11 +262,28 @@ def start_backup(redis_url: str) -> Backup | None:
         return found
 
 
+def stop_backups() -> None:
+    """End and reap this process's backup renewers (a pool child that exits normally: recycled, warm
+    shutdown), so none is left a zombie under an init that does not reap (a container's PID 1)."""
+    pid = os.getpid()
+    with _backups_guard:
+        mine = [key for key in _backups if key[0] == pid]
+        for key in mine:
+            found = _backups.pop(key)
+            with contextlib.suppress(OSError):
+                os.close(found.wake_fd)
+            with contextlib.suppress(OSError):
+                os.kill(found.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(found.pid, 0)
+
+
 _installed: dict[str, Settings] = {}
 
 
 def install(app: Celery, settings: Settings) -> None:
-    """Start a backup renewer in every pool child of a worker of ``app`` (once per process)."""
+    """Start a backup renewer in every pool child of a worker of ``app``, and end it when the child
+    exits normally (once per process: the first app's settings win)."""
     from celery import signals
 
     if _installed.setdefault("settings", settings) is not settings:
@@ -275,7 +292,11 @@ def install(app: Celery, settings: Settings) -> None:
     def _on_process_init(**_: Any) -> None:
         start_backup(_installed["settings"].redis_url)
 
+    def _on_process_shutdown(**_: Any) -> None:
+        stop_backups()
+
     signals.worker_process_init.connect(_on_process_init, weak=False, dispatch_uid="woow-lock-backup")
+    signals.worker_process_shutdown.connect(_on_process_shutdown, weak=False, dispatch_uid="woow-lock-backup-end")
 
 
 # -- the backup process -----------------------------------------------------------------------------
