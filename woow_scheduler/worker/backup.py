@@ -126,7 +126,8 @@ class Slot:
             self.gen = self.backup.next_gen()
             fields = (self.gen, ttl_ms, _ns(until), len(blob))
             _write(self.backup.shm, self.at + _CHILD_AT, _CHILD, *fields, blob=blob)
-        self.backup.wake()
+        if ttl_ms * STALE < 2000 * MAX_POLL:  # else its next look comes well before ttl/2 anyway
+            self.backup.wake()
         return True
 
     def stamp(self, gen: int, until: float) -> None:
@@ -191,8 +192,8 @@ class Backup:
             return False
         try:
             done, _ = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            done = self.pid
+        except ChildProcessError:  # not ours to wait for (SIGCHLD ignored: the kernel reaps it)
+            done = self.pid if _state(self.pid) in (None, "Z", "X") else 0
         if done:
             self._dead = True
             log.warning("lock backup renewer %s is gone; the renewal thread renews alone", self.pid)
@@ -306,13 +307,18 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
-def stopped(pid: int) -> bool:
-    """Is ``pid`` stopped (SIGSTOP, a debugger)?"""
+def _state(pid: int) -> str | None:
+    """The state letter of ``pid`` in ``/proc/<pid>/stat`` (``R``, ``S``, ``T``...); ``None`` if gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+            return f.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        return False
+        return None
+
+
+def stopped(pid: int) -> bool:
+    """Is ``pid`` stopped (SIGSTOP, a debugger)?"""
+    return _state(pid) in ("T", "t")
 
 
 def _main(owner: int, wake: int, shm: mmap.mmap, client: redis.Redis, text: str, sha: str) -> None:  # pragma: no cover
