@@ -27,3 +27,10 @@ def hold_gil(seconds: int) -> dict[str, float]:
     started = time.time()
     ctypes.PyDLL(None).sleep(int(seconds))
     return {"started": started, "ended": time.time()}
+
+
+def catastrophic_regex(length: int) -> bool:
+    """A regular expression that backtracks exponentially (2**length steps) in C, holding the GIL."""
+    import re
+
+    return re.match(r"(a+)+$", "a" * length + "b") is not None
