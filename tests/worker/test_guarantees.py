@@ -119,9 +119,9 @@ def test_a_run_frozen_past_its_lease_is_recorded_lock_lost_never_succeeded(
 def test_a_step_holding_the_gil_past_the_lock_ttl_keeps_its_lease(
     app: Celery, db: Database, wsettings: Settings, log_dir: Path
 ) -> None:
-    # a C call that keeps the GIL for 2x the lock TTL: the pool child's renewal thread cannot run
+    # a C call that keeps the GIL for over 2x the lock TTL: the pool child's renewal thread cannot run
     # meanwhile, so only its backup renewer process (worker/backup.py) keeps the lease alive
-    hold = int(2 * wsettings.lock_ttl)
+    hold = int(2 * wsettings.lock_ttl) + 1  # the next fire, sent at TTL + 0.5 s, must come during the hold
     wf = make_workflow(
         db,
         [
