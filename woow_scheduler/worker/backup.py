@@ -29,8 +29,11 @@ It never renews:
 
 The process is ``woow-renewer`` in ``ps``/``/proc/<pid>/comm``.  It is forked from the pool child
 with everything made before the fork, closes every inherited descriptor (the pool's pipes must
-close when the child dies), restores default signal handlers, never logs and ends with
-``os._exit``.  Linux only (``/proc``, ``prctl``); elsewhere the thread renews alone.
+close when the child dies), ignores the signals a whole process group or cgroup gets (TERM, INT,
+HUP, QUIT, USR1, USR2: it lives exactly as long as its pool child, which may still be finishing a
+run in a warm shutdown), never logs and ends with ``os._exit``.  A pool child that exits normally
+kills and reaps it (``worker_process_shutdown``).  Linux only (``/proc``, ``prctl``); elsewhere
+the thread renews alone.
 """
 
 from __future__ import annotations
@@ -68,7 +71,10 @@ BLOB = 1024  # bytes for the key, fence key, value and holder of one lock
 MAX_POLL = 1.0  # seconds between looks of the backup at most (also at idle: the parent pid check)
 MIN_POLL = 0.05
 STALE = 0.5  # the backup renews once the last confirmation is older than this share of the TTL
-_KEEP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGPIPE")
+_SIGNALS = {  # the backup's signal handling (inherited handlers are the pool child's Python code)
+    **dict.fromkeys(("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"), signal.SIG_IGN),
+    **dict.fromkeys(("SIGALRM", "SIGCHLD"), signal.SIG_DFL),
+}
 _PR_SET_PDEATHSIG, _PR_SET_NAME = 1, 15
 
 # one slot: the child's part (seq, generation, ttl ms, confirmed until ns, blob length, blob) and
@@ -321,6 +327,54 @@ def stopped(pid: int) -> bool:
     return _state(pid) in ("T", "t")
 
 
+class _Renewals:
+    """The backup's view of the slots: what it confirmed, and what Redis refused."""
+
+    def __init__(self, owner: int, shm: mmap.mmap, client: redis.Redis, text: str, sha: str) -> None:
+        self.owner, self.shm, self.client, self.text, self.sha = owner, shm, client, text, sha
+        self.given_up: dict[int, int] = {}  # slot -> generation Redis did not confirm (never tried again)
+        self.mine: dict[int, tuple[int, int]] = {}  # slot -> (generation, confirmed until ns)
+
+    def look(self) -> float:
+        """Renew every slot whose last confirmation is older than ``ttl * STALE``; the seconds until
+        the next look."""
+        wait = MAX_POLL
+        for index in range(SLOTS):
+            with contextlib.suppress(Exception):  # one odd slot never stops the others, nor the process
+                wait = min(wait, self._slot(index))
+        return wait
+
+    def _slot(self, index: int) -> float:
+        at = index * SLOT_SIZE
+        found = _read(self.shm, at + _CHILD_AT, _CHILD, BLOB)
+        if found is None:
+            return MAX_POLL  # the pool child is stopped in the middle of a write
+        (_, gen, ttl_ms, thread_until, length), blob = found
+        if gen == 0 or self.given_up.get(index) == gen:
+            return MAX_POLL
+        ttl_ns = ttl_ms * 1_000_000
+        own = self.mine.get(index)
+        last = max(thread_until, own[1] if own and own[0] == gen else 0)
+        if time.monotonic_ns() < last - int(ttl_ns * STALE) or stopped(self.owner):
+            return ttl_ms / 6000
+        key, fence_key, value, fence = json.loads(blob[:length])
+        started = time.monotonic_ns()
+        args = [value, ttl_ms, fence, "", "", int(time.time() * 1000), 0, "extend-only"]
+        try:
+            try:
+                code = int(self.client.evalsha(self.sha, 2, key, fence_key, *args)[0])
+            except redis.exceptions.NoScriptError:
+                code = int(self.client.eval(self.text, 2, key, fence_key, *args)[0])
+        except redis.RedisError:
+            return ttl_ms / 6000  # try again at the next look
+        if code != 1:  # taken, or vanished: never again for this generation (the thread decides)
+            self.given_up[index] = gen
+            return MAX_POLL
+        self.mine[index] = (gen, started + ttl_ns)
+        _write(self.shm, at + _BACKUP_AT, _BACKUP, gen, started + ttl_ns)
+        return ttl_ms / 6000
+
+
 def _main(owner: int, wake: int, shm: mmap.mmap, client: redis.Redis, text: str, sha: str) -> None:  # pragma: no cover
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
@@ -328,46 +382,22 @@ def _main(owner: int, wake: int, shm: mmap.mmap, client: redis.Redis, text: str,
     if os.getppid() != owner:
         return  # the pool child died before the death signal was set up
     gc.disable()  # objects inherited from the pool child are never collected here
-    for name in _KEEP_SIGNALS:
+    # it lives exactly as long as its pool child: a TERM or INT sent to the whole group or cgroup
+    # (Ctrl-C, systemd) must not end it while the child still finishes its run in a warm shutdown
+    for name, action in _SIGNALS.items():
         with contextlib.suppress(AttributeError, OSError, ValueError):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
+            signal.signal(getattr(signal, name), action)
     if wake != 3:
         os.dup2(wake, 3)
     os.closerange(4, max(4, os.sysconf("SC_OPEN_MAX")))  # the pool's pipes must close when the pool child dies
     waker = select.poll()
     waker.register(3, select.POLLIN)
-    given_up: dict[int, int] = {}  # slot -> generation Redis did not confirm (never tried again)
-    mine: dict[int, tuple[int, int]] = {}  # slot -> (generation, confirmed until ns)
+    renewals = _Renewals(owner, shm, client, text, sha)
     while os.getppid() == owner:
-        wait = MAX_POLL
-        for index in range(SLOTS):
-            at = index * SLOT_SIZE
-            found = _read(shm, at + _CHILD_AT, _CHILD, BLOB)
-            if found is None:
-                continue  # the pool child is stopped in the middle of a write
-            (_, gen, ttl_ms, thread_until, length), blob = found
-            if gen == 0 or given_up.get(index) == gen:
-                continue
-            ttl_ns = ttl_ms * 1_000_000
-            wait = min(wait, ttl_ms / 6000)
-            own = mine.get(index)
-            last = max(thread_until, own[1] if own and own[0] == gen else 0)
-            if time.monotonic_ns() < last - int(ttl_ns * STALE) or stopped(owner):
-                continue
-            key, fence_key, value, fence = json.loads(blob[:length])
-            started = time.monotonic_ns()
-            args = [value, ttl_ms, fence, "", "", int(time.time() * 1000), 0, "extend-only"]
+        wait = renewals.look()
+        if waker.poll(int(max(MIN_POLL, wait) * 1000)):
             try:
-                try:
-                    code = int(client.evalsha(sha, 2, key, fence_key, *args)[0])
-                except redis.exceptions.NoScriptError:
-                    code = int(client.eval(text, 2, key, fence_key, *args)[0])
-            except redis.RedisError:
-                continue  # try again at the next look
-            if code != 1:
-                given_up[index] = gen
-                continue
-            mine[index] = (gen, started + ttl_ns)
-            _write(shm, at + _BACKUP_AT, _BACKUP, gen, started + ttl_ns)
-        if waker.poll(int(max(MIN_POLL, wait) * 1000)) and not os.read(3, 4096):
-            return  # EOF: the pool child is gone
+                if not os.read(3, 4096):
+                    return  # EOF: the pool child is gone
+            except BlockingIOError:
+                pass
