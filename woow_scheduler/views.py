@@ -103,6 +103,10 @@ class ExecutionView(_View):
     error: str | None
     steps: list[dict[str, Any]]
     created_at: IsoTime
+    #: enqueued by a backfill (``woow trigger backfill``), not by beat
+    backfill: bool = False
+    #: the dispatch delay beat gave the fire for its trigger's jitter, in ms (None: no jitter)
+    jitter_ms: int | None = None
 
     @classmethod
     def of(cls, ex: Execution, workflow_name: str | None = None) -> ExecutionView:

@@ -476,6 +476,7 @@ def backfill(app: AppContext, trigger_ref: str, from_: str, to: str, dry_run: bo
                 user_id=view.created_by,
                 scheduled_for=fire,
                 timeout=wf.timeout,
+                backfill=True,
             )
     if as_json:
         emit_json({"trigger": f"{view.workflow}/{view.name}", "enqueued": [f.isoformat() for f in fires]})
