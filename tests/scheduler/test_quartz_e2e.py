@@ -92,4 +92,11 @@ def test_new_types_calendar_and_jitter_fire_for_real(
         if started is not None:
             assert nominal.microsecond == 0
             assert started >= nominal + jitter_offset(str(jittered.id), nominal, 2) - timedelta(milliseconds=50)
+    with db.session() as s:
+        marks = s.execute(select(Execution.trigger_id, Execution.scheduled_for, Execution.jitter_ms, Execution.backfill)
+                          .where(Execution.trigger_id.in_([jittered.id, even.id]))).all()  # fmt: skip
+    # history shows the offset beat gave each jittered fire (and none for the others)
+    want = {f: jitter_offset(str(jittered.id), f, 2) // timedelta(milliseconds=1) for f, _ in _runs(db, jittered.id)}
+    assert {f: ms for t, f, ms, _ in marks if t == jittered.id} == want
+    assert all(ms is None and not backfill for t, _, ms, backfill in marks if t == even.id)
     assert "Traceback" not in log, log
