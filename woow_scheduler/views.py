@@ -74,13 +74,15 @@ class TriggerView(_View):
     created_by: str | None
     created_at: IsoTime
     labels: dict[str, str] = Field(default_factory=dict)
+    #: the name of the calendar whose excluded times the trigger skips (None: no calendar)
+    calendar: str | None = None
 
     @classmethod
-    def of(cls, tr: Trigger, workflow_name: str, *, blocked: bool = False) -> TriggerView:
+    def of(cls, tr: Trigger, workflow_name: str, *, calendar: str | None, blocked: bool = False) -> TriggerView:
         state = str(tr.state)
         if blocked and state == "NORMAL":
             state = "BLOCKED"
-        return _from_row(cls, tr, workflow=workflow_name, state=state)
+        return _from_row(cls, tr, workflow=workflow_name, state=state, calendar=calendar)
 
 
 class ExecutionView(_View):

@@ -210,3 +210,31 @@ workflows:
         (tmp_path / "bad.json").write_text(json.dumps(shape))
         with pytest.raises(InvalidInput, match=message):
             load_file(tmp_path / "bad.json")
+
+
+def test_trigger_views_name_their_calendar(
+    svc: Service, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from woow_scheduler.cli import cli
+
+    svc.add_calendar("weekends", {"type": "weekly"})
+    svc.add_trigger("report", {"type": "cron", "expression": "0 0 9 * * ?"}, name="with", calendar="weekends")
+    svc.add_trigger("report", {"type": "cron", "expression": "0 0 9 * * ?"}, name="without")
+    assert {v.name: v.calendar for v in svc.list_triggers()} == {"with": "weekends", "without": None}
+    assert svc.get_trigger("report/with").calendar == "weekends"
+    assert svc.pause_trigger("report/with").calendar == "weekends"
+    for name, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url),
+                        ("KEY_PREFIX", settings.key_prefix)):  # fmt: skip
+        monkeypatch.setenv(f"WOOW_{name}", value)
+    monkeypatch.setenv("COLUMNS", "250")
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["trigger", "show", "report/with"], catch_exceptions=False).stdout
+    assert any(line.split() == ["calendar", "weekends"] for line in shown.splitlines()), shown
+    listed = json.loads(runner.invoke(cli, ["trigger", "list", "--json"], catch_exceptions=False).stdout)
+    assert {t["name"]: t["calendar"] for t in listed} == {"with": "weekends", "without": None}
+    table = runner.invoke(cli, ["trigger", "list"], catch_exceptions=False).stdout
+    assert "calendar" in table.splitlines()[1] and "weekends" in table, table

@@ -265,7 +265,7 @@ def list_(app: AppContext, workflow_ref: str | None, state: str | None, labels: 
         return
     table(
         None,
-        ["id", "workflow", "name", "type", "spec", "tz", "state", "next fire", "previous fire", "fires"],
+        ["id", "workflow", "name", "type", "spec", "tz", "calendar", "state", "next fire", "previous fire", "fires"],
         [
             (
                 str(v.id)[:8],
@@ -274,6 +274,7 @@ def list_(app: AppContext, workflow_ref: str | None, state: str | None, labels: 
                 v.type,
                 _spec_text(v),
                 v.timezone,
+                v.calendar,
                 v.state,
                 fmt_time(v.next_fire_time, v.timezone),
                 fmt_time(v.previous_fire_time, v.timezone),
@@ -310,6 +311,7 @@ def _show(view: TriggerView, as_json: bool, verb: str | None = None) -> None:
             ("description", _describe(view)),
             ("labels", ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items()))),
             ("timezone", view.timezone),
+            ("calendar", view.calendar),
             ("dst_policy", view.dst_policy if view.type == "cron" else None),
             ("state", view.state),
             ("misfire_policy", view.misfire_policy),
