@@ -72,6 +72,7 @@ def test_backfill_route(alice: TestClient, settings: Settings, redis_client: red
     real = alice.post(f"/triggers/{trig['id']}/backfill", json=window)
     assert real.status_code == 200 and real.json()["fires"] == dry.json()["fires"]
     assert [m["scheduled_for"] for m in published(redis_client, settings)] == dry.json()["fires"]
+    assert all(m["backfill"] is True for m in published(redis_client, settings))  # marked for history
     bad = alice.post(f"/triggers/{trig['id']}/backfill", json={"from": "2026-01-02T00:00:00", "to": end.isoformat()})
     assert bad.status_code == 422
 
