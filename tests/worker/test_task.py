@@ -230,12 +230,18 @@ def test_backfill_and_jitter_marks_are_recorded_and_shown_in_history(
         FIRE: {"backfill": True},
         FIRE + timedelta(minutes=1): {"jitter_ms": 1234},
         FIRE + timedelta(minutes=2): {},
+        FIRE + timedelta(minutes=3): {"jitter_ms": 30 * 86400 * 1000 - 1},  # a 30d jitter: past 32 bits
     }
     for when, marks in marked.items():
         kwargs = FirePayload(workflow_id=wf.id, trigger_id=tr.id, scheduled_for=when, **marks).to_kwargs()
         assert apply(app, **kwargs)["outcome"] == "succeeded"
     rows = {r.scheduled_for: r for r in executions(db, wf.id)}
-    assert [(rows[w].backfill, rows[w].jitter_ms) for w in marked] == [(True, None), (False, 1234), (False, None)]
+    assert [(rows[w].backfill, rows[w].jitter_ms) for w in marked] == [
+        (True, None),
+        (False, 1234),
+        (False, None),
+        (False, 30 * 86400 * 1000 - 1),
+    ]
     for name, value in (("DATABASE_URL", wsettings.database_url), ("REDIS_URL", wsettings.redis_url),
                         ("KEY_PREFIX", wsettings.key_prefix)):  # fmt: skip
         monkeypatch.setenv(f"WOOW_{name}", value)

@@ -166,7 +166,7 @@ class Execution(Base):
     # enqueued by `woow trigger backfill` rather than by beat (migration 0005)
     backfill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # the dispatch delay beat gave this fire for its trigger's jitter, in ms (None: no jitter)
-    jitter_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    jitter_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # a jitter may be weeks
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

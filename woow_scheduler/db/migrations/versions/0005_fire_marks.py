@@ -24,7 +24,7 @@ def upgrade() -> None:
     # additive and with a server default: workers of the previous version keep inserting rows
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("backfill", sa.Boolean(), server_default=sa.false(), nullable=False))
-        batch_op.add_column(sa.Column("jitter_ms", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("jitter_ms", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
