@@ -415,13 +415,17 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 options["declare"] = []
             else:
                 declared.add(queue)
-        kwargs = fire_kwargs(definition.get("kwargs") or {}, iso_utc(fire), datetime.now(UTC).isoformat())
-        log.debug("beat: fire %s scheduled_for %s", definition.get("name"), kwargs["scheduled_for"])
         jitter = _jitter_of(definition)
+        delay_ms: int | None = None
         if jitter:
             # spread fires that share a second: a fixed offset per (trigger, scheduled_for), so every
-            # beat and every re-publish agrees; scheduled_for stays the nominal time and the key
-            options["eta"] = fire + jitter_offset(str(definition.get("name")), fire, jitter)
+            # beat and every re-publish agrees; scheduled_for stays the nominal time and the key;
+            # the payload carries the offset so history shows it
+            offset = jitter_offset(str(definition.get("name")), fire, jitter)
+            options["eta"] = fire + offset
+            delay_ms = offset // timedelta(milliseconds=1)
+        kwargs = fire_kwargs(definition.get("kwargs") or {}, iso_utc(fire), datetime.now(UTC).isoformat(), delay_ms)
+        log.debug("beat: fire %s scheduled_for %s", definition.get("name"), kwargs["scheduled_for"])
         self.app.send_task(
             definition["task"],
             args=[],
