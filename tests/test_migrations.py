@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import inspect
 
 from woow_scheduler.db import Base, Database
@@ -48,5 +50,39 @@ def test_no_model_change_without_a_migration(empty_pg_url: str) -> None:
         with db.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == [], f"models and migrations differ: {diff}"
+    finally:
+        db.dispose()
+
+
+def test_0005_keeps_existing_executions_unmarked(empty_pg_url: str) -> None:
+    """Rows written before 0005 read as plain fires: not backfill, no jitter offset; and a worker of
+    the previous version (which names no new column) can still insert."""
+    from sqlalchemy import text
+
+    db = Database(empty_pg_url)
+    try:
+        upgrade(db, "0004")
+        wf, old, new = (uuid.uuid4() for _ in range(3))
+        insert = (
+            "INSERT INTO executions (id, workflow_id, status, attempt, steps, created_at, updated_at) "
+            "VALUES (:id, :wf, 'succeeded', 1, '[]', now(), now())"
+        )
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO workflows (id, name, description, steps, concurrency, max_retries, retry_delay,"
+                    " retry_backoff, labels, created_at, updated_at) VALUES (:id, 'w', '', '[]', 'forbid', 0, 1,"
+                    " false, '{}', now(), now())"
+                ),
+                {"id": wf},
+            )
+            conn.execute(text(insert), {"id": old, "wf": wf})
+        upgrade(db)
+        with db.engine.begin() as conn:
+            conn.execute(text(insert), {"id": new, "wf": wf})
+            rows = conn.execute(text("SELECT backfill, jitter_ms FROM executions")).all()
+        assert [tuple(r) for r in rows] == [(False, None), (False, None)]
+        downgrade(db, "0004")
+        assert "backfill" not in {c["name"] for c in inspect(db.engine).get_columns("executions")}
     finally:
         db.dispose()

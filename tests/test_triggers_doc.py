@@ -1,5 +1,6 @@
 """docs/triggers.md, executed: every `woow` command of its sh blocks runs as written (CLI runner,
-real PostgreSQL and Redis); a sh block followed by a text block must print exactly that text."""
+real PostgreSQL and Redis); a sh block followed by a text block must print exactly that text.
+A ```yaml file=NAME block is written to NAME in the directory the commands run in."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from woow_scheduler.settings import Settings
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "triggers.md"
 _BLOCK = re.compile(r"```(sh|text)\n(.*?)```", re.S)
+_FILE = re.compile(r"```\w+ file=(\S+)\n(.*?)```", re.S)
 
 
 def _blocks() -> list[tuple[list[str], str | None]]:
@@ -35,7 +37,19 @@ def test_doc_has_commands_for_each_new_type() -> None:
         assert flag in text
 
 
-def test_every_command_runs_as_written(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doc_covers_the_history_marks_and_calendars_in_files() -> None:
+    text = DOC.read_text()
+    for needle in ('"backfill": true', '"jitter_ms"', "calendars.NAME.field", "woow workflow apply -f books.yaml"):
+        assert needle in text
+    assert dict(_FILE.findall(text)).keys() == {"books.yaml"}
+
+
+def test_every_command_runs_as_written(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, body in _FILE.findall(DOC.read_text()):
+        (tmp_path / name).write_text(body)
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WOOW_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("WOOW_REDIS_URL", settings.redis_url)
     monkeypatch.setenv("WOOW_KEY_PREFIX", settings.key_prefix)

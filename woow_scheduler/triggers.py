@@ -26,6 +26,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -34,7 +35,7 @@ from pydantic import (
 from woow_scheduler import trigger_math
 from woow_scheduler.calendars import Calendar, parse_time_of_day
 from woow_scheduler.cron import CronExpression
-from woow_scheduler.cron.fields import DstPolicy
+from woow_scheduler.cron.fields import STORED_MAX_YEAR, DstPolicy, max_year
 from woow_scheduler.cron.parser import parse as parse_cron
 from woow_scheduler.cron.zones import get_zone
 from woow_scheduler.errors import InvalidCronExpression, InvalidInput, InvalidTriggerSpec
@@ -354,9 +355,12 @@ class CronSpec(_SpecBase):
 
     @field_validator("expression", mode="before")
     @classmethod
-    def _normalise(cls, value: Any) -> Any:
+    def _normalise(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
-            return parse_cron(value).text
+            # new input (parse_trigger_spec passes its `now`): years up to now + 100, as Quartz;
+            # a stored spec was checked when written and stays valid
+            now = (info.context or {}).get("now")
+            return parse_cron(value, last_year=max_year(now) if now is not None else STORED_MAX_YEAR).text
         return value
 
     @property
@@ -618,7 +622,7 @@ def parse_trigger_spec(data: Mapping[str, Any], *, now: datetime, allow_past: bo
     if raw.get("type") in (TriggerType.INTERVAL, TriggerType.DAILY_TIME_INTERVAL) and raw.get("start_at") is None:
         raw["start_at"] = now.astimezone(UTC).replace(microsecond=0)
     try:
-        spec = SPEC_ADAPTER.validate_python(raw)
+        spec = SPEC_ADAPTER.validate_python(raw, context={"now": now})
     except ValidationError as exc:
         raise _one_line(exc) from None
     if not allow_past:

@@ -74,13 +74,15 @@ class TriggerView(_View):
     created_by: str | None
     created_at: IsoTime
     labels: dict[str, str] = Field(default_factory=dict)
+    #: the name of the calendar whose excluded times the trigger skips (None: no calendar)
+    calendar: str | None = None
 
     @classmethod
-    def of(cls, tr: Trigger, workflow_name: str, *, blocked: bool = False) -> TriggerView:
+    def of(cls, tr: Trigger, workflow_name: str, *, calendar: str | None, blocked: bool = False) -> TriggerView:
         state = str(tr.state)
         if blocked and state == "NORMAL":
             state = "BLOCKED"
-        return _from_row(cls, tr, workflow=workflow_name, state=state)
+        return _from_row(cls, tr, workflow=workflow_name, state=state, calendar=calendar)
 
 
 class ExecutionView(_View):
@@ -103,6 +105,10 @@ class ExecutionView(_View):
     error: str | None
     steps: list[dict[str, Any]]
     created_at: IsoTime
+    #: enqueued by a backfill (``woow trigger backfill``), not by beat
+    backfill: bool = False
+    #: the dispatch delay beat gave the fire for its trigger's jitter, in ms (None: no jitter)
+    jitter_ms: int | None = None
 
     @classmethod
     def of(cls, ex: Execution, workflow_name: str | None = None) -> ExecutionView:

@@ -41,6 +41,10 @@ def test_calendar_routes_and_a_trigger_that_uses_one(api_client: TestClient, tok
     assert resp.status_code == 201, resp.text
     trig = resp.json()
     assert trig["labels"] == {"team": "finance"} and trig["type"] == "daily_time_interval"
+    assert trig["calendar"] == "weekdays"  # the views name the calendar
+    assert api_client.get(f"/triggers/{trig['id']}").json()["calendar"] == "weekdays"
+    listed = {t["name"]: t["calendar"] for t in api_client.get(f"/workflows/{wf['id']}/triggers").json()}
+    assert listed == {"office": "weekdays"}
     # Friday 16:30 and 17:00, then the weekend is skipped by the calendar: Monday 09:00
     assert trig["next_fire_times"][:3] == [
         "2030-01-04T15:30:00+00:00",
@@ -68,6 +72,7 @@ def test_backfill_route(alice: TestClient, settings: Settings, redis_client: red
     real = alice.post(f"/triggers/{trig['id']}/backfill", json=window)
     assert real.status_code == 200 and real.json()["fires"] == dry.json()["fires"]
     assert [m["scheduled_for"] for m in published(redis_client, settings)] == dry.json()["fires"]
+    assert all(m["backfill"] is True for m in published(redis_client, settings))  # marked for history
     bad = alice.post(f"/triggers/{trig['id']}/backfill", json={"from": "2026-01-02T00:00:00", "to": end.isoformat()})
     assert bad.status_code == 422
 

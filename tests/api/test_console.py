@@ -299,3 +299,29 @@ def test_history_pages_go_on_without_repeating_or_losing_a_run(alice: TestClient
             break
         url = found.group(1).replace("&amp;", "&")
     assert len(seen) == 205 and len(set(seen)) == 205
+
+
+def test_history_pages_show_backfill_and_jitter_marks(alice: TestClient, tokens: Tokens, db: Database) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from woow_scheduler.db.models import Execution, Trigger
+
+    wf = make_workflow(alice, name="marked")
+    tr = alice.post(f"/workflows/{wf['id']}/schedule", json={"name": "t", "every": "1h"}).json()
+    when = datetime(2030, 1, 1, tzinfo=UTC)
+    with db.session() as s:
+        assert s.get(Trigger, uuid.UUID(tr["id"])) is not None
+        back = Execution(workflow_id=uuid.UUID(str(wf["id"])), trigger_id=uuid.UUID(tr["id"]), status="succeeded",
+                         scheduled_for=when, backfill=True)  # fmt: skip
+        jit = Execution(workflow_id=uuid.UUID(str(wf["id"])), trigger_id=uuid.UUID(tr["id"]), status="succeeded",
+                        scheduled_for=when.replace(hour=1), jitter_ms=1234)  # fmt: skip
+        s.add_all([back, jit])
+        s.flush()
+        ids = (back.id, jit.id)
+    alice.headers.pop("Authorization")
+    login(alice, tokens.alice)
+    listing = alice.get("/ui/history?workflow=marked").text
+    assert listing.count("<td>backfill</td>") == 1 and listing.count("<td>trigger</td>") == 1
+    assert "</a> · backfill</dd>" in alice.get(f"/ui/executions/{ids[0]}").text
+    assert "(dispatched +1.234 s for jitter)" in alice.get(f"/ui/executions/{ids[1]}").text

@@ -39,3 +39,17 @@ def journal(ctx: Any, path: str, seconds: float = 0.0) -> dict[str, Any]:
         time.sleep(seconds)
     _write(path, {**base, "k": "end", "t": time.time()})
     return {"run": run}
+
+
+def flaky(ctx: Any, path: str, fail_attempts: int = 1, hold: float = 0.0) -> dict[str, Any]:
+    """``journal`` whose first ``fail_attempts`` attempts fail: ``start``, ``hold`` seconds, then a
+    ``fail`` line and an exception (the test can act while the attempt is about to fail)."""
+    if ctx.attempt > fail_attempts:
+        return journal(ctx, path)
+    run = uuid.uuid4().hex[:12]
+    base = {"r": run, "e": str(ctx.execution_id), "w": str(ctx.workflow_id), "a": ctx.attempt, "p": os.getpid()}
+    _write(path, {**base, "k": "start", "t": time.time()})
+    if hold > 0:
+        time.sleep(hold)
+    _write(path, {**base, "k": "fail", "t": time.time()})
+    raise RuntimeError(f"attempt {ctx.attempt} fails on purpose")

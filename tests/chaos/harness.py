@@ -117,13 +117,21 @@ class ChaosEnv:
         )
         return self._start(proc)
 
-    def worker(self, name: str, concurrency: int = 2, settings: Settings | None = None) -> CeleryProcess:
+    def worker(
+        self,
+        name: str,
+        concurrency: int = 2,
+        settings: Settings | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CeleryProcess:
+        """A worker; ``env`` adds variables (e.g. ``CELERY_BROKER_WRITE_URL``: its publishes elsewhere)."""
         s = settings or self.settings
         proc = CeleryProcess(
             "worker",
             s,
             worker_args(concurrency, name=name, loglevel="INFO"),
             log_path=self.log_dir / f"worker-{name}.log",
+            env=env,
             ready=WORKER_READY,
         )
         return self._start(proc)

@@ -6,6 +6,10 @@
 One thread per direction per connection; each chunk read is forwarded after ``delay`` plus a
 uniform ``jitter`` (bounded), so a request/response round trip costs about twice that.  Loopback
 only; at most ``max_connections`` clients; ``close()`` stops the listener and every pump.
+
+``cut()`` makes the link fail for real: every open connection is closed and every new one is
+accepted and closed at once (the client reads EOF: "Connection closed by server"), until
+``restore()``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class DelayProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._cut = threading.Event()
         self.chunks = 0
         self.max_hold = 0.0
         self._rng = random.Random(11)
@@ -51,8 +56,21 @@ class DelayProxy:
         self._closed.set()
         with contextlib.suppress(OSError):
             self._listener.close()
+        self._drop_all()
+
+    def cut(self) -> None:
+        """Break the link: close every open connection and refuse new ones until :meth:`restore`."""
+        self._cut.set()
+        self._drop_all()
+
+    def restore(self) -> None:
+        self._cut.clear()
+
+    def _drop_all(self) -> None:
         with self._lock:
             for s in self._sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)  # wakes the pump blocked in recv; the peer reads EOF
                 with contextlib.suppress(OSError):
                     s.close()
             self._sockets.clear()
@@ -64,7 +82,7 @@ class DelayProxy:
             except OSError:
                 return
             with self._lock:
-                if len(self._sockets) >= 2 * self.max_connections:
+                if self._cut.is_set() or len(self._sockets) >= 2 * self.max_connections:
                     client.close()
                     continue
             try:

@@ -17,7 +17,7 @@ from tests.chaos.harness import ChaosEnv, Size, sizes, tree_rss, utcnow
 
 SIZES = sizes(
     Size("full", triggers=2000, window=600, min_period=30, max_period=300, warmup=60),
-    Size("reduced", triggers=200, window=60, min_period=5, max_period=60, warmup=10),
+    Size("reduced", triggers=200, window=30, min_period=5, max_period=30, warmup=8),
 )
 MIB = 1024 * 1024
 #: allowed RSS growth per process tree between the warm-up sample and the end

@@ -53,6 +53,7 @@ def test_backfill_enqueues_the_missing_fires_once(
     assert len(out["enqueued"]) == 50
     sent = published(redis_client, settings)
     assert [datetime.fromisoformat(m["scheduled_for"]) for m in sent] == expected  # oldest first
+    assert all(m["backfill"] is True for m in sent)  # marked: the worker records it for history
     with db.session() as s:
         tr = s.query(Trigger).one()
         assert {m["trigger_id"] for m in sent} == {str(tr.id)}

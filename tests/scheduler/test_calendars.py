@@ -143,3 +143,98 @@ def test_workflow_files_name_calendars_labels_and_the_quartz_types(svc: Service)
     doc["triggers"][1]["calendar"] = "nope"  # type: ignore[index]
     with pytest.raises(InvalidInput, match=r"^workflows\[0\]\.triggers\[1\]\.calendar: 'nope' not found"):
         svc.apply([doc])
+
+
+def test_workflow_files_define_calendars(svc: Service, db: Database, tmp_path: Any) -> None:
+    import json
+
+    from woow_scheduler.service.apply import load_file
+
+    text = """
+calendars:
+  closed: {type: weekly, exclude: [SAT, SUN]}
+  xmas: {type: annual, days: ["12-25"]}
+workflows:
+  - name: books
+    steps: [{name: hello, type: log, config: {message: hi}}]
+    triggers:
+      - {name: daily, cron: "0 0 9 * * ?", calendar: closed}
+"""
+    path = tmp_path / "books.yaml"
+    path.write_text(text)
+    calendars, docs = load_file(path)
+    assert sorted(calendars) == ["closed", "xmas"] and [d["name"] for d in docs] == ["books"]
+    dry = svc.apply(docs, calendars=calendars, dry_run=True)
+    assert [(c["action"], c["kind"], c["name"]) for c in dry] == [
+        ("create", "calendar", "closed"),
+        ("create", "calendar", "xmas"),
+        ("create", "workflow", "books"),
+        ("create", "trigger", "books/daily"),
+    ]
+    assert svc.list_calendars() == []  # a dry run writes nothing
+    assert svc.apply(docs, calendars=calendars) == dry
+    assert svc.get_calendar("closed").triggers == ("books/daily",)
+    assert svc.apply(docs, calendars=calendars) == []  # the same file again changes nothing
+    before = svc.get_trigger("books/daily")
+    nxt = datetime.fromisoformat(str(before.next_fire_time))
+    assert nxt.weekday() < 5
+    # a changed calendar re-plans the triggers using it, in the same transaction
+    calendars["closed"] = {"type": "weekly", "exclude": ["MON", "TUE", "WED", "THU", "FRI", "SAT"]}
+    plan = svc.apply(docs, calendars=calendars)
+    assert plan == [{"action": "update", "kind": "calendar", "name": "closed", "fields": ["definition"]}]
+    after = svc.get_trigger("books/daily")
+    assert after.version > before.version
+    assert datetime.fromisoformat(str(after.next_fire_time)).weekday() == 6  # Sundays only now
+    # bad input: one line naming the field, nothing written (not even the valid calendar before it)
+    cases = [
+        ({"fresh": {"type": "weekly"}, "bad": {"type": "holiday", "dates": ["2026-13-01"]}},
+         r"^calendars\.bad\.dates: '2026-13-01' is not a date"),
+        ({"fresh": {"type": "weekly"}, "bad": "weekends"}, r"^calendars\.bad: must be a mapping with a 'type'"),
+        ({"fresh": {"type": "weekly"}, "not a name!": {"type": "weekly"}}, r"^calendars: 'not a name!' is not a valid"),
+    ]  # fmt: skip
+    for bad, message in cases:
+        with pytest.raises(InvalidInput, match=message):
+            svc.apply(docs, calendars=bad)
+    assert [c.name for c in svc.list_calendars()] == ["closed", "xmas"]
+    # a file's trigger may name a calendar the same file defines (JSON, one workflow at the top)
+    single = {"name": "other", "steps": [LOG_STEP], "calendars": {"fresh": {"type": "monthly", "exclude": [1]}},
+              "triggers": [{"name": "t", "every": "1h", "calendar": "fresh"}]}  # fmt: skip
+    (tmp_path / "other.json").write_text(json.dumps(single))
+    calendars, docs = load_file(tmp_path / "other.json")
+    svc.apply(docs, calendars=calendars)
+    assert svc.get_calendar("fresh").triggers == ("other/t",)
+    for shape, message in [
+        ({"calendars": ["x"]}, r"^calendars: must be a mapping of name to definition"),
+        ({"workflows": [], "calendar": {}}, r"^calendar: not a known top-level key"),
+    ]:
+        (tmp_path / "bad.json").write_text(json.dumps(shape))
+        with pytest.raises(InvalidInput, match=message):
+            load_file(tmp_path / "bad.json")
+
+
+def test_trigger_views_name_their_calendar(
+    svc: Service, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from woow_scheduler.cli import cli
+
+    svc.add_calendar("weekends", {"type": "weekly"})
+    svc.add_trigger("report", {"type": "cron", "expression": "0 0 9 * * ?"}, name="with", calendar="weekends")
+    svc.add_trigger("report", {"type": "cron", "expression": "0 0 9 * * ?"}, name="without")
+    assert {v.name: v.calendar for v in svc.list_triggers()} == {"with": "weekends", "without": None}
+    assert svc.get_trigger("report/with").calendar == "weekends"
+    assert svc.pause_trigger("report/with").calendar == "weekends"
+    for name, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url),
+                        ("KEY_PREFIX", settings.key_prefix)):  # fmt: skip
+        monkeypatch.setenv(f"WOOW_{name}", value)
+    monkeypatch.setenv("COLUMNS", "250")
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["trigger", "show", "report/with"], catch_exceptions=False).stdout
+    assert any(line.split() == ["calendar", "weekends"] for line in shown.splitlines()), shown
+    listed = json.loads(runner.invoke(cli, ["trigger", "list", "--json"], catch_exceptions=False).stdout)
+    assert {t["name"]: t["calendar"] for t in listed} == {"with": "weekends", "without": None}
+    table = runner.invoke(cli, ["trigger", "list"], catch_exceptions=False).stdout
+    assert "calendar" in table.splitlines()[1] and "weekends" in table, table

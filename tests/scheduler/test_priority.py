@@ -61,4 +61,7 @@ def test_jitter_delays_each_fire_by_its_fixed_offset(
         assert nominal.microsecond == 0  # scheduled_for stays the nominal time (the idempotency key)
         eta = datetime.fromisoformat(msg["headers"]["eta"])
         assert eta == nominal + jitter_offset(str(t.id), nominal, 30)
+        # the payload carries the offset (ms) so the worker records it for history
+        assert kwargs["jitter_ms"] == jitter_offset(str(t.id), nominal, 30) // timedelta(milliseconds=1)
+        assert kwargs["version"] == 2
         assert nominal <= eta < nominal + timedelta(seconds=30)

@@ -8,7 +8,11 @@ import pytest
 
 from woow_scheduler.cron import CronExpression, Dialect
 from woow_scheduler.cron.fields import DomKind, DowKind
+from woow_scheduler.cron.parser import parse
 from woow_scheduler.errors import InvalidCronExpression, WoowError
+from woow_scheduler.triggers import CronSpec, parse_trigger_spec, spec_from_stored
+
+_LAST = datetime.now(UTC).year + 100  # Quartz's MAX_YEAR
 
 
 @pytest.mark.parametrize(
@@ -98,6 +102,24 @@ def test_years_past_2099_as_quartz() -> None:
     assert fires == [datetime(2096, 2, 29, tzinfo=UTC), datetime(2104, 2, 29, tzinfo=UTC)]
 
 
+def test_years_up_to_the_current_year_plus_100_as_quartz() -> None:
+    """Quartz's MAX_YEAR is the current year + 100: the bound and its message follow the clock (the
+    CLI, calendars) or the `now` a spec is validated at; a stored spec stays valid as years pass."""
+    assert CronExpression(f"0 0 0 1 1 ? 2026-{_LAST}/50").fields.years == tuple(range(2026, _LAST + 1, 50))
+    now = datetime(2030, 6, 1, tzinfo=UTC)
+    assert parse_trigger_spec({"type": "cron", "expression": "0 0 0 1 1 ? 2130"}, now=now).expression.endswith("2130")
+    with pytest.raises(InvalidCronExpression, match=r"^expression: year: '2131' is out of range 1970-2130$"):
+        parse_trigger_spec({"type": "cron", "expression": "0 0 0 1 1 ? 2131"}, now=now)
+    with pytest.raises(InvalidCronExpression, match=r"^expression: year: '2128' is out of range 1970-2127$"):
+        parse_trigger_spec({"type": "cron", "expression": "0 0 0 1 1 ? 2128"}, now=datetime(2027, 1, 1, tzinfo=UTC))
+    # written in 2030, read back today (whatever today's bound): still the same trigger
+    stored = spec_from_stored({"type": "cron", "expression": "0 0 0 1 1 ? 2130"})
+    assert isinstance(stored, CronSpec) and stored.cron.fields.years == (2130,)
+    assert parse("0 0 0 29 2 ? 2096-2104", last_year=2104).years == tuple(range(2096, 2105))
+    with pytest.raises(InvalidCronExpression, match="out of range 1970-2103"):
+        parse("0 0 0 29 2 ? 2096-2104", last_year=2103)
+
+
 def test_unix_dialect() -> None:
     expr = CronExpression("*/5 * * * *")
     assert expr.dialect is Dialect.UNIX
@@ -124,8 +146,8 @@ def test_unix_dialect() -> None:
         ("0 0 0 0 * ?", "day-of-month: '0' is out of range 1-31"),
         ("0 0 0 1 13 ?", "month: '13' is out of range 1-12 or JAN-DEC"),
         ("0 0 0 1 FOO ?", "month: 'FOO' has an unknown name 'FOO'"),
-        ("0 0 0 1 1 ? 1969", "year: '1969' is out of range 1970-2199"),
-        ("0 0 0 1 1 ? 2200", "year: '2200' is out of range 1970-2199"),
+        ("0 0 0 1 1 ? 1969", f"year: '1969' is out of range 1970-{_LAST}"),
+        (f"0 0 0 1 1 ? {_LAST + 1}", f"year: '{_LAST + 1}' is out of range 1970-{_LAST}"),
         ("0 0 0 1 1 ? 2030-2026", "year: '2030-2026' is a range whose end is before its start"),
         ("*/-5 * * * * ?", "second: '*/-5' is not a valid item"),
         ("0/0 * * * * ?", "second: '0/0' has step 0"),

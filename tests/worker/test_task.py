@@ -213,3 +213,47 @@ def test_fires_run_and_stay_idempotent_on_sqlite(sqlite_url: str, redis_url: str
     finally:
         app.close()
         sdb.dispose()
+
+
+def test_backfill_and_jitter_marks_are_recorded_and_shown_in_history(
+    app: Celery, db: Database, wsettings: Settings, monkeypatch: Any
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from woow_scheduler.cli import cli
+
+    wf = make_workflow(db, [{"name": "hi", "type": "log", "config": {"message": "x"}}])
+    tr = make_trigger(db, wf)
+    marked = {
+        FIRE: {"backfill": True},
+        FIRE + timedelta(minutes=1): {"jitter_ms": 1234},
+        FIRE + timedelta(minutes=2): {},
+        FIRE + timedelta(minutes=3): {"jitter_ms": 30 * 86400 * 1000 - 1},  # a 30d jitter: past 32 bits
+    }
+    for when, marks in marked.items():
+        kwargs = FirePayload(workflow_id=wf.id, trigger_id=tr.id, scheduled_for=when, **marks).to_kwargs()
+        assert apply(app, **kwargs)["outcome"] == "succeeded"
+    rows = {r.scheduled_for: r for r in executions(db, wf.id)}
+    assert [(rows[w].backfill, rows[w].jitter_ms) for w in marked] == [
+        (True, None),
+        (False, 1234),
+        (False, None),
+        (False, 30 * 86400 * 1000 - 1),
+    ]
+    for name, value in (("DATABASE_URL", wsettings.database_url), ("REDIS_URL", wsettings.redis_url),
+                        ("KEY_PREFIX", wsettings.key_prefix)):  # fmt: skip
+        monkeypatch.setenv(f"WOOW_{name}", value)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["history", "--workflow", str(wf.id), "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    views = json.loads(out.stdout)
+    shown = {datetime.fromisoformat(v["scheduled_for"]): (v["backfill"], v["jitter_ms"]) for v in views}
+    assert shown == {w: (rows[w].backfill, rows[w].jitter_ms) for w in marked}
+    monkeypatch.setenv("COLUMNS", "250")
+    table = runner.invoke(cli, ["history", "--workflow", str(wf.id)], catch_exceptions=False).stdout
+    assert "backfill" in table and "+1.234s jitter" in table
+    one = runner.invoke(cli, ["execution", "show", str(rows[FIRE + timedelta(minutes=1)].id)]).stdout
+    fields = dict(line.split(None, 1) for line in one.splitlines()[:16] if " " in line)
+    assert fields["backfill"].strip() == "no" and fields["jitter"].strip() == "+1.234s", one

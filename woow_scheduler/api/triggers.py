@@ -106,5 +106,6 @@ def backfill(id: uuid.UUID, body: BackfillRequest, state: State, user: User) -> 
                 user_id=view.created_by,
                 scheduled_for=fire,
                 timeout=wf.timeout,
+                backfill=True,
             )
     return BackfillResult(trigger_id=id, dry_run=body.dry_run, fires=fires)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from ..errors import InvalidInput
+from ..views import ExecutionView
 from .context import AppContext, pass_app
 from .output import emit_json, fmt_time, kv, table
 
@@ -31,6 +32,20 @@ def _since(value: str | None) -> datetime | None:
     if parsed.tzinfo is None:
         raise InvalidInput(f"since: '{value}' needs a time zone offset (e.g. Z or +01:00)")
     return parsed
+
+
+def _jitter_text(ms: int) -> str:
+    return f"+{ms / 1000:.3f}s"
+
+
+def fire_mark(v: ExecutionView) -> str:
+    """How the fire came: ``backfill`` and/or its jitter delay (``+1.234s jitter``); blank for plain fires."""
+    parts = []
+    if v.backfill:
+        parts.append("backfill")
+    if v.jitter_ms is not None:
+        parts.append(f"{_jitter_text(v.jitter_ms)} jitter")
+    return ", ".join(parts)
 
 
 @click.command()
@@ -59,13 +74,14 @@ def history(
         return
     table(
         None,
-        ["id", "workflow", "trigger", "scheduled for", "started", "ms", "status", "try", "worker", "error"],
+        ["id", "workflow", "trigger", "scheduled for", "mark", "started", "ms", "status", "try", "worker", "error"],
         [
             (
                 str(v.id)[:8],
                 v.workflow,
                 str(v.trigger_id)[:8] if v.trigger_id else "manual",
                 fmt_time(v.scheduled_for),
+                fire_mark(v),
                 fmt_time(v.started_at),
                 v.duration_ms,
                 v.status,
@@ -102,6 +118,8 @@ def show(app: AppContext, execution_ref: str, as_json: bool) -> None:
             ("status", v.status),
             ("attempt", v.attempt),
             ("scheduled_for", fmt_time(v.scheduled_for)),
+            ("backfill", "yes" if v.backfill else "no"),
+            ("jitter", _jitter_text(v.jitter_ms) if v.jitter_ms is not None else None),
             ("enqueued_at", fmt_time(v.enqueued_at)),
             ("started_at", fmt_time(v.started_at)),
             ("finished_at", fmt_time(v.finished_at)),

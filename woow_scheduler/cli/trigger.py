@@ -265,7 +265,7 @@ def list_(app: AppContext, workflow_ref: str | None, state: str | None, labels: 
         return
     table(
         None,
-        ["id", "workflow", "name", "type", "spec", "tz", "state", "next fire", "previous fire", "fires"],
+        ["id", "workflow", "name", "type", "spec", "tz", "calendar", "state", "next fire", "previous fire", "fires"],
         [
             (
                 str(v.id)[:8],
@@ -274,6 +274,7 @@ def list_(app: AppContext, workflow_ref: str | None, state: str | None, labels: 
                 v.type,
                 _spec_text(v),
                 v.timezone,
+                v.calendar,
                 v.state,
                 fmt_time(v.next_fire_time, v.timezone),
                 fmt_time(v.previous_fire_time, v.timezone),
@@ -310,6 +311,7 @@ def _show(view: TriggerView, as_json: bool, verb: str | None = None) -> None:
             ("description", _describe(view)),
             ("labels", ", ".join(f"{k}={v}" for k, v in sorted(view.labels.items()))),
             ("timezone", view.timezone),
+            ("calendar", view.calendar),
             ("dst_policy", view.dst_policy if view.type == "cron" else None),
             ("state", view.state),
             ("misfire_policy", view.misfire_policy),
@@ -476,6 +478,7 @@ def backfill(app: AppContext, trigger_ref: str, from_: str, to: str, dry_run: bo
                 user_id=view.created_by,
                 scheduled_for=fire,
                 timeout=wf.timeout,
+                backfill=True,
             )
     if as_json:
         emit_json({"trigger": f"{view.workflow}/{view.name}", "enqueued": [f.isoformat() for f in fires]})

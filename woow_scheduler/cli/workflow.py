@@ -233,7 +233,7 @@ def run(app: AppContext, workflow_ref: str, user: str | None, wait: bool, wait_t
     "path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     required=True,
-    help="YAML or JSON file with one workflow (or a list under 'workflows').",
+    help="YAML or JSON file with one workflow (or a list under 'workflows'), and named 'calendars'.",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would change and change nothing.")
 @click.option("--prune", is_flag=True, help="Also delete triggers that the file no longer lists.")
@@ -241,11 +241,15 @@ def run(app: AppContext, workflow_ref: str, user: str | None, wait: bool, wait_t
 @JSON_OPT
 @pass_app
 def apply(app: AppContext, path: Path, dry_run: bool, prune: bool, user: str | None, as_json: bool) -> None:
-    """Create or update workflows and their triggers from a file, by name (idempotent)."""
-    from ..service.apply import load_documents
+    """Create or update workflows and their triggers from a file, by name (idempotent).
 
-    docs = load_documents(path)
-    plan = app.service.apply(docs, dry_run=dry_run, prune=prune, user_id=user)
+    The file may also define named calendars ('calendars: {NAME: DEFINITION}') that its triggers
+    name ('calendar: NAME'); a changed calendar re-plans every trigger using it.
+    """
+    from ..service.apply import load_file
+
+    calendars, docs = load_file(path)
+    plan = app.service.apply(docs, calendars=calendars, dry_run=dry_run, prune=prune, user_id=user)
     if as_json:
         emit_json({"dry_run": dry_run, "changes": plan})
         return

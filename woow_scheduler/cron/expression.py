@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from woow_scheduler.cron import quartz
 from woow_scheduler.cron.describe import describe
 from woow_scheduler.cron.engine import MAX_SEARCH_YEAR, Matcher
-from woow_scheduler.cron.fields import CronFields, Dialect, DstPolicy
+from woow_scheduler.cron.fields import STORED_MAX_YEAR, CronFields, Dialect, DstPolicy
 from woow_scheduler.cron.parser import parse
 from woow_scheduler.cron.zones import (
     EPOCH,
@@ -76,8 +76,12 @@ class CronExpression:
         expression: str,
         timezone: str | tzinfo = "UTC",
         dst_policy: str | DstPolicy = DstPolicy.WALL_CLOCK,
+        *,
+        last_year: int | None = None,
     ) -> None:
-        self._fields: CronFields = parse(expression)
+        """``last_year``: the latest year the year field may name (default: the current year + 100,
+        as Quartz; expressions validated before pass ``fields.STORED_MAX_YEAR``)."""
+        self._fields: CronFields = parse(expression, last_year=last_year)
         self._zone = _zone_of(timezone)
         self._policy = _policy_of(dst_policy)
         self._matcher = Matcher(self._fields)
@@ -89,7 +93,10 @@ class CronExpression:
     def cached(
         cls, expression: str, timezone: str = "UTC", dst_policy: str | DstPolicy = DstPolicy.WALL_CLOCK
     ) -> CronExpression:
-        """A shared instance per (expression, zone name, policy): for hot paths such as beat."""
+        """A shared instance per (expression, zone name, policy): for hot paths such as beat.
+
+        For expressions validated when they were written (stored specs): a year field that was
+        within the current year + 100 then stays valid."""
         return _cached(expression, timezone, _policy_of(dst_policy))
 
     # -- properties ----------------------------------------------------------------------
@@ -255,4 +262,4 @@ class CronExpression:
 
 @lru_cache(maxsize=4096)
 def _cached(expression: str, timezone: str, dst_policy: DstPolicy) -> CronExpression:
-    return CronExpression(expression, timezone, dst_policy)
+    return CronExpression(expression, timezone, dst_policy, last_year=STORED_MAX_YEAR)

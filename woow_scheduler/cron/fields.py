@@ -7,12 +7,21 @@ Day-of-week numbers are always Quartz's (1=SUN .. 7=SAT), also for Unix expressi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 MIN_YEAR = 1970
-# Quartz accepts years up to the current year + 100 (2126 in 2026); a parser that reads no clock
-# needs a fixed bound, so ours is the end of the next century: a superset of Quartz's until 2099.
-MAX_YEAR = 2199
+#: Quartz accepts years up to the current year + 100 (its ``CronExpression.MAX_YEAR``).
+YEARS_AHEAD = 100
+#: The bound for expressions validated before (stored specs, RedBeat entries): a year accepted
+#: when the expression was written stays accepted (the engine's own search ends here too).
+STORED_MAX_YEAR = 9998
+
+
+def max_year(now: datetime | None = None) -> int:
+    """The last year a cron year field may name when written at ``now``: ``now.year + 100``, as
+    Quartz.  ``None`` reads the clock (the edges: the CLI, calendars); the pure paths pass ``now``."""
+    return (now if now is not None else datetime.now(UTC)).year + YEARS_AHEAD
 
 
 class DstPolicy(StrEnum):

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from woow_scheduler.cron.fields import (
-    MAX_YEAR,
     MIN_YEAR,
     CronFields,
     Dialect,
     DomKind,
     DowKind,
+    max_year,
 )
 from woow_scheduler.errors import InvalidCronExpression
 
@@ -50,7 +51,13 @@ HOUR = _Field("hour", 0, 23, "0-23", max_step=23)
 DOM = _Field("day-of-month", 1, 31, "1-31", max_step=31)
 MONTH = _Field("month", 1, 12, "1-12 or JAN-DEC", MONTH_NAMES, 1, max_step=12)
 DOW = _Field("day-of-week", 1, 7, "1-7 (1=SUN) or SUN-SAT", DAY_NAMES, 1, max_step=7)
-YEAR = _Field("year", MIN_YEAR, MAX_YEAR, f"{MIN_YEAR}-{MAX_YEAR}", wrap=False, max_step=MAX_YEAR - MIN_YEAR)
+
+
+@lru_cache(maxsize=8)
+def year_field(last: int) -> _Field:
+    """The year field of expressions written when ``last`` is the latest year allowed."""
+    return _Field("year", MIN_YEAR, last, f"{MIN_YEAR}-{last}", wrap=False, max_step=last - MIN_YEAR)
+
 UNIX_DOW = _Field("day-of-week", 0, 7, "0-7 (0 or 7=SUN) or SUN-SAT", DAY_NAMES, 0, max_step=7)
 
 _QUARTZ_FORM = "sec min hour day-of-month month day-of-week [year]"
@@ -131,8 +138,11 @@ def _split(text: str) -> list[str]:
     return _SPLIT.split(stripped)
 
 
-def parse(text: str) -> CronFields:
-    """Parse a Quartz (6 or 7 fields) or Unix (5 fields) cron expression."""
+def parse(text: str, *, last_year: int | None = None) -> CronFields:
+    """Parse a Quartz (6 or 7 fields) or Unix (5 fields) cron expression.
+
+    ``last_year``: the latest year the year field may name; default the current year + 100, as
+    Quartz (see :func:`~woow_scheduler.cron.fields.max_year`)."""
     parts = _split(text)
     unix_marked = parts[-1].lower() == _UNIX_MARK
     if unix_marked:
@@ -145,7 +155,7 @@ def parse(text: str) -> CronFields:
             field="expression",
         )
     if len(parts) in (6, 7):
-        return _parse_quartz(parts)
+        return _parse_quartz(parts, year_field(last_year if last_year is not None else max_year()))
     raise InvalidCronExpression(
         f"expression: {text!r} has {len(parts)} fields; expected 6 or 7 ({_QUARTZ_FORM}) "
         "or 5 (Unix: min hour day-of-month month day-of-week)",
@@ -168,7 +178,7 @@ _DOW_LAST = re.compile(r"^([A-Z]{3}|\d)L$")
 _DOW_NTH = re.compile(r"^([A-Z]{3}|\d)#(\d+)$")
 
 
-def _parse_quartz(parts: list[str]) -> CronFields:
+def _parse_quartz(parts: list[str], year: _Field) -> CronFields:
     parts = [p.upper() for p in parts]
     seconds, _ = _plain(SECOND, parts[0])
     minutes, _ = _plain(MINUTE, parts[1])
@@ -176,7 +186,7 @@ def _parse_quartz(parts: list[str]) -> CronFields:
     months, _ = _plain(MONTH, parts[4])
     years: tuple[int, ...] | None = None
     if len(parts) == 7:
-        ys, _ = _plain(YEAR, parts[6])
+        ys, _ = _plain(year, parts[6])
         years = None if parts[6] == "*" else ys
     dom_text, dow_text = parts[3], parts[5]
     if dom_text == "?" and dow_text == "?":

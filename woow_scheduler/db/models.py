@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -162,6 +163,10 @@ class Execution(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(json_type(), default=list)
+    # enqueued by `woow trigger backfill` rather than by beat (migration 0005)
+    backfill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # the dispatch delay beat gave this fire for its trigger's jitter, in ms (None: no jitter)
+    jitter_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # a jitter may be weeks
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -4,6 +4,13 @@ Publishers (beat, ``woow workflow run``, the API) send these fields as the task'
 validates them before anything else: a missing, forged or unknown-version payload is logged and
 dropped, never run.  Beat builds a fire's kwargs with :func:`fire_kwargs` (a plain dict on its hot
 path); everyone else with :meth:`FirePayload.to_kwargs`; both give the same fields.
+
+Versions: ``version`` is the oldest payload version a worker must understand to run the message.
+Version 2 added two optional fields, sent only when set: ``backfill`` (the fire was enqueued by
+``woow trigger backfill``) and ``jitter_ms`` (the dispatch delay beat gave a jittered fire).  A
+message without them still says version 1, so workers of either version run ordinary fires; one
+carrying them says version 2, which a version-1 worker drops with a line asking for an upgrade (beat's
+fire journal publishes such a fire again, without the fields, once its message is overdue).
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 #: The task every fire runs (the name is part of the wire: stored RedBeat entries name it).
 TASK_EXECUTE = "woow.execute_workflow"
-PAYLOAD_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
+PAYLOAD_VERSION = 1  #: what a message without the version-2 fields says
+BACKFILL_VERSION = 2  #: what a message with ``backfill`` or ``jitter_ms`` says
+SUPPORTED_VERSIONS = frozenset({1, 2})
 
 
 def shadow_name(workflow_name: str) -> str:
@@ -26,9 +34,12 @@ def shadow_name(workflow_name: str) -> str:
     return f"workflow:{workflow_name}"
 
 
-def fire_kwargs(entry_kwargs: Mapping[str, Any], scheduled_for: str, enqueued_at: str) -> dict[str, Any]:
-    """Beat's payload of one fire: the entry's ids plus the nominal time and the payload version."""
-    return {
+def fire_kwargs(
+    entry_kwargs: Mapping[str, Any], scheduled_for: str, enqueued_at: str, jitter_ms: int | None = None
+) -> dict[str, Any]:
+    """Beat's payload of one fire: the entry's ids plus the nominal time and the payload version
+    (and, for a jittered trigger, the dispatch delay it gave the fire)."""
+    kwargs = {
         "workflow_id": entry_kwargs.get("workflow_id"),
         "trigger_id": entry_kwargs.get("trigger_id"),
         "user_id": entry_kwargs.get("user_id"),
@@ -36,6 +47,10 @@ def fire_kwargs(entry_kwargs: Mapping[str, Any], scheduled_for: str, enqueued_at
         "version": PAYLOAD_VERSION,
         "enqueued_at": enqueued_at,
     }
+    if jitter_ms is not None:
+        kwargs["jitter_ms"] = jitter_ms
+        kwargs["version"] = BACKFILL_VERSION
+    return kwargs
 
 
 class FirePayload(BaseModel):
@@ -55,6 +70,10 @@ class FirePayload(BaseModel):
     scheduled_for: AwareDatetime | None = None
     enqueued_at: AwareDatetime | None = None
     execution_id: uuid.UUID | None = None
+    #: enqueued by a backfill (recorded on the execution row; history shows it)
+    backfill: bool = False
+    #: the dispatch delay (ms) beat gave this fire for the trigger's jitter (recorded on the row)
+    jitter_ms: int | None = Field(default=None, ge=0, le=2**62)  # any jitter a spec accepts
 
     @field_validator("version")
     @classmethod
@@ -75,6 +94,8 @@ class FirePayload(BaseModel):
     def _fire_key(self) -> FirePayload:
         if self.trigger_id is not None and self.scheduled_for is None:
             raise ValueError("a trigger fire needs scheduled_for (the fire's idempotency key)")
+        if (self.backfill or self.jitter_ms is not None) and self.trigger_id is None and self.execution_id is None:
+            raise ValueError("backfill and jitter_ms belong to a trigger fire (give trigger_id)")
         return self
 
     def to_kwargs(self) -> dict[str, Any]:
@@ -90,6 +111,13 @@ class FirePayload(BaseModel):
             data["enqueued_at"] = _iso(self.enqueued_at)
         if self.execution_id is not None:
             data["execution_id"] = str(self.execution_id)
+        # the version-2 fields only when set, so ordinary fires stay readable by version-1 workers
+        if self.backfill:
+            data["backfill"] = True
+        if self.jitter_ms is not None:
+            data["jitter_ms"] = self.jitter_ms
+        if self.backfill or self.jitter_ms is not None:
+            data["version"] = max(self.version, BACKFILL_VERSION)
         return data
 
 

@@ -67,8 +67,11 @@ def enqueue_fire(
     user_id: str | None,
     scheduled_for: datetime | str,
     timeout: float | None = None,
+    backfill: bool = False,
 ) -> AsyncResult:
-    """Publish one trigger fire; ``scheduled_for`` (aware, UTC inside) is the fire's idempotency key."""
+    """Publish one trigger fire; ``scheduled_for`` (aware, UTC inside) is the fire's idempotency key.
+
+    ``backfill``: the fire is enqueued by a backfill (its execution row, and history, say so)."""
     payload = FirePayload.model_validate(
         {
             "workflow_id": workflow_id,
@@ -76,6 +79,7 @@ def enqueue_fire(
             "user_id": user_id,
             "scheduled_for": _aware(scheduled_for),
             "enqueued_at": datetime.now(UTC),
+            "backfill": backfill,
         }
     )
     opts = publish_options(settings, workflow_name=workflow_name, timeout=timeout)

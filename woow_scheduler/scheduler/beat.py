@@ -650,16 +650,20 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 options["declare"] = []
             else:
                 declared.add(queue)
+        jitter = _jitter_of(definition)
+        delay_ms: int | None = None
+        if jitter:
+            # spread fires that share a second: a fixed offset per (trigger, scheduled_for), so every
+            # beat and every re-publish agrees; scheduled_for stays the nominal time and the key;
+            # the payload carries the offset so history shows it
+            offset = jitter_offset(str(definition.get("name")), fire, jitter)
+            options["eta"] = fire + offset
+            delay_ms = offset // timedelta(milliseconds=1)
         # a message prepared ahead says it was enqueued at its scheduled_for: it is written at that
         # instant or later, never before (beat's own lateness metric times the real write)
         enqueued = max(datetime.now(UTC), fire)
-        kwargs = fire_kwargs(definition.get("kwargs") or {}, iso_utc(fire), enqueued.isoformat())
+        kwargs = fire_kwargs(definition.get("kwargs") or {}, iso_utc(fire), enqueued.isoformat(), delay_ms)
         log.debug("beat: fire %s scheduled_for %s", definition.get("name"), kwargs["scheduled_for"])
-        jitter = _jitter_of(definition)
-        if jitter:
-            # spread fires that share a second: a fixed offset per (trigger, scheduled_for), so every
-            # beat and every re-publish agrees; scheduled_for stays the nominal time and the key
-            options["eta"] = fire + jitter_offset(str(definition.get("name")), fire, jitter)
         if self._capturing:  # the same message through Celery's builder, minus send_task's per-call lookups
             if self._sender is None:
                 self._sender = FireSender(self.app)

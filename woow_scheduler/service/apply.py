@@ -13,7 +13,22 @@
       - {name: launch, at: "2026-12-24T18:00:00+01:00"}
 
 Trigger entries take the CLI's short keys (``cron``/``every``/``at``, ``tz``, ``misfire``,
-``repeat``, ``start``, ``end``) or the stored spec's keys (``type``, ``expression``, ...).
+``repeat``, ``start``, ``end``) or the stored spec's keys (``type``, ``expression``, ...), and may
+name a calendar (``calendar: holidays``).
+
+A file may also define named calendars, by name, next to its workflows (a calendar the file
+does not list is left alone; ``--prune`` never deletes calendars, other files may use them):
+
+.. code-block:: yaml
+
+    calendars:
+      holidays: {type: holiday, dates: ["2026-12-25", "2027-01-01"]}
+    workflows:
+      - name: nightly-report
+        steps: [...]
+        triggers: [{name: weekdays, cron: "0 0 9 ? * MON-FRI", calendar: holidays}]
+
+A single-workflow file may hold ``calendars`` at its top level too.
 
 ``Service.apply`` (:class:`ApplyOps`) writes a file's workflows and triggers in one transaction.
 """
@@ -31,12 +46,12 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..calendars import parse_calendar
+from ..calendars import calendar_json, parse_calendar
 from ..db import trigger_state
 from ..db.models import CalendarRow, Trigger, Workflow
 from ..errors import Conflict, InvalidInput, InvalidTriggerSpec
 from ..labels import check_labels
-from ..triggers import parse_trigger_spec
+from ..triggers import parse_trigger_spec, spec_from_stored
 from .triggers import TriggerOps
 from .validation import check_name
 from .workflows import WorkflowOps
@@ -52,6 +67,11 @@ _ALIASES = {
 
 def load_documents(path: Path) -> list[dict[str, Any]]:
     """Read a workflow file into a list of workflow documents (not yet validated)."""
+    return load_file(path)[1]
+
+
+def load_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Read a workflow file: (its calendars by name, its workflow documents), not yet validated."""
     text = path.read_text(encoding="utf-8")
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
@@ -59,13 +79,34 @@ def load_documents(path: Path) -> list[dict[str, Any]]:
         first = " ".join(str(exc).split())
         kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
         raise InvalidInput(f"file: '{path}' is not valid {kind}: {first}") from None
-    if isinstance(data, dict) and "workflows" in data and "name" not in data:
-        data = data["workflows"]
+    return split_file(data)
+
+
+def split_file(data: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A parsed file -> (calendars by name, workflow documents).
+
+    Shapes: one workflow (a mapping with ``name``, optionally with ``calendars``), a list of
+    workflows, or a mapping of ``workflows`` and/or ``calendars``."""
+    calendars: Any = {}
+    if isinstance(data, dict) and "name" not in data and ("workflows" in data or "calendars" in data):
+        unknown = sorted(set(data) - {"workflows", "calendars"})
+        if unknown:
+            raise InvalidInput(f"{unknown[0]}: not a known top-level key (workflows, calendars)", field=unknown[0])
+        calendars = data.get("calendars") or {}
+        data = data.get("workflows") or []
+    elif isinstance(data, dict) and "calendars" in data:
+        data = dict(data)
+        calendars = data.pop("calendars") or {}
+    if not isinstance(calendars, dict):
+        raise InvalidInput(
+            "calendars: must be a mapping of name to definition, like {holidays: {type: holiday, dates: [...]}}",
+            field="calendars",
+        )
     docs = data if isinstance(data, list) else [data]
     for i, doc in enumerate(docs):
         if not isinstance(doc, dict):
             raise InvalidInput(f"workflows[{i}]: must be a mapping with at least 'name' and 'steps'")
-    return docs
+    return calendars, docs
 
 
 def trigger_entry_to_spec(entry: Any, where: str) -> tuple[str | None, dict[str, Any]]:
@@ -99,11 +140,13 @@ class ApplyOps(WorkflowOps, TriggerOps):
         self,
         docs: Sequence[Mapping[str, Any]],
         *,
+        calendars: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         prune: bool = False,
         user_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Create or update workflows and their triggers by name, in ONE transaction.
+        """Create or update calendars (by name), then workflows and their triggers by name, in ONE
+        transaction.
 
         Returns the changes (``action`` create/update/delete, ``kind``, ``name``, ``fields``);
         unchanged objects are not listed, so applying the same file twice returns ``[]``.
@@ -112,11 +155,58 @@ class ApplyOps(WorkflowOps, TriggerOps):
         plan: list[dict[str, Any]] = []
         changed_triggers: list[uuid.UUID] = []
         try:
-            self._apply_in_session(docs, plan, changed_triggers, now=now, dry_run=dry_run, prune=prune, user_id=user_id)
+            self._apply_in_session(
+                docs,
+                plan,
+                changed_triggers,
+                calendars=calendars or {},
+                now=now,
+                dry_run=dry_run,
+                prune=prune,
+                user_id=user_id,
+            )
         except _DryRunDone:
             return plan
         self._mirror(changed_triggers)
         return plan
+
+    @staticmethod
+    def _apply_calendars(
+        s: Session,
+        calendars: Mapping[str, Any],
+        plan: list[dict[str, Any]],
+        changed_triggers: list[uuid.UUID],
+        now: datetime,
+    ) -> None:
+        """Create or replace the file's calendars; a changed one re-plans every trigger using it."""
+        for name, definition in calendars.items():
+            where = f"calendars.{name}"
+            try:
+                check_name(name, "calendar")
+            except ValueError as exc:
+                raise InvalidInput(f"calendars: {exc}", field="calendars") from None
+            if not isinstance(definition, dict):
+                raise InvalidInput(
+                    f"{where}: must be a mapping with a 'type', like {{type: holiday, dates: ['2026-12-25']}}",
+                    field="calendars",
+                )
+            try:
+                cal = parse_calendar(definition)
+            except InvalidInput as exc:
+                raise type(exc)(f"{where}.{exc}", field=exc.field) from None
+            stored = calendar_json(cal)
+            row = s.scalar(select(CalendarRow).where(CalendarRow.name == name))
+            if row is None:
+                s.add(CalendarRow(name=name, definition=stored))
+                s.flush()
+                plan.append({"action": "create", "kind": "calendar", "name": name, "fields": []})
+            elif dict(row.definition) != stored:
+                row.definition = stored
+                for tr in s.scalars(select(Trigger).where(Trigger.calendar_id == row.id)):
+                    trigger_state.replan(tr, spec_from_stored(tr.spec), now, cal)
+                    changed_triggers.append(tr.id)
+                s.flush()
+                plan.append({"action": "update", "kind": "calendar", "name": name, "fields": ["definition"]})
 
     @staticmethod
     def _apply_calendar(s: Session, name: Any, where: str) -> CalendarRow | None:
@@ -135,6 +225,7 @@ class ApplyOps(WorkflowOps, TriggerOps):
         plan: list[dict[str, Any]],
         changed_triggers: list[uuid.UUID],
         *,
+        calendars: Mapping[str, Any],
         now: datetime,
         dry_run: bool,
         prune: bool,
@@ -142,6 +233,7 @@ class ApplyOps(WorkflowOps, TriggerOps):
     ) -> None:
         names_seen: set[str] = set()
         with self._session() as s:
+            self._apply_calendars(s, calendars, plan, changed_triggers, now)
             for i, raw in enumerate(docs):
                 doc = dict(raw)
                 entries = doc.pop("triggers", []) or []

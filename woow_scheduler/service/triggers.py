@@ -84,7 +84,7 @@ class TriggerOps(ServiceBase):
             tr = self._new_trigger(s, wf, trigger_name, parsed, now, user_id, cal_row)
             tr.labels = label_map
             s.flush()
-            view = TriggerView.of(tr, wf.name)
+            view = TriggerView.of(tr, wf.name, calendar=_calendar_name(s, tr))
             fire_times: list[datetime] = []
             if preview and tr.next_fire_time is not None:
                 try:
@@ -104,7 +104,7 @@ class TriggerOps(ServiceBase):
             tr = self._trigger(s, ref)
             trigger_state.respecify(tr, parsed, now, calendar_of(s, tr))
             s.flush()
-            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
+            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id), calendar=_calendar_name(s, tr))
         self._mirror([view.id])
         return view
 
@@ -117,7 +117,7 @@ class TriggerOps(ServiceBase):
     def delete_trigger(self, ref: str) -> TriggerView:
         with self._session() as s:
             tr = self._trigger(s, ref)
-            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
+            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id), calendar=_calendar_name(s, tr))
             s.delete(tr)
         self._mirror([view.id])
         return view
@@ -127,7 +127,7 @@ class TriggerOps(ServiceBase):
             tr = self._trigger(s, ref)
             wf_name = self._workflow_name(s, tr.workflow_id)
             blocked = self._blocked({tr.workflow_id})
-            return TriggerView.of(tr, wf_name, blocked=tr.workflow_id in blocked)
+            return TriggerView.of(tr, wf_name, calendar=_calendar_name(s, tr), blocked=tr.workflow_id in blocked)
 
     def list_triggers(
         self,
@@ -155,7 +155,10 @@ class TriggerOps(ServiceBase):
                     q = q.where(Trigger.state == wanted)
             rows = list(s.execute(q.order_by(Workflow.name, Trigger.name)))
             blocked = self._blocked({tr.workflow_id for tr, _ in rows})
-            views = [TriggerView.of(tr, name, blocked=tr.workflow_id in blocked) for tr, name in rows]
+            views = [
+                TriggerView.of(tr, name, calendar=_calendar_name(s, tr), blocked=tr.workflow_id in blocked)
+                for tr, name in rows
+            ]
         if wanted is not None:
             views = [v for v in views if v.state == wanted.value]
         if labels:
@@ -191,7 +194,7 @@ class TriggerOps(ServiceBase):
                     continue
                 trigger_state.set_state(tr, target, spec_from_stored(tr.spec), now, calendar_of(s, tr))
                 s.flush()
-                changed.append(TriggerView.of(tr, wf_name))
+                changed.append(TriggerView.of(tr, wf_name, calendar=_calendar_name(s, tr)))
         self._mirror([v.id for v in changed])
         return changed
 
@@ -233,7 +236,7 @@ class TriggerOps(ServiceBase):
                     )
                 )
             )
-            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
+            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id), calendar=_calendar_name(s, tr))
         out: list[datetime] = []
         for fire in spec.iter_fire_times(start - timedelta(microseconds=1), cal):
             if fire > end or len(out) >= limit:
@@ -248,7 +251,7 @@ class TriggerOps(ServiceBase):
             tr = self._trigger(s, ref)
             if trigger_state.set_state(tr, target, spec_from_stored(tr.spec), now, calendar_of(s, tr)):
                 s.flush()
-            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id))
+            view = TriggerView.of(tr, self._workflow_name(s, tr.workflow_id), calendar=_calendar_name(s, tr))
         self._mirror([view.id])
         return view
 
@@ -280,3 +283,11 @@ class TriggerOps(ServiceBase):
         while f"{spec.type}-{i}" in taken:
             i += 1
         return f"{spec.type}-{i}"
+
+
+def _calendar_name(s: Session, tr: Trigger) -> str | None:
+    """The name of the trigger's calendar (one lookup per calendar and session: the identity map)."""
+    if tr.calendar_id is None:
+        return None
+    row = s.get(CalendarRow, tr.calendar_id)
+    return row.name if row is not None else None

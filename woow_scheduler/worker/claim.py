@@ -365,6 +365,8 @@ class Delivery:
             "user_id": self.p.user_id,
             "scheduled_for": self.p.scheduled_for,
             "enqueued_at": self.p.enqueued_at,
+            "backfill": self.p.backfill,
+            "jitter_ms": self.p.jitter_ms,
         }
 
     def after_holder_settles(self, holder: str) -> h.ExecRow | None:

@@ -234,6 +234,8 @@ def _full_row(values: dict[str, Any]) -> dict[str, Any]:
         "due_at": None,
         "error": None,
         "steps": [],
+        "backfill": False,
+        "jitter_ms": None,
         "created_at": now,
         "updated_at": now,
     }
