@@ -538,8 +538,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         holds the definition and meta they were built from (one script call per chunk) and
         planning again at that moment would give the same fires.
         """
-        if self.prepare_ahead <= 0 or not self.is_leader:
-            self._reset_prepared()
+        if self.prepare_ahead <= 0 or not self.is_leader or not can_prepare(self.producer):
+            self._reset_prepared()  # (on RabbitMQ every message is built at the due instant)
             return
         now = time.time()
         if not self._prepare_todo or self._prepared_second <= now:
@@ -557,9 +557,6 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._prepared_second = second
             self._prepare_todo = cast(list[str], client.zrangebyscore(self.keys.redbeat_schedule, second, second))
         producer = self.producer
-        if not can_prepare(producer):
-            self._prepare_todo = []
-            return
         second = self._prepared_second
         at = datetime.fromtimestamp(second, UTC)
         stop = min(now + PREPARE_SLICE, second - PREPARE_MARGIN)
@@ -724,7 +721,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             return float(self.max_interval) if failures else 0.01
         if self._prepare_todo:
             return 0.001  # the next slice of preparation (passes dispatch what is due in between)
-        if self.prepare_ahead > 0 and int(due) != self._prepared_second:
+        if self.prepare_ahead > 0 and int(due) != self._prepared_second and can_prepare(self.producer):
             # wake early enough to prepare that second's messages (see _prepare_next)
             early = max(self._prepare_wake, due - self.prepare_ahead) - time.time()
             if early > 0:
