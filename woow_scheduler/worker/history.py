@@ -238,8 +238,8 @@ def look_fire_with_workflow(
     row = direct.first(conn, _LOOK_FIRE_WF, {"wid": workflow_id, "tid": trigger_id, "sf": scheduled_for})
     if row is None:
         return None, None, None
-    state = TriggerState(row.trigger_state) if row.trigger_state is not None else None
-    return _wf(row, "wf_"), state, (_exec(row) if row.id is not None else None)
+    trigger_state = TriggerState(row.trigger_state) if row.trigger_state is not None else None
+    return _wf(row, "wf_"), trigger_state, (_exec(row) if row.id is not None else None)
 
 
 def _full_row(values: dict[str, Any]) -> dict[str, Any]:
