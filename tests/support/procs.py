@@ -182,6 +182,34 @@ class CeleryProcess:
             self.proc.wait(timeout=10)
 
 
+def proc_stat(pid: int) -> tuple[str, str, int] | None:
+    """``(name, state, parent pid)`` of a process from ``/proc/<pid>/stat``; ``None`` when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(errors="replace")
+    except OSError:
+        return None
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+    return name, state, int(ppid)
+
+
+def children_named(parent: int, name: str) -> list[int]:
+    """Live children of ``parent`` whose process name (``/proc/<pid>/comm``) is ``name``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = proc_stat(int(entry.name))
+            if stat is not None and stat[0] == name and stat[2] == parent and stat[1] != "Z":
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie nobody reaped yet counts as gone)."""
+    stat = proc_stat(pid)
+    return stat is None or stat[1] in ("Z", "X")
+
+
 def worker_args(
     concurrency: int = 2, pool: str = "prefork", *, name: str | None = None, loglevel: str = "INFO"
 ) -> list[str]:

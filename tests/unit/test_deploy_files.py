@@ -102,6 +102,8 @@ def test_compose_ha_profile_runs_everything_on_sentinel() -> None:
     sentinels = [n for n in services if n.startswith("sentinel-")]
     assert len(sentinels) == 3 and {"redis-master", "redis-replica"} <= set(services)
     assert services["beat-ha"]["deploy"]["replicas"] >= 2 and services["worker-ha"]["deploy"]["replicas"] >= 2
+    # an init as PID 1 reaps the backup lock renewer of a pool child killed by -9 (Celery does not)
+    assert services["worker"]["init"] is True and services["worker-ha"]["init"] is True
     master_cmd = services["redis-master"]["command"]
     password = master_cmd[master_cmd.index("--requirepass") + 1]
     assert password.startswith("${REDIS_PASSWORD:?")  # credentials come from the environment

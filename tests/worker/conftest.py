@@ -66,7 +66,11 @@ def wsettings(pg_url: str, redis_url: str, key_prefix: str) -> Settings:
         visibility_timeout=8,
         max_queue_wait=60.0,
         db_retry_max=30,
-        python_callables=["tests.worker.callables:add", "tests.worker.callables:fail_with"],
+        python_callables=[
+            "tests.worker.callables:add",
+            "tests.worker.callables:fail_with",
+            "tests.worker.callables:hold_gil",
+        ],
     )
 
 

@@ -21,7 +21,7 @@ import redis
 from celery import Celery
 from sqlalchemy import delete, update
 
-from tests.support.procs import celery_worker, wait_for
+from tests.support.procs import celery_worker, children_named, proc_stat, process_gone, wait_for
 from tests.worker.conftest import executions, make_trigger, make_workflow, send_fire, wait_final
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow
@@ -31,6 +31,7 @@ from woow_scheduler.messaging.app import TASK_EXECUTE
 from woow_scheduler.messaging.payload import FirePayload
 from woow_scheduler.scheduler.reaper import reap_lost_runs
 from woow_scheduler.settings import Settings
+from woow_scheduler.worker.lock import NODE
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +83,10 @@ def test_a_run_frozen_past_its_lease_is_recorded_lock_lost_never_succeeded(
         ],
     )
     tr = make_trigger(db, wf)
+    # the frozen run's message stays unacked for ~9 s (6 s frozen + the next fire's run): past the
+    # fixture's 8 s visibility timeout the broker would redeliver it and the redelivery would take
+    # the stale run over (a legitimate ending, but not the one this test is about)
+    wsettings = wsettings.model_copy(update={"visibility_timeout": 60})
     with celery_worker(wsettings, log_dir=log_dir, concurrency=2) as worker:
         send_fire(app, wsettings, wf, tr, FIRE)
         (stalled,) = wait_for(lambda: _running(db, wf.id), 20, what="a running row")
@@ -109,6 +114,87 @@ def test_a_run_frozen_past_its_lease_is_recorded_lock_lost_never_succeeded(
     assert "stopped before step 'second'" in (first.error or "")
     assert [s["status"] for s in first.steps] == ["succeeded", "skipped"]
     assert nxt.fence is not None and first.fence is not None and nxt.fence > first.fence
+
+
+def test_a_step_holding_the_gil_past_the_lock_ttl_keeps_its_lease(
+    app: Celery, db: Database, wsettings: Settings, log_dir: Path
+) -> None:
+    # a C call that keeps the GIL for over 2x the lock TTL: the pool child's renewal thread cannot run
+    # meanwhile, so only its backup renewer process (worker/backup.py) keeps the lease alive
+    hold = int(2 * wsettings.lock_ttl) + 1  # the next fire, sent at TTL + 0.5 s, must come during the hold
+    wf = make_workflow(
+        db,
+        [
+            {
+                "name": "hold",
+                "type": "python",
+                "config": {"callable": "tests.worker.callables:hold_gil", "args": [hold]},
+            },
+            {"name": "after", "type": "log", "config": {"message": "after the hold"}},
+        ],
+    )
+    tr = make_trigger(db, wf)
+    with celery_worker(wsettings, log_dir=log_dir, concurrency=2) as worker:
+        send_fire(app, wsettings, wf, tr, FIRE)
+        (held,) = wait_for(lambda: _running(db, wf.id), 20, what="a running row")
+        (backup,) = children_named(_pid(held), "woow-renewer")
+        # past the TTL a starved lease has expired: the next fire would take the lock and run beside it
+        time.sleep(wsettings.lock_ttl + 0.5)
+        send_fire(app, wsettings, wf, tr, FIRE + timedelta(minutes=1))
+        rows = wait_final(db, wf.id, 2, timeout=hold + 20)
+        log = worker.log()
+    # the warm shutdown ended the pool children, and each reaped its backup (no zombie left behind)
+    assert proc_stat(backup) is None, proc_stat(backup)
+    by_fire = {r.scheduled_for: r for r in rows}
+    first, nxt = by_fire[FIRE], by_fire[FIRE + timedelta(minutes=1)]
+    assert first.status == ExecutionStatus.SUCCEEDED, (first.status, first.error, log)
+    assert [s["status"] for s in first.steps] == ["succeeded", "succeeded"]
+    span = first.steps[0]["output"]
+    assert span["ended"] - span["started"] >= hold - 0.1  # the GIL really was held that long
+    assert first.fence == held.fence  # never lost, never re-taken
+    # the next fire met the lock still held by the first run: skipped by `forbid`, never run beside it
+    assert nxt.status == ExecutionStatus.SKIPPED, (nxt.status, nxt.error, log)
+    assert span["started"] < nxt.created_at.timestamp() < span["ended"]  # it came during the hold
+    assert log.count("execution started") == 1, log
+    assert "lock lost" not in log
+
+
+def test_the_backup_renewer_dies_with_its_pool_child_and_the_lock_then_expires(
+    app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis, log_dir: Path
+) -> None:
+    ttl = 1.5
+    settings = wsettings.model_copy(update={"lock_ttl": ttl})
+    wf = make_workflow(
+        db,
+        [{"name": "hold", "type": "python", "config": {"callable": "tests.worker.callables:hold_gil", "args": [60]}}],
+    )
+    tr = make_trigger(db, wf)
+    key = Keys(settings.key_prefix).workflow_lock(wf.id)
+    with celery_worker(settings, log_dir=log_dir, concurrency=1) as worker:
+        send_fire(app, settings, wf, tr, FIRE)
+        (running,) = wait_for(lambda: _running(db, wf.id), 20, what="a running row")
+        child = _pid(running)
+        (backup,) = wait_for(lambda: children_named(child, "woow-renewer"), 5, what="the pool child's backup renewer")
+        time.sleep(ttl + 0.5)  # the GIL is held: only the backup renews the lease
+        value = redis_client.get(key)
+        assert value is not None and value.endswith(f":{child}@{NODE}") and f":{running.id}:" in value
+        # freeze the worker's main process, so that no new pool child takes the redelivered fire over
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            os.kill(child, signal.SIGKILL)
+            killed = time.monotonic()
+            wait_for(lambda: process_gone(backup), 2, what="the backup renewer gone", interval=0.02)
+            last = redis_client.pttl(key)
+            while redis_client.get(key) == value:  # never extended again: it runs out
+                left = redis_client.pttl(key)
+                assert left <= last + 20, f"the dead run's lock was renewed ({last} -> {left} ms)"
+                assert time.monotonic() - killed < ttl + 0.5, "the dead run's lock outlived its TTL"
+                last = left
+                time.sleep(0.02)
+            assert redis_client.get(key) is None
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        worker.kill9()
 
 
 def test_policy_edited_mid_run_does_not_start_a_second_copy(

@@ -9,7 +9,7 @@ import redis
 
 from tests.support.stores import REDIS_URL
 from woow_scheduler.keys import Keys
-from woow_scheduler.worker.lock import WorkflowLock, lock_holder, split_value
+from woow_scheduler.worker.lock import WorkflowLock, lock_holder, run_script, split_value
 
 
 def test_acquire_renew_release(redis_client: redis.Redis, key_prefix: str) -> None:
@@ -163,3 +163,22 @@ def test_a_stalled_owner_nobody_replaced_keeps_its_lease_with_a_new_fence(
     assert lock.check() is None
     assert lock.retaken == 1 and lock.fence > old and lock.owned()
     assert lock.release()
+
+
+def test_the_backup_renewers_extend_only_mode_never_takes_a_key(redis_client: redis.Redis, key_prefix: str) -> None:
+    key = f"{key_prefix}lock:workflow:backup"
+    lock = WorkflowLock(redis_client, key, ttl=2.0, owner="run")
+    assert lock.acquire() and lock.fence is not None
+
+    def extend(value: str) -> list[int]:  # what worker/backup.py sends
+        args = [value, 5000, lock.fence, "", "", int(time.time() * 1000), 0, "extend-only"]
+        return [int(x) for x in run_script(redis_client, "renew", [key, lock.fence_key], args)]
+
+    assert extend(lock.value) == [1, lock.fence] and redis_client.pttl(key) > 4000
+    redis_client.delete(key)  # vanished, nobody took it since: the run's own renewal would re-take it
+    assert extend(lock.value) == [0, 0] and redis_client.get(key) is None  # the backup never does
+    other = WorkflowLock(redis_client, key, ttl=2.0, owner="other")
+    assert other.acquire()
+    assert extend(lock.value) == [0, 0]
+    assert redis_client.get(key) == other.value and redis_client.pttl(key) <= 2000
+    assert other.release()

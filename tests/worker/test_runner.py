@@ -25,6 +25,8 @@ def st() -> Settings:
             "tests.worker.callables:add",
             "tests.worker.callables:fail_with",
             "tests.worker.callables:with_context",
+            "tests.worker.callables:hold_gil",
+            "tests.worker.callables:catastrophic_regex",
         ],
     )
 
@@ -100,6 +102,15 @@ def test_step_timeout_and_workflow_timeout(st: Settings) -> None:
     )
     assert out.status is ExecutionStatus.TIMED_OUT
     assert [s["status"] for s in out.steps] == ["succeeded", "timed_out"]
+
+
+def test_a_step_timeout_interrupts_a_c_call_that_holds_the_gil(st: Settings) -> None:
+    # the backup renewer keeps the lease of such a step (docs/reliability.md): its timeout bounds it
+    for name, args in (("hold_gil", [30]), ("catastrophic_regex", [60])):
+        step = {"name": "c", "type": "python", "config": {"callable": f"tests.worker.callables:{name}", "args": args}}
+        out = run([{**step, "timeout": 0.3}], st)
+        assert out.steps[0]["status"] == "timed_out", (name, out.steps[0])
+        assert out.steps[0]["duration_ms"] < 5000, (name, out.steps[0])
 
 
 def test_output_is_capped_at_16_kb() -> None:

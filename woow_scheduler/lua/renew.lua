@@ -5,14 +5,15 @@
 -- KEYS[1] = lock key, KEYS[2] = fence counter
 -- ARGV[1] = full lock value of the owner, ARGV[2] = TTL in ms, ARGV[3] = the owner's fence,
 -- ARGV[4] = "<token>:<owner>", ARGV[5] = "<pid>@<node>", ARGV[6] = fence floor (epoch ms),
--- ARGV[7] = TTL of the fence counter in ms
+-- ARGV[7] = TTL of the fence counter in ms, ARGV[8] = 'extend-only' to never take the key (the backup
+-- renewer of worker/backup.py: it only extends a key that still holds exactly ARGV[1])
 -- Returns {1, fence} renewed, {2, new fence} re-taken, {0, 0} lost (held by another or taken since).
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     return {1, tonumber(ARGV[3])}
 end
-if current then
+if current or ARGV[8] == 'extend-only' then
     return {0, 0}
 end
 local counter = redis.call('GET', KEYS[2])

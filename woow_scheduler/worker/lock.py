@@ -15,7 +15,10 @@
   success; a run that lost its lock is recorded ``lock_lost``, never ``succeeded``.
 - ``release``: compare-and-``DEL`` (``lua/release.lua``); ``release_nowait`` sends it unanswered.
 - While a run lasts, a background thread renews every lock it was given at ttl/3.  A step that
-  holds the GIL starves it: the lease then expires, the next ``check`` reports it and the run stops.
+  holds the GIL starves it; in a pool child the backup renewer process (:mod:`.backup`) then
+  extends the lease (compare-and-extend only) and ``check`` accepts its confirmation, so the lease
+  outlives the step as long as the process runs (not when it is stopped: a frozen run still loses
+  it).  Without a backup a starved lease expires, the next ``check`` reports it and the run stops.
 
 One renewal thread serves every lock of a process (a thread per run would cost a thread start on
 every execution); it is created lazily, after a fork, in the process that uses it.
@@ -35,13 +38,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from ..errors import LockError
 from ..keys import Keys, fence_key, lock_value, lock_value_parts, split_lock_value
 from ..lua import lua_source
+
+if TYPE_CHECKING:
+    from .backup import Slot
 
 log = logging.getLogger("woow.lock")
 
@@ -165,6 +171,8 @@ class WorkflowLock:
         self.valid_until = 0.0  # monotonic instant up to which the lease is known to be ours
         self._guard = threading.Lock()  # a renewal never runs concurrently with the release
         self._released = False
+        self._slot: Slot | None = None  # where the backup renewer sees this lock (kept_alive)
+        self._backup_until = 0.0  # monotonic instant up to which the backup renewer confirmed it
 
     @property
     def ttl_ms(self) -> int:
@@ -221,18 +229,34 @@ class WorkflowLock:
                 )
             if code:
                 self.valid_until = started + self.ttl
+                slot = self._slot
+                if slot is not None:
+                    if code == 2:
+                        self._publish(slot)  # the backup renews the new value, never the old one
+                    else:
+                        slot.stamp(slot.gen, self.valid_until)
             else:
                 self.lost = True
                 self.lost_to = _str(self.client.get(self.key))
         return code != 0
+
+    def _confirmed_until(self) -> float:
+        """Up to when the lease is known to be ours: by this process's renewals, or by the backup
+        renewer's (read from shared memory only once this process's own confirmation ran out)."""
+        until = self.valid_until
+        slot = self._slot
+        if slot is not None and time.monotonic() > until:
+            self._backup_until = max(self._backup_until, slot.confirmed_until(slot.gen))
+        return max(until, self._backup_until)
 
     def _reason(self) -> str | None:
         if self.lost:
             holder = parse_value(self.lost_to)
             who = f"execution {holder.owner} (fence {holder.fence})" if holder and holder.owner else "nobody"
             return f"lock {self.key} lost (fence {self.fence}); now held by {who}"
-        if time.monotonic() > self.valid_until:
-            late = time.monotonic() - self.valid_until
+        until = self._confirmed_until()
+        if time.monotonic() > until:
+            late = time.monotonic() - until
             return (
                 f"lease of {self.key} (fence {self.fence}) not confirmed for {self.ttl + late:.1f}s "
                 f"(ttl {self.ttl:g}s) and Redis could not confirm it: the run stalled or Redis was unreachable"
@@ -242,12 +266,13 @@ class WorkflowLock:
     def check(self) -> str | None:
         """``None`` while the lease is ours; otherwise a one-line reason why not.
 
-        Free while a renewal confirmed the lease less than ``ttl`` ago.  Past that (a slow Redis, a
-        stalled process) Redis is asked once (:meth:`renew`): the lease still holds if the key still
-        holds our value, or if it vanished and nobody took the lock since (re-taken with a new
-        fence); it is lost if another run took the lock meanwhile.
+        Free while a renewal -- of this process or of its backup renewer -- confirmed the lease less
+        than ``ttl`` ago.  Past that (a slow Redis, a stalled process) Redis is asked once
+        (:meth:`renew`): the lease still holds if the key still holds our value, or if it vanished
+        and nobody took the lock since (re-taken with a new fence); it is lost if another run took
+        the lock meanwhile.
         """
-        if not self.lost and time.monotonic() <= self.valid_until:
+        if not self.lost and time.monotonic() <= self._confirmed_until():
             return None
         if not self.lost:
             with contextlib.suppress(redis.RedisError):  # unreachable: the lease cannot be confirmed
@@ -311,15 +336,31 @@ class WorkflowLock:
     def owned(self) -> bool:
         return self.holder() == self.value
 
+    def _publish(self, slot: Slot) -> None:
+        assert self.fence is not None
+        slot.publish(self.key, self.fence_key, self.value, self.fence, self.ttl_ms, self.valid_until)
+        self._backup_until = 0.0
+
     @contextmanager
-    def kept_alive(self) -> Iterator[WorkflowLock]:
-        """Renew in the background (every ttl/3) for as long as the block runs."""
+    def kept_alive(self, backup_url: str | None = None) -> Iterator[WorkflowLock]:
+        """Renew in the background (every ttl/3) for as long as the block runs; with ``backup_url``,
+        the backup renewer this process started for that Redis (:mod:`.backup`) stands by too."""
+        from .backup import backup_for
+
+        backup = backup_for(backup_url) if backup_url else None
+        slot = backup.take() if backup is not None and self.fence is not None else None
+        if slot is not None:
+            self._slot = slot
+            self._publish(slot)
         keeper = renewal_thread()
         keeper.add(self)
         try:
             yield self
         finally:
             keeper.discard(self)
+            if slot is not None:
+                self._slot = None
+                slot.free()  # the backup never renews this lock again
 
 
 def _floor() -> int:

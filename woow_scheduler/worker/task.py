@@ -33,6 +33,7 @@ from ..errors import StoreUnavailable
 from ..messaging.app import TASK_EXECUTE
 from ..messaging.payload import FirePayload, describe_error
 from ..settings import Settings
+from . import backup
 from . import history as h
 from .claim import Claim, Delivery, Outcome, now, pinned_lock_key
 from .context import settings_of, worker_context
@@ -90,7 +91,7 @@ class FireRun(Delivery):
         )
         t0 = time.monotonic()
         try:
-            with lock.kept_alive():
+            with lock.kept_alive(self.settings.redis_url):
                 outcome = run_steps(
                     wf.steps,
                     settings=self.settings,
@@ -289,7 +290,9 @@ def mark_killed(settings: Settings, kwargs: dict[str, Any], task_id: str, error:
 
 
 def register_tasks(app: Celery) -> None:
-    """Register woow's tasks on ``app`` (idempotent)."""
+    """Register woow's tasks on ``app`` (idempotent), and the backup lock renewer of its pool
+    children (:mod:`.backup`, started at ``worker_process_init``)."""
+    backup.install(app, settings_of(app))
     if TASK_EXECUTE not in app.tasks:
         # a subclass per app: Celery binds the app on the task *class*
         cls = type("ExecuteWorkflowTask", (ExecuteWorkflowTask,), {"__module__": __name__})
