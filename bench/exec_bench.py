@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import tempfile
@@ -40,7 +41,15 @@ from woow_scheduler.worker import get_app
 WORKFLOWS = 200  # fires rotate over these, so two processes rarely meet the same workflow's lock
 
 
-def _drain_rate(client: redis.Redis, settings: Settings, n: int, log_dir: Path, label: str) -> float:
+def _worker_command(code_dir: Path, args: list[str]) -> list[str]:
+    """The bench worker started in another checkout (``bench.exec_ab``): its code, these stores."""
+    cmd = [sys.executable, "-m", "celery", "-A", "bench.exec_app", "worker", *args]
+    return ["sh", "-c", f"cd {shlex.quote(str(code_dir))} && exec " + " ".join(shlex.quote(c) for c in cmd)]
+
+
+def _drain_rate(
+    client: redis.Redis, settings: Settings, n: int, log_dir: Path, label: str, code_dir: Path | None = None
+) -> float:
     keys = Keys(settings.key_prefix)
     queue_key, unacked = keys.broker_queue(settings.queue), keys.broker_unacked
     held = int(client.llen(queue_key))
@@ -51,12 +60,14 @@ def _drain_rate(client: redis.Redis, settings: Settings, n: int, log_dir: Path, 
         f"{label}: the queue {queue_key!r} on {settings.redis_url} holds {held} of the {n} messages published "
         f"to {settings.effective_broker_url}: the broker is not the Redis the harness watches",
     )
+    args = worker_args(2, "prefork", name=f"bench{label}", loglevel="WARNING")
     proc = CeleryProcess(
         "worker",
         settings,
-        worker_args(2, "prefork", name=f"bench{label}", loglevel="WARNING"),
+        args,
         log_path=log_dir / f"{label}.log",
         app="bench.exec_app",
+        command=_worker_command(code_dir, args) if code_dir is not None else None,
     )
     proc.start()
     try:

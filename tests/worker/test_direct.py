@@ -110,3 +110,31 @@ def test_other_backends_go_through_connection_execute(sqlite_url: str) -> None:
         assert h.transition(conn, values["id"], from_status=ExecutionStatus.RUNNING, values={"attempt": 2})  # type: ignore[arg-type]
     engine.dispose()
     sdb.dispose()
+
+
+def test_direct_reads_match_core_reads(db: Database, pg_url: str) -> None:
+    """The worker's reads on the direct path (autocommit) give what Core gives inside a transaction;
+    the definition read with the fire's look equals the two separate reads."""
+    wf = _wf_def(db)
+    tid = TRIGGERS[wf.id]
+    when = datetime(2031, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+    engine = _engine(pg_url)
+    with engine.connect() as conn:
+        values = _fire(wf, when) | {"fence": 7, "lock_key": "k", "lock_token": "t", "user_id": "u"}
+        assert h.insert_fire_checked(conn, values, wf)
+        cases = [(wf.id, tid, when), (wf.id, tid, datetime(2031, 1, 1, tzinfo=UTC)), (wf.id, uuid.uuid4(), when)]
+        direct_reads = [
+            (h.load_workflow(conn, w), h.look_fire(conn, t, sf), h.look_fire_with_workflow(conn, w, t, sf))
+            for w, t, sf in cases
+        ]
+        assert h.look_fire_with_workflow(conn, uuid.uuid4(), tid, when) == (None, None, None)  # workflow gone
+    with db.engine.connect() as core:  # a transaction: the ordinary Core path
+        core_reads = [(h.load_workflow(core, w), h.look_fire(core, t, sf)) for w, t, sf in cases]
+    for (loaded, looked, together), (core_loaded, core_looked) in zip(direct_reads, core_reads, strict=True):
+        assert loaded == core_loaded == together[0]
+        assert looked == core_looked == together[1:]
+    found = direct_reads[0][1][1]
+    assert found is not None and found.scheduled_for == when and found.scheduled_for.utcoffset() is not None
+    assert found.status is ExecutionStatus.RUNNING and found.fence == 7 and found.user_id == "u"
+    assert direct_reads[1][1][1] is None and direct_reads[2][1] == (None, None)  # no row; trigger unknown
+    engine.dispose()

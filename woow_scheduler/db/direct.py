@@ -14,13 +14,14 @@ disconnect invalidates the pooled connection, so callers see the same exceptions
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql import ClauseElement, Executable, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
 
@@ -66,6 +67,11 @@ def execute(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> Di
         result = conn.execute(stmt, dict(params))
         row = result.first() if result.returns_rows else None
         return DirectResult(result.rowcount, tuple(row) if row is not None else None)
+    rowcount, row, _ = _execute(conn, stmt, params)
+    return DirectResult(rowcount, row)
+
+
+def _execute(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> tuple[int, Any, Any]:
     compiled = _compile(conn, stmt, tuple(params))
     values: dict[str, Any] = {}
     for key, name, proc, default, required in compiled.binds:
@@ -84,8 +90,9 @@ def execute(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> Di
         raise sa_exc.InvalidRequestError("direct statements need an autocommit connection")
     try:
         cursor = dbapi_conn.execute(compiled.sql, values)
-        row = cursor.fetchone() if cursor.description is not None else None
-        return DirectResult(cursor.rowcount, tuple(row) if row is not None else None)
+        description = cursor.description
+        row = cursor.fetchone() if description is not None else None
+        return cursor.rowcount, (tuple(row) if row is not None else None), description
     except conn.dialect.loaded_dbapi.Error as err:
         disconnect = bool(conn.dialect.is_disconnect(err, dbapi_conn, None))
         if disconnect:
@@ -98,3 +105,37 @@ def execute(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> Di
             connection_invalidated=disconnect,
             dialect=conn.dialect,
         ) from err
+
+
+_ROWS: dict[tuple[int, str], tuple[Any, tuple[Callable[[Any], Any] | None, ...]]] = {}
+
+
+def _row_shape(
+    conn: Connection, stmt: Select[Any], description: Any
+) -> tuple[Any, tuple[Callable[[Any], Any] | None, ...]]:
+    """A named tuple class for the rows of ``stmt`` and each column's result processor (SQLAlchemy's
+    own, for the type the server reported)."""
+    dialect = conn.dialect
+    key = (id(stmt), dialect.name)
+    found = _ROWS.get(key)
+    if found is None:
+        cols = list(stmt.selected_columns)
+        procs = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, d.type_code)
+            for c, d in zip(cols, description, strict=True)
+        )
+        row_cls = namedtuple("DirectRow", [c.key for c in cols])  # type: ignore[misc]
+        found = _ROWS[key] = (row_cls, procs)
+    return found
+
+
+def first(conn: Connection, stmt: Select[Any], params: Mapping[str, Any]) -> Any:
+    """The first row of the select ``stmt`` (attribute access by column key, values as Core returns
+    them), or ``None``; one round trip, like :func:`execute`."""
+    if not supports_direct(conn) or not getattr(conn.connection.dbapi_connection, "autocommit", False):
+        return conn.execute(stmt, dict(params)).first()  # inside a transaction: the ordinary path
+    _, row, description = _execute(conn, stmt, params)
+    if row is None:
+        return None
+    row_cls, procs = _row_shape(conn, stmt, description)
+    return row_cls(*(v if p is None or v is None else p(v) for p, v in zip(procs, row, strict=True)))

@@ -227,6 +227,7 @@ class Delivery:
             scheduled_for=payload.scheduled_for,
         )
         self.held: WorkflowLock | None = None
+        self._looked: tuple[TriggerState | None, h.ExecRow | None] | None = None
         self._conn: Connection | None = None
         # Prefork children and the solo pool run one task at a time on their main thread: such a
         # run keeps one pooled connection from claim to record (a checkout per statement cost about
@@ -294,11 +295,24 @@ class Delivery:
         return wf
 
     def definition(self) -> h.WorkflowDef | None:
-        """A scheduled fire may start from the kept definition (its claim checks it is current)."""
-        if self.p.trigger_id is not None and self.p.execution_id is None:
-            kept = self.ctx.workflows.get(self.p.workflow_id)
+        """A scheduled fire may start from the kept definition (its claim checks it is current).
+
+        One this process does not keep yet is read in the same round trip as the fire's look
+        (kept in ``_looked`` for :meth:`claim`)."""
+        p = self.p
+        if p.trigger_id is not None and p.execution_id is None:
+            kept = self.ctx.workflows.get(p.workflow_id)
             if kept is not None:
                 return kept
+            assert p.scheduled_for is not None
+            wf: h.WorkflowDef | None
+            wf, state, row = self.sql(h.look_fire_with_workflow, p.workflow_id, p.trigger_id, p.scheduled_for)
+            if wf is None:
+                self.ctx.workflows.discard(p.workflow_id)
+                return None
+            self.ctx.workflows.put(wf)
+            self._looked = (state, row)
+            return wf
         return self.load()
 
     def claim_current(self) -> tuple[h.WorkflowDef | None, Claim]:
@@ -328,7 +342,8 @@ class Delivery:
             return self.claim_existing(wf, self.sql(h.get_execution, new_id))
         # look before locking: a fire that has a row already never contends for the lock
         assert p.scheduled_for is not None
-        state, row = self.sql(h.look_fire, p.trigger_id, p.scheduled_for)
+        looked, self._looked = self._looked, None  # read with the definition: used once, by the first claim
+        state, row = looked if looked is not None else self.sql(h.look_fire, p.trigger_id, p.scheduled_for)
         if row is not None:
             return self.claim_existing(wf, row)
         try:

@@ -107,6 +107,18 @@ _LOOK_FIRE = (
     )
     .where(triggers.c.id == bindparam("tid"))
 )
+# a fire whose workflow definition this process does not keep yet: the definition, the trigger's
+# state and the fire's row in one round trip (no row: the workflow is gone; no trigger: deleted)
+_LOOK_FIRE_WF = (
+    select(*[c.label(f"wf_{c.key}") for c in _WF_COLS], triggers.c.state.label("trigger_state"), *_EX_COLS)
+    .select_from(
+        workflows.outerjoin(triggers, triggers.c.id == bindparam("tid")).outerjoin(
+            executions,
+            and_(executions.c.trigger_id == triggers.c.id, executions.c.scheduled_for == bindparam("sf")),
+        )
+    )
+    .where(workflows.c.id == bindparam("wid"))
+)
 _UPDATES: dict[tuple[bool, bool, int], Any] = {}
 
 
@@ -156,22 +168,28 @@ def _update_stmt(with_token: bool, token_null: bool, n_status: int) -> Any:
     return stmt
 
 
-def load_workflow(conn: Connection, workflow_id: uuid.UUID) -> WorkflowDef | None:
-    row = conn.execute(_LOAD_WF, {"wid": workflow_id}).first()
-    if row is None:
-        return None
+def _wf(row: Any, p: str = "") -> WorkflowDef:
+    def col(name: str) -> Any:
+        return getattr(row, p + name)
+
+    retry_delay = col("retry_delay")
     return WorkflowDef(
-        id=row.id,
-        name=row.name,
-        steps=list(row.steps or []),
-        concurrency=ConcurrencyPolicy(row.concurrency),
-        max_retries=int(row.max_retries or 0),
-        retry_delay=float(row.retry_delay if row.retry_delay is not None else 15.0),
-        retry_backoff=bool(row.retry_backoff),
-        timeout=row.timeout,
-        max_queue_wait=row.max_queue_wait,
-        updated_at=row.updated_at,
+        id=col("id"),
+        name=col("name"),
+        steps=list(col("steps") or []),
+        concurrency=ConcurrencyPolicy(col("concurrency")),
+        max_retries=int(col("max_retries") or 0),
+        retry_delay=float(retry_delay if retry_delay is not None else 15.0),
+        retry_backoff=bool(col("retry_backoff")),
+        timeout=col("timeout"),
+        max_queue_wait=col("max_queue_wait"),
+        updated_at=col("updated_at"),
     )
+
+
+def load_workflow(conn: Connection, workflow_id: uuid.UUID) -> WorkflowDef | None:
+    row = direct.first(conn, _LOAD_WF, {"wid": workflow_id})
+    return _wf(row) if row is not None else None
 
 
 def _exec(row: Any) -> ExecRow:
@@ -206,10 +224,22 @@ def look_fire(
     conn: Connection, trigger_id: uuid.UUID, scheduled_for: datetime
 ) -> tuple[TriggerState | None, ExecRow | None]:
     """The state of the fire's trigger (``None``: deleted) and the fire's execution row, if any."""
-    row = conn.execute(_LOOK_FIRE, {"tid": trigger_id, "sf": scheduled_for}).first()
+    row = direct.first(conn, _LOOK_FIRE, {"tid": trigger_id, "sf": scheduled_for})
     if row is None:
         return None, None
     return TriggerState(row.trigger_state), (_exec(row) if row.id is not None else None)
+
+
+def look_fire_with_workflow(
+    conn: Connection, workflow_id: uuid.UUID, trigger_id: uuid.UUID, scheduled_for: datetime
+) -> tuple[WorkflowDef | None, TriggerState | None, ExecRow | None]:
+    """:func:`load_workflow` and :func:`look_fire` in one round trip (one snapshot): the workflow's
+    definition (``None``: deleted, and then nothing else), its trigger's state and the fire's row."""
+    row = direct.first(conn, _LOOK_FIRE_WF, {"wid": workflow_id, "tid": trigger_id, "sf": scheduled_for})
+    if row is None:
+        return None, None, None
+    trigger_state = TriggerState(row.trigger_state) if row.trigger_state is not None else None
+    return _wf(row, "wf_"), trigger_state, (_exec(row) if row.id is not None else None)
 
 
 def _full_row(values: dict[str, Any]) -> dict[str, Any]:
