@@ -22,11 +22,12 @@ demo: $(VENV)/.embedded-installed
 	$(BIN)/woow dev
 
 ## make test: ruff, mypy and the test suite against a reachable Redis and PostgreSQL
+##            (pytest -m "not chaos"; the reduced chaos scenarios run beside the rest: scripts/suite.py)
 ##            (WOOW_TEST_REDIS_URL / WOOW_TEST_DATABASE_URL, or 127.0.0.1, or throwaway servers it starts)
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check woow_scheduler tests bench scripts
 	$(BIN)/mypy woow_scheduler bench tests/support
-	$(BIN)/python scripts/testenv.py -- $(BIN)/python -m pytest -m "not chaos" $(PYTEST_ARGS)
+	$(BIN)/python scripts/testenv.py -- $(BIN)/python scripts/suite.py $(PYTEST_ARGS)
 
 ## make unit: only the tests that need no server
 unit: $(VENV)/.dev-installed
