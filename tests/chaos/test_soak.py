@@ -22,7 +22,11 @@ SIZES = sizes(
 MIB = 1024 * 1024
 #: allowed RSS growth per process tree between the warm-up sample and the end
 MEMORY_GROWTH_BOUND_MIB = 25.0
-DISPATCH_P99_BOUND_S = 2.0
+#: p99 of started_at - scheduled_for.  It bounds dispatch lateness from above (a fire cannot start
+#: before it was published); enqueued_at cannot: a fire beat prepared ahead carries its
+#: scheduled_for as enqueued_at (its body is encoded before its second starts), so the dispatch
+#: figures of the rows read 0 for those and are kept only for fires published at the due instant
+START_P99_BOUND_S = 3.0
 
 
 @pytest.mark.timeout(1500)
@@ -83,4 +87,5 @@ def test_soak(chaos_env: ChaosEnv, size: Size) -> None:
     assert tally.overlaps == 0
     assert beat_growth < MEMORY_GROWTH_BOUND_MIB, f"beat RSS grew {beat_growth:.1f} MiB"
     assert workers_growth < MEMORY_GROWTH_BOUND_MIB, f"worker RSS grew {workers_growth:.1f} MiB"
-    assert late.get("dispatch_p99_s", 0.0) <= DISPATCH_P99_BOUND_S, late
+    assert "start_p99_s" in late, f"no fire succeeded in the window: nothing was measured ({late})"
+    assert late["start_p99_s"] <= START_P99_BOUND_S, late
