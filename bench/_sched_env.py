@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from redbeat.decoder import RedBeatJSONEncoder
 
 from tests.support.factories import insert_triggers
 from tests.support.stores import clear_prefix, scratch_stores
@@ -104,3 +106,13 @@ def bench_main(
             print(f"{k:36} {v}")
         print(f"target: {target}", file=sys.stderr)
     return 0
+
+
+def queue_redbeat_entry(pipe: Any, entry: Any, schedule_key: str) -> None:
+    """Queue on ``pipe`` the three writes of RedBeat's own ``RedBeatSchedulerEntry.save`` for
+    ``entry`` (its definition, its meta, its place in the schedule): the plain-RedBeat baselines
+    load their entries with it, in pipelines of thousands instead of a round trip each."""
+    definition = {k: getattr(entry, k) for k in ("name", "task", "args", "kwargs", "options", "schedule", "enabled")}
+    pipe.hset(entry.key, "definition", json.dumps(definition, cls=RedBeatJSONEncoder))
+    pipe.hset(entry.key, "meta", json.dumps({"last_run_at": entry.last_run_at}, cls=RedBeatJSONEncoder))
+    pipe.zadd(schedule_key, {entry.key: entry.score})

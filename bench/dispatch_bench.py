@@ -10,7 +10,6 @@ Lateness of a fire = publish time - scheduled_for (ours carries it; for RedBeat 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -19,14 +18,13 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import schedule as interval
-from redbeat.decoder import RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry
 
 from woow_scheduler.messaging.app import create_app
 from woow_scheduler.scheduler.sync import full_sync
 
 from ._guard import named, require
-from ._sched_env import PublishClock, bench_env, bench_main, insert_triggers, percentile
+from ._sched_env import PublishClock, bench_env, bench_main, insert_triggers, percentile, queue_redbeat_entry
 
 FULL = 10_000
 QUICK = 2_000
@@ -98,12 +96,7 @@ def _redbeat(n: int) -> dict[str, Any]:
                 app=app,
             )
             e.last_run_at = due - timedelta(seconds=3600)  # due exactly at `due`
-            definition = {
-                k: getattr(e, k) for k in ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
-            }
-            pipe.hset(e.key, "definition", json.dumps(definition, cls=RedBeatJSONEncoder))
-            pipe.hset(e.key, "meta", json.dumps({"last_run_at": e.last_run_at}, cls=RedBeatJSONEncoder))
-            pipe.zadd(schedule_key, {e.key: e.score})
+            queue_redbeat_entry(pipe, e, schedule_key)
             if i % 2000 == 1999:
                 pipe.execute()
         pipe.execute()

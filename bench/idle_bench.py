@@ -14,7 +14,6 @@ the N entries, prints no figure.
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -22,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery.schedules import schedule as interval
-from redbeat.decoder import RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry
 from sqlalchemy import update
 
@@ -31,7 +29,7 @@ from woow_scheduler.messaging.app import create_app
 from woow_scheduler.scheduler.sync import full_sync
 
 from ._guard import elapsed, named, require
-from ._sched_env import PublishClock, bench_env, bench_main, insert_triggers
+from ._sched_env import PublishClock, bench_env, bench_main, insert_triggers, queue_redbeat_entry
 
 FULL = 100_000
 QUICK = 20_000
@@ -101,12 +99,7 @@ def _redbeat(n: int, seconds: float) -> dict[str, Any]:
                 app=app,
             )
             e.last_run_at = now  # next due in an hour
-            definition = {
-                k: getattr(e, k) for k in ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
-            }
-            pipe.hset(e.key, "definition", json.dumps(definition, cls=RedBeatJSONEncoder))
-            pipe.hset(e.key, "meta", json.dumps({"last_run_at": e.last_run_at}, cls=RedBeatJSONEncoder))
-            pipe.zadd(schedule_key, {e.key: e.score})
+            queue_redbeat_entry(pipe, e, schedule_key)
             if i % 2000 == 1999:
                 pipe.execute()
         pipe.execute()

@@ -21,7 +21,6 @@ two seconds (start-up) are left out.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -29,14 +28,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery.schedules import schedule as interval
-from redbeat.decoder import RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry
 
 from woow_scheduler.messaging.app import create_app
 from woow_scheduler.scheduler.sync import full_sync
 
 from ._guard import named, require
-from ._sched_env import PublishClock, bench_env, bench_main, insert_triggers, percentile
+from ._sched_env import PublishClock, bench_env, bench_main, insert_triggers, percentile, queue_redbeat_entry
 
 TRIGGERS = 1000
 BIG = 10_000
@@ -113,12 +111,7 @@ def _redbeat(n: int, duration: float) -> dict[str, Any]:
             )
             # first due at base + (i % 10): N/10 entries due at every second
             e.last_run_at = datetime.fromtimestamp(base + i % EVERY - EVERY, UTC)
-            definition = {
-                k: getattr(e, k) for k in ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
-            }
-            pipe.hset(e.key, "definition", json.dumps(definition, cls=RedBeatJSONEncoder))
-            pipe.hset(e.key, "meta", json.dumps({"last_run_at": e.last_run_at}, cls=RedBeatJSONEncoder))
-            pipe.zadd(schedule_key, {e.key: e.score})
+            queue_redbeat_entry(pipe, e, schedule_key)
             if i % 2000 == 1999:
                 pipe.execute()
         pipe.execute()
