@@ -24,7 +24,6 @@ from typing import Any
 from bench import exec_bench as eb
 from bench._guard import NoWork, check_one_source, require
 from tests.support.stores import scratch_stores
-from woow_scheduler.db.models import Trigger, Workflow
 from woow_scheduler.worker import get_app
 
 
@@ -36,20 +35,7 @@ def run(before: Path, after: Path, rounds: int, n: int) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"bare": [], "before": [], "after": []}
     dirs = {"before": before, "after": after}
     with scratch_stores("woow_bench", queue="bench", log_level="WARNING") as (settings, db, client):
-        with db.session() as s:
-            flows = [
-                Workflow(
-                    name=f"bench-{i}",
-                    steps=[{"name": "log", "type": "log", "config": {"message": "hi", "level": "debug"}}],
-                )
-                for i in range(eb.WORKFLOWS)
-            ]
-            s.add_all(flows)
-            s.flush()
-            triggers = [Trigger(workflow_id=w.id, name="t", type="interval", spec={"seconds": 1}) for w in flows]
-            s.add_all(triggers)
-            s.flush()
-            pairs = [(w.id, w.name, t.id) for w, t in zip(flows, triggers, strict=True)]
+        pairs = eb.seed_workflows(db)
         app = get_app(settings)
         fired = 0
         try:

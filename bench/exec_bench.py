@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from bench._guard import NoWork, check_one_source, rate, require
 from tests.support.procs import CeleryProcess, worker_args
 from tests.support.stores import PG_SERVER_URL, scratch_stores
+from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution, Trigger, Workflow
 from woow_scheduler.enums import ExecutionStatus
 from woow_scheduler.keys import Keys
@@ -117,26 +118,32 @@ def _finished(db: Any) -> int:
         )
 
 
+def seed_workflows(db: Database) -> list[tuple[Any, str, Any]]:
+    """The benchmark's WORKFLOWS one-step ``log`` workflows, each with an interval trigger:
+    (workflow id, workflow name, trigger id) of each, the fires' addresses."""
+    with db.session() as s:
+        flows = [
+            Workflow(
+                name=f"bench-{i}",
+                steps=[{"name": "log", "type": "log", "config": {"message": "hi", "level": "debug"}}],
+            )
+            for i in range(WORKFLOWS)
+        ]
+        s.add_all(flows)
+        s.flush()
+        triggers = [Trigger(workflow_id=w.id, name="t", type="interval", spec={"seconds": 1}) for w in flows]
+        s.add_all(triggers)
+        s.flush()
+        return [(w.id, w.name, t.id) for w, t in zip(flows, triggers, strict=True)]
+
+
 def run(quick: bool = False, rounds: int | None = None, n: int | None = None) -> dict[str, Any]:
     n = (1000 if quick else 4000) if n is None else n
     require(n > 0, f"exec: {n} messages per round asked for: no work to measure")
     rounds = rounds or (2 if quick else 3)
     log_dir = Path(tempfile.mkdtemp(prefix="woow-bench-"))
     with scratch_stores("woow_bench", queue="bench", log_level="WARNING") as (settings, db, client):
-        with db.session() as s:
-            flows = [
-                Workflow(
-                    name=f"bench-{i}",
-                    steps=[{"name": "log", "type": "log", "config": {"message": "hi", "level": "debug"}}],
-                )
-                for i in range(WORKFLOWS)
-            ]
-            s.add_all(flows)
-            s.flush()
-            triggers = [Trigger(workflow_id=w.id, name="t", type="interval", spec={"seconds": 1}) for w in flows]
-            s.add_all(triggers)
-            s.flush()
-            pairs = [(w.id, w.name, t.id) for w, t in zip(flows, triggers, strict=True)]
+        pairs = seed_workflows(db)
         app = get_app(settings)
         bare_rates: list[float] = []
         exec_rates: list[float] = []
