@@ -13,7 +13,7 @@ from tests.worker.conftest import make_trigger, make_workflow
 from woow_scheduler.db import Database, direct
 from woow_scheduler.db.migrate import upgrade
 from woow_scheduler.db.models import Execution
-from woow_scheduler.enums import ExecutionStatus
+from woow_scheduler.enums import ExecutionStatus, TriggerState
 from woow_scheduler.worker import history as h
 
 
@@ -77,7 +77,7 @@ def test_direct_errors_are_sqlalchemys_and_a_disconnect_invalidates(db: Database
     engine = _engine(pg_url)
     with engine.connect() as conn:
         with pytest.raises(sa_exc.ArgumentError, match="missing value for bind parameter"):
-            direct.execute(conn, h._INSERT_FIRE_CHECKED["postgresql"], {"id": uuid.uuid4()})
+            direct.execute(conn, h._INSERT_FIRE_CHECKED[("postgresql", False)], {"id": uuid.uuid4()})
         bad = _fire(wf, datetime(2031, 1, 1, tzinfo=UTC)) | {"status": "no-such-status"}
         with pytest.raises(sa_exc.StatementError, match="not among the defined enum values"):
             h.insert_fire_checked(conn, bad, wf)  # rejected by the column type, before the database
@@ -123,18 +123,16 @@ def test_direct_reads_match_core_reads(db: Database, pg_url: str) -> None:
         values = _fire(wf, when) | {"fence": 7, "lock_key": "k", "lock_token": "t", "user_id": "u"}
         assert h.insert_fire_checked(conn, values, wf)
         cases = [(wf.id, tid, when), (wf.id, tid, datetime(2031, 1, 1, tzinfo=UTC)), (wf.id, uuid.uuid4(), when)]
-        direct_reads = [
-            (h.load_workflow(conn, w), h.look_fire(conn, t, sf), h.look_fire_with_workflow(conn, w, t, sf))
-            for w, t, sf in cases
-        ]
+        direct_reads = [(h.load_workflow(conn, w), h.look_fire_with_workflow(conn, w, t, sf)) for w, t, sf in cases]
         assert h.look_fire_with_workflow(conn, uuid.uuid4(), tid, when) == (None, None, None)  # workflow gone
     with db.engine.connect() as core:  # a transaction: the ordinary Core path
-        core_reads = [(h.load_workflow(core, w), h.look_fire(core, t, sf)) for w, t, sf in cases]
-    for (loaded, looked, together), (core_loaded, core_looked) in zip(direct_reads, core_reads, strict=True):
+        core_reads = [(h.load_workflow(core, w), h.look_fire_with_workflow(core, w, t, sf)) for w, t, sf in cases]
+    for (loaded, together), (core_loaded, core_together) in zip(direct_reads, core_reads, strict=True):
         assert loaded == core_loaded == together[0]
-        assert looked == core_looked == together[1:]
-    found = direct_reads[0][1][1]
+        assert together == core_together
+    found = direct_reads[0][1][2]
     assert found is not None and found.scheduled_for == when and found.scheduled_for.utcoffset() is not None
     assert found.status is ExecutionStatus.RUNNING and found.fence == 7 and found.user_id == "u"
-    assert direct_reads[1][1][1] is None and direct_reads[2][1] == (None, None)  # no row; trigger unknown
+    assert direct_reads[0][1][1] is TriggerState.NORMAL
+    assert direct_reads[1][1][2] is None and direct_reads[2][1][1:] == (None, None)  # no row; trigger unknown
     engine.dispose()

@@ -2,11 +2,14 @@
 
 Every write is conditional, so concurrent deliveries of one fire cannot both win:
 
-- **look before locking**: a scheduled fire first looks for its ``executions`` row; only a fire
-  with no row contends for the lock, so a duplicate delivery never holds the lock (and never makes
-  a genuine fire record a ``skipped`` naming an execution that does not exist).
 - **new fire**: take the lock (owner = a fresh execution id, a new fence), then ``INSERT ... ON
   CONFLICT DO NOTHING`` the row as ``running`` with the lock's key, policy and fence pinned on it.
+  The insert is the look: it inserts nothing for a fire that has a row already, a stale or deleted
+  definition, or a deleted or paused trigger, and only then does the delivery give the lock back
+  and read why (one statement per new fire instead of a look and an insert).  A duplicate delivery
+  thus holds the lock for one round trip when the workflow is idle; a fire that meets a lock whose
+  holder has no row waits for that row, or takes the lock once the holder gave it back, and is
+  never recorded ``skipped`` behind a holder that inserted nothing.
 - **existing row**: finished -> duplicate, dropped; ``running`` -> the lock *pinned on the row*
   (never the workflow's current policy) decides: held by the run's token and its holder alive ->
   the delivery is retried later until the run ends (never dropped: the run may die); held but its
@@ -26,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import redis
 from celery import Task
@@ -48,6 +51,7 @@ log = logging.getLogger("woow.worker")
 QUEUE_POLL_MIN = 0.2  # first wait of a 'queue' fire for the lock (seconds), doubled up to QUEUE_POLL_MAX
 QUEUE_POLL_MAX = 2.0
 STALE_CLAIMS = 5  # claims in a row that may find the definition changed under them
+HOLDER_RETRIES = 50  # times a new fire tries a lock again that a holder without a row gave back
 HOLDER_SETTLE_S = 2.0  # how long a fire finding the lock held waits for a holder without a row
 
 
@@ -79,6 +83,10 @@ class DefinitionChanged(Exception):
 
 class TriggerGone(Exception):
     """The fire's trigger was deleted after beat published it (its row would break the foreign key)."""
+
+
+class TriggerPaused(Exception):
+    """The fire's trigger was paused after beat published it."""
 
 
 def now() -> datetime:
@@ -128,7 +136,9 @@ class Forbid(Policy):
     def new_fire_held(self, d: Delivery, wf: h.WorkflowDef, new_id: uuid.UUID, holder: str) -> Claim:
         # The holder may be another delivery of this very fire, between its lock and its insert: a
         # `skipped` row written now would win the insert and the fire would never run.
-        row = d.after_holder_settles(holder)
+        row = d.after_holder_settles(holder, self.lock_key(d.ctx.keys, wf.id, new_id))
+        if row == "free":
+            return d.claim_new_fire(wf, tries=d.lock_tries + 1)
         if row is not None:
             return d.claim_existing(wf, row)
         reason = f"workflow is running (lock held by execution {holder})"
@@ -227,7 +237,7 @@ class Delivery:
             scheduled_for=payload.scheduled_for,
         )
         self.held: WorkflowLock | None = None
-        self._looked: tuple[TriggerState | None, h.ExecRow | None] | None = None
+        self.lock_tries = 0  # times this delivery found a lock given back by a holder without a row
         self._conn: Connection | None = None
         # Prefork children and the solo pool run one task at a time on their main thread: such a
         # run keeps one pooled connection from claim to record (a checkout per statement cost about
@@ -295,24 +305,12 @@ class Delivery:
         return wf
 
     def definition(self) -> h.WorkflowDef | None:
-        """A scheduled fire may start from the kept definition (its claim checks it is current).
-
-        One this process does not keep yet is read in the same round trip as the fire's look
-        (kept in ``_looked`` for :meth:`claim`)."""
+        """A scheduled fire may start from the kept definition (its claim's insert checks it is current)."""
         p = self.p
         if p.trigger_id is not None and p.execution_id is None:
             kept = self.ctx.workflows.get(p.workflow_id)
             if kept is not None:
                 return kept
-            assert p.scheduled_for is not None
-            wf: h.WorkflowDef | None
-            wf, state, row = self.sql(h.look_fire_with_workflow, p.workflow_id, p.trigger_id, p.scheduled_for)
-            if wf is None:
-                self.ctx.workflows.discard(p.workflow_id)
-                return None
-            self.ctx.workflows.put(wf)
-            self._looked = (state, row)
-            return wf
         return self.load()
 
     def claim_current(self) -> tuple[h.WorkflowDef | None, Claim]:
@@ -340,17 +338,14 @@ class Delivery:
                 {"workflow_id": wf.id, "user_id": p.user_id, "scheduled_for": now(), "enqueued_at": p.enqueued_at},
             )
             return self.claim_existing(wf, self.sql(h.get_execution, new_id))
-        # look before locking: a fire that has a row already never contends for the lock
+        # the claim's insert is the look (see the module doc): a fire with a row, a paused or a
+        # deleted trigger inserts nothing, and insert_new says which
         assert p.scheduled_for is not None
-        looked, self._looked = self._looked, None  # read with the definition: used once, by the first claim
-        state, row = looked if looked is not None else self.sql(h.look_fire, p.trigger_id, p.scheduled_for)
-        if row is not None:
-            return self.claim_existing(wf, row)
         try:
-            # a deleted trigger (state None) is found out by the insert (its workflow may be gone too)
-            if state is TriggerState.PAUSED:
+            try:
+                return self.claim_new_fire(wf)
+            except TriggerPaused:
                 return self.refuse_paused(wf)
-            return self.claim_new_fire(wf)
         except TriggerGone:
             reason = "trigger no longer exists"
             self.rlog.warning("fire dropped: its trigger was deleted after it was published")
@@ -367,7 +362,7 @@ class Delivery:
             "worker": self.ctx.hostname,
             "celery_task_id": self.task_id,
         }
-        if self.insert_new(wf, values):
+        if self.insert_new(wf, values, any_state=True):
             self.rlog.bind(execution_id=new_id).info("fire skipped", reason=reason)
             return Claim(Outcome.SKIPPED, new_id, reason=reason)
         return self.existing_fire(wf)
@@ -384,12 +379,14 @@ class Delivery:
             "jitter_ms": self.p.jitter_ms,
         }
 
-    def after_holder_settles(self, holder: str) -> h.ExecRow | None:
+    def after_holder_settles(self, holder: str, lock_key: str) -> h.ExecRow | Literal["free"] | None:
         """This fire's row once the lock's holder has a row of its own (or ``HOLDER_SETTLE_S`` passed).
 
-        A holder without a row is a delivery between taking the lock and inserting its fire: when
+        A holder without a row is a delivery between taking the lock and inserting its fire.  When
         it is a duplicate of this fire, its row is this fire's row (``claim_existing`` then treats
-        this delivery as the duplicate it is)."""
+        this delivery as the duplicate it is).  When its insert found nothing to insert (a duplicate
+        of a fire that has a row, a paused trigger's fire) it gives the lock back at once: ``"free"``
+        then says the lock no longer names ``holder`` and this fire should try it again."""
         assert self.p.trigger_id is not None and self.p.scheduled_for is not None
         try:
             holder_id = uuid.UUID(holder)
@@ -398,20 +395,39 @@ class Delivery:
         deadline = time.monotonic() + HOLDER_SETTLE_S
         while True:
             row: h.ExecRow | None = self.sql(h.get_fire, self.p.trigger_id, self.p.scheduled_for)
-            if row is not None or holder_id is None or time.monotonic() >= deadline:
+            if row is not None:
+                return row
+            if holder_id is None:
+                # no holder to wait for: the lock was given back before it could be read ("unknown"),
+                # or it names no execution (taken by hand)
+                return "free" if holder == _owner(None) and self.tries_left() else None
+            if time.monotonic() >= deadline:
                 return row
             if self.sql(h.get_execution, holder_id) is not None:
                 found: h.ExecRow | None = self.sql(h.get_fire, self.p.trigger_id, self.p.scheduled_for)
                 return found
+            current = self.ctx.redis.get(lock_key)
+            if _owner(current.decode() if isinstance(current, bytes) else current) != holder:
+                # the holder gave the lock back without a row (its insert found its fire's row, a
+                # paused trigger, a changed definition) or it expired: this fire's own row may have
+                # been inserted meanwhile by a duplicate, so look once more before trying again
+                again: h.ExecRow | None = self.sql(h.get_fire, self.p.trigger_id, self.p.scheduled_for)
+                if again is not None or not self.tries_left():
+                    return again
+                return "free"
             time.sleep(0.02)
+
+    def tries_left(self) -> bool:
+        return self.lock_tries < HOLDER_RETRIES
 
     def existing_fire(self, wf: h.WorkflowDef) -> Claim:
         assert self.p.trigger_id is not None and self.p.scheduled_for is not None
         return self.claim_existing(wf, self.sql(h.get_fire, self.p.trigger_id, self.p.scheduled_for))
 
-    def claim_new_fire(self, wf: h.WorkflowDef) -> Claim:
+    def claim_new_fire(self, wf: h.WorkflowDef, *, tries: int = 0) -> Claim:
         p = self.p
         assert p.scheduled_for is not None
+        self.lock_tries = tries
         policy = POLICIES[wf.concurrency]
         new_id = uuid.uuid4()
         lock = policy.new_lock(self, wf.id, new_id)
@@ -427,24 +443,36 @@ class Delivery:
             return Claim(Outcome.RUN, new_id, 1, lock, scheduled_for=p.scheduled_for, user_id=p.user_id)
         return self.existing_fire(wf)
 
-    def insert_new(self, wf: h.WorkflowDef, values: dict[str, Any]) -> bool:
-        """Insert the fire's row against the definition ``wf``.
+    def insert_new(self, wf: h.WorkflowDef, values: dict[str, Any], *, any_state: bool = False) -> bool:
+        """Insert the fire's row against the definition ``wf`` (and, unless ``any_state``, a trigger
+        that exists and is not paused).
 
-        ``False``: the fire exists already (the lock taken for it is released).  Raises
-        :class:`DefinitionChanged` (lock released) when the workflow was edited or deleted since
-        ``wf`` was read, so the claim starts over with the current definition.
+        ``False``: the fire exists already (the lock taken for it is released).  Raises (lock
+        released) :class:`DefinitionChanged` when the workflow was edited or deleted since ``wf`` was
+        read, so the claim starts over with the current definition; :class:`TriggerGone` when the
+        trigger was deleted and :class:`TriggerPaused` when it was paused since the fire was published.
         """
         try:
-            inserted = self.sql(h.insert_fire_checked, values, wf)
+            inserted = self.sql(h.insert_fire_checked, values, wf, any_state=any_state)
         except IntegrityError:  # the only constraint it can break: the trigger's foreign key
             self.release_held()
             raise TriggerGone() from None
         if inserted:
             return True
         self.release_held()
-        fresh = self.load()
-        if fresh is None or fresh.updated_at != wf.updated_at:
+        # nothing inserted: find out why, in one statement (one snapshot)
+        assert self.p.trigger_id is not None and self.p.scheduled_for is not None
+        fresh, state, row = self.sql(h.look_fire_with_workflow, wf.id, self.p.trigger_id, self.p.scheduled_for)
+        if fresh is None:
+            self.ctx.workflows.discard(wf.id)
+            raise DefinitionChanged(None)
+        self.ctx.workflows.put(fresh)
+        if fresh.updated_at != wf.updated_at:
             raise DefinitionChanged(fresh)
+        if row is None and state is None:
+            raise TriggerGone()
+        if row is None and state is TriggerState.PAUSED and not any_state:
+            raise TriggerPaused()
         return False
 
     def wait_new(self, wf: h.WorkflowDef, new_id: uuid.UUID, holder: str) -> Claim:

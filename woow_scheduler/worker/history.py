@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import direct
@@ -96,19 +96,8 @@ _GET_EXEC = select(*_EX_COLS).where(executions.c.id == bindparam("eid"))
 _GET_FIRE = select(*_EX_COLS).where(
     and_(executions.c.trigger_id == bindparam("tid"), executions.c.scheduled_for == bindparam("sf"))
 )
-# the fire's trigger (its state) and its execution row, if any, in one round trip
-_LOOK_FIRE = (
-    select(triggers.c.state.label("trigger_state"), *_EX_COLS)
-    .select_from(
-        triggers.outerjoin(
-            executions,
-            and_(executions.c.trigger_id == triggers.c.id, executions.c.scheduled_for == bindparam("sf")),
-        )
-    )
-    .where(triggers.c.id == bindparam("tid"))
-)
-# a fire whose workflow definition this process does not keep yet: the definition, the trigger's
-# state and the fire's row in one round trip (no row: the workflow is gone; no trigger: deleted)
+# why a fire's claim inserted nothing: the definition, the trigger's state and the fire's row in
+# one round trip (no row: the workflow is gone; no trigger state: the trigger was deleted)
 _LOOK_FIRE_WF = (
     select(*[c.label(f"wf_{c.key}") for c in _WF_COLS], triggers.c.state.label("trigger_state"), *_EX_COLS)
     .select_from(
@@ -122,20 +111,29 @@ _LOOK_FIRE_WF = (
 _UPDATES: dict[tuple[bool, bool, int], Any] = {}
 
 
-def _checked_fire_insert(dialect_insert: Any) -> Any:
-    """``INSERT ... SELECT ... FROM workflows WHERE id = :_wid AND updated_at = :_wts ON CONFLICT DO NOTHING``.
+def _checked_fire_insert(dialect_insert: Any, any_state: bool) -> Any:
+    """``INSERT ... SELECT ... FROM workflows WHERE id = :_wid AND updated_at = :_wts [AND the trigger
+    is there and not paused] ON CONFLICT DO NOTHING``.
 
-    The row goes in only if the fire is new *and* the workflow still has the definition the worker
-    holds (same ``updated_at``), so a worker may keep definitions in memory: a stale or deleted
-    definition inserts nothing, exactly like a duplicate fire, and the caller looks closer.
+    The row goes in only if the fire is new, the workflow still has the definition the worker holds
+    (same ``updated_at``) and, unless ``any_state`` (the ``skipped`` row of a paused trigger's fire),
+    its trigger still exists and is not paused.  So the insert is the claim's look: a duplicate, a
+    stale or deleted definition, a deleted or paused trigger all insert nothing, and only then does
+    the caller look closer (:func:`look_fire_with_workflow`).  A worker may therefore keep
+    definitions in memory, and a new fire costs one statement.
     """
     cols = [c.name for c in executions.c if c.name != "workflow_id"]
-    sel = select(workflows.c.id, *[bindparam(c, type_=executions.c[c].type) for c in cols]).where(
-        and_(
-            workflows.c.id == bindparam("_wid"),
-            workflows.c.updated_at == bindparam("_wts", type_=workflows.c.updated_at.type),
+    cond = [
+        workflows.c.id == bindparam("_wid"),
+        workflows.c.updated_at == bindparam("_wts", type_=workflows.c.updated_at.type),
+    ]
+    if not any_state:
+        cond.append(
+            exists()
+            .where(triggers.c.id == bindparam("_tid", type_=triggers.c.id.type))
+            .where(triggers.c.state != TriggerState.PAUSED)
         )
-    )
+    sel = select(workflows.c.id, *[bindparam(c, type_=executions.c[c].type) for c in cols]).where(and_(*cond))
     stmt = dialect_insert(executions).from_select(["workflow_id", *cols], sel)
     if dialect_insert is postgresql.insert:
         stmt = stmt.on_conflict_do_nothing(constraint="uq_executions_fire")
@@ -144,9 +142,10 @@ def _checked_fire_insert(dialect_insert: Any) -> Any:
     return stmt.returning(executions.c.id)
 
 
-_INSERT_FIRE_CHECKED: dict[str, Any] = {
-    "postgresql": _checked_fire_insert(postgresql.insert),
-    "sqlite": _checked_fire_insert(sqlite.insert),
+_INSERT_FIRE_CHECKED: dict[tuple[str, bool], Any] = {
+    (name, any_state): _checked_fire_insert(insert, any_state)
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+    for any_state in (False, True)
 }
 
 
@@ -220,21 +219,11 @@ def get_fire(conn: Connection, trigger_id: uuid.UUID, scheduled_for: datetime) -
     return _exec(row) if row is not None else None
 
 
-def look_fire(
-    conn: Connection, trigger_id: uuid.UUID, scheduled_for: datetime
-) -> tuple[TriggerState | None, ExecRow | None]:
-    """The state of the fire's trigger (``None``: deleted) and the fire's execution row, if any."""
-    row = direct.first(conn, _LOOK_FIRE, {"tid": trigger_id, "sf": scheduled_for})
-    if row is None:
-        return None, None
-    return TriggerState(row.trigger_state), (_exec(row) if row.id is not None else None)
-
-
 def look_fire_with_workflow(
     conn: Connection, workflow_id: uuid.UUID, trigger_id: uuid.UUID, scheduled_for: datetime
 ) -> tuple[WorkflowDef | None, TriggerState | None, ExecRow | None]:
-    """:func:`load_workflow` and :func:`look_fire` in one round trip (one snapshot): the workflow's
-    definition (``None``: deleted, and then nothing else), its trigger's state and the fire's row."""
+    """The workflow's definition (``None``: deleted, and then nothing else), its trigger's state
+    (``None``: deleted) and the fire's row, in one round trip (one snapshot)."""
     row = direct.first(conn, _LOOK_FIRE_WF, {"wid": workflow_id, "tid": trigger_id, "sf": scheduled_for})
     if row is None:
         return None, None, None
@@ -273,19 +262,22 @@ def _full_row(values: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def insert_fire_checked(conn: Connection, values: dict[str, Any], wf: WorkflowDef) -> bool:
-    """Insert the row of a new fire (trigger_id, scheduled_for) while the workflow's definition is still ``wf``.
+def insert_fire_checked(conn: Connection, values: dict[str, Any], wf: WorkflowDef, *, any_state: bool = False) -> bool:
+    """Insert the row of a new fire (trigger_id, scheduled_for) while the workflow's definition is
+    still ``wf`` and (unless ``any_state``) its trigger exists and is not paused.
 
-    ``True`` if inserted; ``False`` if the fire exists already *or* the definition changed (see
-    :func:`_checked_fire_insert`).  RETURNING rather than rowcount: the driver reports rowcount -1
-    for ``INSERT ... ON CONFLICT``.
+    ``True`` if inserted; ``False`` if the fire exists already, the definition changed or the
+    trigger is gone or paused (see :func:`_checked_fire_insert`).  RETURNING rather than rowcount:
+    the driver reports rowcount -1 for ``INSERT ... ON CONFLICT``.
     """
-    stmt = _INSERT_FIRE_CHECKED.get(conn.dialect.name)
+    stmt = _INSERT_FIRE_CHECKED.get((conn.dialect.name, any_state))
     if stmt is None:  # pragma: no cover - only PostgreSQL and SQLite are supported
         raise RuntimeError(f"unsupported database dialect {conn.dialect.name}")
     row = _full_row(values)
     row.pop("workflow_id", None)
     row["_wid"], row["_wts"] = wf.id, wf.updated_at
+    if not any_state:
+        row["_tid"] = row["trigger_id"]
     return direct.execute(conn, stmt, row).row is not None
 
 
