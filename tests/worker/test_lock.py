@@ -8,8 +8,8 @@ import uuid
 import redis
 
 from tests.support.stores import REDIS_URL
-from woow_scheduler.keys import Keys
-from woow_scheduler.worker.lock import WorkflowLock, lock_holder, run_script, split_value
+from woow_scheduler.keys import Keys, split_lock_value
+from woow_scheduler.worker.lock import WorkflowLock, lock_holder, run_script
 
 
 def test_acquire_renew_release(redis_client: redis.Redis, key_prefix: str) -> None:
@@ -18,7 +18,7 @@ def test_acquire_renew_release(redis_client: redis.Redis, key_prefix: str) -> No
     lock = WorkflowLock(redis_client, keys.workflow_lock(wf), ttl=2.0, owner=str(ex))
     assert lock.acquire()
     assert lock_holder(redis_client, keys, wf) == str(ex)
-    assert split_value(lock.holder()) == (lock.token, str(ex))
+    assert split_lock_value(lock.holder()) == (lock.token, str(ex))
     assert 0 < redis_client.pttl(lock.key) <= 2000
     redis_client.pexpire(lock.key, 500)
     assert lock.renew()
@@ -136,7 +136,7 @@ def test_fences_increase_and_a_key_taken_since_is_never_taken_back(
     # a vanished key nobody took since is re-taken, with a new fence
     redis_client.delete(key)
     assert third.renew() and third.retaken == 1 and third.fence > second.fence
-    assert split_value(redis_client.get(key)) == (third.token, "third")
+    assert split_lock_value(redis_client.get(key)) == (third.token, "third")
     assert third.release()
 
 

@@ -39,11 +39,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ..enums import ConcurrencyPolicy, ExecutionStatus, TriggerState
 from ..errors import StoreUnavailable
-from ..keys import Keys
+from ..keys import Keys, split_lock_value
 from ..messaging.payload import FirePayload
 from . import history as h
 from .context import WorkerContext
-from .lock import WorkflowLock, parse_value, split_value
+from .lock import WorkflowLock, parse_value
 from .logfmt import RunLog
 
 log = logging.getLogger("woow.worker")
@@ -214,7 +214,7 @@ def pinned_lock_key(keys: Keys, row: h.ExecRow, current: ConcurrencyPolicy | Non
 
 
 def _owner(value: str | None) -> str:
-    token, owner = split_value(value)
+    token, owner = split_lock_value(value)
     return owner or token or "unknown"
 
 

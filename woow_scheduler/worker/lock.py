@@ -138,11 +138,6 @@ def parse_value(value: str | bytes | None) -> LockValue | None:
     )
 
 
-def split_value(value: str | None) -> tuple[str | None, str | None]:
-    """``"<token>:<execution id>..."`` -> ``(token, execution id)``; a bare token gives ``(token, None)``."""
-    return split_lock_value(value)
-
-
 def execution_lease_key(keys: Keys, execution_id: uuid.UUID | str) -> str:
     """Liveness key of one run of an ``allow`` workflow (which takes no workflow lock)."""
     return keys.execution_lease(execution_id)
@@ -375,7 +370,7 @@ def lock_holder(client: redis.Redis, keys: Keys, workflow_id: uuid.UUID | str) -
     value = _str(client.get(keys.workflow_lock(workflow_id)))
     if value is None:
         return None
-    token, owner = split_value(value)
+    token, owner = split_lock_value(value)
     return owner or token
 
 
