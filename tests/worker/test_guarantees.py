@@ -296,6 +296,32 @@ def test_a_message_naming_another_workflows_execution_writes_nothing(app: Celery
     assert executions(db, mine.id) == []
 
 
+def test_a_fire_meeting_a_holder_without_a_row_runs_once_the_lock_is_given_back(
+    app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis
+) -> None:
+    """A holder that has no row (a duplicate delivery whose claim insert found its fire's row, a
+    paused trigger's fire) gives the lock back after one round trip: a genuine fire that met it
+    runs then, not ``skipped`` behind an execution that never existed (nor after waiting 2 s)."""
+    wf = make_workflow(db, [{"name": "hi", "type": "log", "config": {"message": "x"}}])
+    tr = make_trigger(db, wf)
+    key = Keys(wsettings.key_prefix).workflow_lock(wf.id)
+    ghost = uuid.uuid4()  # the holder's execution id: no row will ever have it
+    redis_client.set(key, f"tok:{ghost}:1:{os.getpid()}@{NODE}", px=60_000)
+    out: list[dict[str, Any]] = []
+    fire = FirePayload(workflow_id=wf.id, trigger_id=tr.id, user_id="u", scheduled_for=FIRE)
+    t = threading.Thread(target=lambda: out.append(_apply(app, fire)))
+    started = time.monotonic()
+    t.start()
+    time.sleep(0.3)
+    assert t.is_alive(), out  # it waits for the holder instead of recording skipped at once
+    redis_client.delete(key)  # the holder gives the lock back without a row
+    t.join(10)
+    assert out and out[0]["outcome"] == "succeeded", out
+    assert time.monotonic() - started < 1.5  # not the 2 s settle bound
+    (row,) = executions(db, wf.id)
+    assert row.status == ExecutionStatus.SUCCEEDED and row.attempt == 1
+
+
 def test_a_fire_of_a_deleted_trigger_is_dropped_once_not_retried(app: Celery, db: Database) -> None:
     wf = make_workflow(db, [{"name": "hi", "type": "log", "config": {"message": "x"}}])
     tr = make_trigger(db, wf)
