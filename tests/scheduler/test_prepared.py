@@ -18,7 +18,13 @@ from woow_scheduler.keys import Keys
 from woow_scheduler.messaging.app import create_app
 from woow_scheduler.messaging.broker import capture
 from woow_scheduler.messaging.payload import TASK_EXECUTE, fire_kwargs
-from woow_scheduler.messaging.publish import FireSender, publish_options
+from woow_scheduler.messaging.publish import (
+    ENQUEUED_AT_MARK,
+    SCHEDULED_FOR_MARK,
+    FireSender,
+    FireTemplate,
+    publish_options,
+)
 from woow_scheduler.scheduler.codec import encode_meta
 from woow_scheduler.scheduler.sync import Reconciler
 from woow_scheduler.settings import Settings
@@ -64,6 +70,62 @@ def test_the_fire_sender_builds_the_message_send_task_builds(settings: Settings)
             celery, ours = (_normalized(m) for m in sink)
             assert ours == celery
             assert ours["headers"]["shadow"] == options["shadow"]
+
+
+def test_a_fire_template_renders_the_very_bytes_celery_builds(settings: Settings, monkeypatch: Any) -> None:
+    """The template's message of a fire is Celery's message of that fire, byte for byte (given the
+    same task id and delivery tag, which both make fresh for every message)."""
+    import woow_scheduler.messaging.publish as publish
+
+    app = create_app(settings)
+    entry = {"workflow_id": "0b0e6c1e-5d43-4f7a-9b7e-7f2b9a1c2d3e", "trigger_id": "t-1", "user_id": "Zoë \"q\"'"}
+    with app.connection_for_write() as conn:
+        producer = app.amqp.Producer(conn, auto_declare=False)
+        for options in (
+            {**publish_options(settings, workflow_name="nightly", timeout=30), "declare": []},
+            {**publish_options(settings, workflow_name="n\u00e9 'x'"), "declare": []},
+        ):
+            sender = FireSender(app)
+            with capture(producer) as sink:
+
+                def build(options: dict[str, Any] = options, sender: FireSender = sender) -> None:
+                    kwargs = fire_kwargs(entry, SCHEDULED_FOR_MARK, ENQUEUED_AT_MARK)
+                    sender.send(producer, TASK_EXECUTE, kwargs, dict(options), repr(kwargs))
+
+                template = FireTemplate.build(build, sink)
+                assert template is not None and sink == []
+                for sched, enq in (
+                    ("2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00"),
+                    ("2027-06-30T23:59:59+00:00", "2027-06-30T23:59:59.250001+00:00"),
+                ):
+                    kwargs = fire_kwargs(entry, sched, enq)
+                    monkeypatch.setattr(publish, "task_uuid", lambda: "11111111-2222-4333-8444-555555555555")
+                    sender.send(producer, TASK_EXECUTE, kwargs, dict(options), repr(kwargs))
+                    monkeypatch.undo()
+                    ((_, (key, raw)),) = sink.pop()
+                    tag = json.loads(raw)["properties"]["delivery_tag"]
+                    ours = template._render("11111111-2222-4333-8444-555555555555", tag, sched, enq)
+                    assert ours == (("lpush", (key, raw)),)  # the very bytes
+                    fresh = template.render(sched, enq)  # and with fresh ids: the same message otherwise
+                    assert _normalized(fresh) == _normalized(((("lpush", (key, raw))),))
+                    ids = json.loads(fresh[0][1][1])
+                    assert ids["headers"]["id"] == ids["headers"]["root_id"] == ids["properties"]["correlation_id"]
+                    assert ids["headers"]["id"] != ids["properties"]["delivery_tag"]
+
+
+def test_a_message_the_template_cannot_rebuild_exactly_gets_no_template(settings: Settings) -> None:
+    app = create_app(settings)
+    with app.connection_for_write() as conn:
+        producer = app.amqp.Producer(conn, auto_declare=False)
+        with capture(producer) as sink:
+
+            def two() -> None:  # not one message
+                for _ in range(2):
+                    kwargs = fire_kwargs({}, SCHEDULED_FOR_MARK, ENQUEUED_AT_MARK)
+                    FireSender(app).send(producer, TASK_EXECUTE, kwargs, {"queue": settings.queue}, repr(kwargs))
+
+            assert FireTemplate.build(two, sink) is None
+            assert sink == []
 
 
 def _at(fire: dict[str, Any]) -> float:

@@ -57,7 +57,7 @@ from ..lua import lua_source
 from ..messaging.app import create_app
 from ..messaging.broker import Prepared, can_prepare, capture, send_prepared
 from ..messaging.payload import fire_kwargs
-from ..messaging.publish import FireSender
+from ..messaging.publish import ENQUEUED_AT_MARK, SCHEDULED_FOR_MARK, FireSender, FireTemplate
 from ..metrics import BeatMetrics
 from ..settings import Settings, load_settings
 from ..triggers import jitter_offset
@@ -237,6 +237,10 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._declared: set[Any] | None = None  # see _publish_all
         self._capturing = False  # messages are being captured (prepared), not sent: see _publish
         self._sender: FireSender | None = None
+        self._sink: list[Prepared] | None = None  # while capturing: where messages go (see _publish)
+        #: per trigger (task, entry kwargs, options): its fire message with the per-fire values open
+        self._templates: dict[tuple[Any, ...], FireTemplate | None] = {}
+        self._template_text: dict[str, str] = {}  # the templates' literal pieces, shared between them
         self._decoded: dict[str, _Decoded] = {}
         self._maintenance: _Maintenance | None = None
         self._beat_lock: BeatLock | None = None
@@ -464,6 +468,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._capturing = True
         try:
             with capture(producer) as sink:
+                self._sink = sink
                 for n, job in enumerate(jobs):
                     if lock is not None and not lock.keep():  # cheap: a clock read until a renewal is due
                         log.warning(
@@ -489,6 +494,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         finally:
             self._declared = None
             self._capturing = False
+            self._sink = None
         try:
             send_prepared(producer, ready)
         except Exception as exc:  # the write failed: none of the batch counts as published
@@ -585,6 +591,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._capturing = True
             try:
                 with capture(producer) as sink:
+                    self._sink = sink
                     for key, decoded, meta, count, plan in entries:
                         start = len(sink)
                         try:
@@ -599,6 +606,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             finally:
                 self._declared = None
                 self._capturing = False
+                self._sink = None
             if chunk:
                 self._prepare_cost = 0.8 * self._prepare_cost + 0.2 * (time.perf_counter() - started) / len(chunk)
         if time.time() >= second - PREPARE_MARGIN or len(out) >= self.prepare_max:
@@ -662,6 +670,13 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         kwargs = fire_kwargs(definition.get("kwargs") or {}, iso_utc(fire), enqueued.isoformat(), delay_ms)
         log.debug("beat: fire %s scheduled_for %s", definition.get("name"), kwargs["scheduled_for"])
         if self._capturing:  # the same message through Celery's builder, minus send_task's per-call lookups
+            sink = self._sink
+            if delay_ms is None and sink is not None and options.get("declare") == []:
+                # (the first message of a batch to a queue is built in full: it declares the queue)
+                template = self._fire_template(definition, options, producer, sink)
+                if template is not None:
+                    sink.append(template.render(kwargs["scheduled_for"], kwargs["enqueued_at"]))
+                    return
             if self._sender is None:
                 self._sender = FireSender(self.app)
             self._sender.send(producer, definition["task"], kwargs, options, repr(kwargs))
@@ -676,6 +691,32 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             kwargsrepr=repr(kwargs),  # what Flower shows; saves Celery's saferepr pass (~10% per publish)
             **options,
         )
+
+    def _fire_template(
+        self, definition: dict[str, Any], options: dict[str, Any], producer: Any, sink: list[Prepared]
+    ) -> FireTemplate | None:
+        """The trigger's message template (built once from a message Celery builds, see
+        :class:`~woow_scheduler.messaging.publish.FireTemplate`), ``None`` where it cannot have one."""
+        entry_kwargs = definition.get("kwargs") or {}
+        task = definition["task"]
+        key = (task, repr(entry_kwargs), repr(sorted(options.items())))
+        try:
+            return self._templates[key]
+        except KeyError:
+            pass
+        sender = self._sender
+        if sender is None:
+            sender = self._sender = FireSender(self.app)
+
+        def build() -> None:
+            kwargs = fire_kwargs(entry_kwargs, SCHEDULED_FOR_MARK, ENQUEUED_AT_MARK, None)
+            sender.send(producer, task, kwargs, dict(options), repr(kwargs))
+
+        if len(self._templates) >= _DECODE_CACHE_MAX:
+            self._templates.clear()
+            self._template_text.clear()
+        template = self._templates[key] = FireTemplate.build(build, sink, self._template_text)
+        return template
 
     def _generic_entry(self, key: str, decoded: _Decoded, meta: str | None) -> None:
         """A plain RedBeat entry (e.g. a static beat_schedule entry): RedBeat's own handling."""
