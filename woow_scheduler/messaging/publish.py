@@ -176,27 +176,49 @@ class FireSender:
         amqp.send_task_message(producer, name, message, retry=False, **options)
 
 
-#: stand-ins for a fire's own values while its trigger's message template is built (see FireTemplate)
-SCHEDULED_FOR_MARK = "@@woow-scheduled-for@@"
-ENQUEUED_AT_MARK = "@@woow-enqueued-at@@"
-_ID, _TAG, _BODY = (f"@@woow-{n}@@" for n in ("task-id", "delivery-tag", "body"))
-_SLOT = {_ID: 0, _TAG: 1, _BODY: 2, SCHEDULED_FOR_MARK: 3, ENQUEUED_AT_MARK: 4}  # see FireTemplate._render
-_MARKS = re.compile("(" + "|".join(re.escape(m) for m in _SLOT) + ")")
+#: What a :class:`FireTemplate` leaves open, in the order of its values: the task id (also root and
+#: correlation id), kombu's delivery tag, the base64 body, then the fields a caller may open by
+#: building the message with their mark (:data:`MARKS`) in place of the value.
+FIELDS = (
+    "task_id",
+    "delivery_tag",
+    "body",
+    "scheduled_for",
+    "enqueued_at",
+    "workflow_id",
+    "trigger_id",
+    "user_id",
+    "shadow",
+)
+#: the mark standing for each field while a template's message is built
+MARKS = {name: f"@@woow-{name}@@" for name in FIELDS}
+_SLOT = {mark: n for n, mark in enumerate(MARKS.values())}
+_MARK_RE = re.compile("(" + "|".join(re.escape(m) for m in _SLOT) + ")")
+#: a value that reads the same in JSON and in a Python repr once quoted: printable ASCII without quotes or backslash
+_PLAIN = re.compile(r"[ !#-&(-\[\]-~]*")
+
+
+def plain(value: Any) -> bool:
+    """Whether ``value`` may fill an open field of a :class:`FireTemplate` (a string whose JSON and
+    repr forms are itself between quotes)."""
+    return isinstance(value, str) and _PLAIN.fullmatch(value) is not None and "@@woow-" not in value
 
 
 class FireTemplate:
-    """One trigger's fire message with its per-fire values left open, from one message Celery built.
+    """Fire messages with their per-fire values left open, made from one message Celery built.
 
-    Celery and kombu build the message once (``build``, any publish captured into ``sink``, with
-    :data:`SCHEDULED_FOR_MARK` and :data:`ENQUEUED_AT_MARK` as the fire's ``scheduled_for`` and
-    ``enqueued_at``); the template keeps its bytes and the places of what differs between two fires
-    of the trigger: those two times (in the body and in ``kwargsrepr``), the task id (also root and
-    correlation id) and kombu's delivery tag, both fresh ``uuid4`` strings as Celery and kombu make
-    them, and the base64 body they sit in.  :meth:`render` fills them in: the same bytes Celery would
-    have built for that fire (``tests/scheduler/test_prepared.py`` compares them byte for byte), in
-    a few microseconds instead of Celery's and kombu's tens.  :meth:`build` refuses (``None``) any
-    message it cannot take apart and put back together exactly (another serializer or encoding, a
-    value that would need escaping): the caller builds those the usual way.
+    Celery and kombu build one message (``build``, a publish captured into ``sink``) with marks
+    (:data:`MARKS`) in place of the fields to leave open: always the fire's ``scheduled_for`` and
+    ``enqueued_at``, and, to share one template between triggers, their ``workflow_id``,
+    ``trigger_id``, ``user_id`` and ``shadow``.  The template keeps that message's bytes and the
+    places of the marks (in the body and in ``kwargsrepr``), of the task id (also root and
+    correlation id) and of kombu's delivery tag (fresh ``uuid4`` strings for every message, as Celery
+    and kombu make them), and of the base64 body.  :meth:`render` fills them in: the bytes Celery
+    would have built for that fire (``tests/scheduler/test_prepared.py`` compares them byte for
+    byte), in microseconds instead of Celery's and kombu's tens.  Only :func:`plain` values may fill
+    an open field (their JSON and repr forms need no escaping).  :meth:`build` refuses (``None``)
+    a message it cannot take apart and put back together exactly (another serializer or body
+    encoding, not one message): the caller builds those the usual way.
     """
 
     __slots__ = ("_body", "_envelope", "_key")
@@ -231,27 +253,40 @@ class FireTemplate:
             return None
         if not all(isinstance(v, str) and v for v in (task_id, tag, body)) or raw.count(body) != 1:
             return None
-        shell = raw.replace(body, _BODY).replace(task_id, _ID).replace(tag, _TAG)
+        marks = MARKS
+        shell = raw.replace(body, marks["body"]).replace(task_id, marks["task_id"]).replace(tag, marks["delivery_tag"])
         pieces = intern if intern is not None else {}
         template = cls(key, _parts(shell, pieces), _parts(text, pieces))
         # the template must give back the very bytes it was made of
-        if template._render(task_id, tag, SCHEDULED_FOR_MARK, ENQUEUED_AT_MARK) != made[0]:
+        values = list(marks.values())
+        values[:2] = task_id, tag
+        if template._render(values) != made[0]:
             return None
         return template
 
-    def render(self, scheduled_for: str, enqueued_at: str) -> Prepared:
-        """The message of one fire (fresh task id and delivery tag)."""
-        return self._render(str(uuid.uuid4()), str(uuid.uuid4()), scheduled_for, enqueued_at)
+    def render(
+        self,
+        scheduled_for: str,
+        enqueued_at: str,
+        workflow_id: str = "",
+        trigger_id: str = "",
+        user_id: str = "",
+        shadow: str = "",
+    ) -> Prepared:
+        """The message of one fire (fresh task id and delivery tag); the trigger's fields fill the
+        template's open ones (each must be :func:`plain`)."""
+        values = [str(uuid.uuid4()), str(uuid.uuid4()), "", scheduled_for, enqueued_at]
+        values += (workflow_id, trigger_id, user_id, shadow)
+        return self._render(values)
 
-    def _render(self, task_id: str, tag: str, scheduled_for: str, enqueued_at: str) -> Prepared:
-        values = [task_id, tag, "", scheduled_for, enqueued_at]
+    def _render(self, values: list[str]) -> Prepared:
         values[2] = base64.b64encode(_fill(self._body, values).encode()).decode()
         return (("lpush", (self._key, _fill(self._envelope, values))),)
 
 
 def _parts(text: str, intern: dict[str, str]) -> tuple[tuple[str, int], ...]:
     """``text`` as (literal, slot) pairs (slot -1: none), the literals shared through ``intern``."""
-    split = _MARKS.split(text)
+    split = _MARK_RE.split(text)
     out: list[tuple[str, int]] = []
     for i in range(0, len(split), 2):
         literal = split[i]

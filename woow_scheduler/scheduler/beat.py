@@ -57,7 +57,7 @@ from ..lua import lua_source
 from ..messaging.app import create_app
 from ..messaging.broker import Prepared, can_prepare, capture, send_prepared
 from ..messaging.payload import fire_kwargs
-from ..messaging.publish import ENQUEUED_AT_MARK, SCHEDULED_FOR_MARK, FireSender, FireTemplate
+from ..messaging.publish import MARKS, FireSender, FireTemplate, plain
 from ..metrics import BeatMetrics
 from ..settings import Settings, load_settings
 from ..triggers import jitter_offset
@@ -238,7 +238,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._capturing = False  # messages are being captured (prepared), not sent: see _publish
         self._sender: FireSender | None = None
         self._sink: list[Prepared] | None = None  # while capturing: where messages go (see _publish)
-        #: per trigger (task, entry kwargs, options): its fire message with the per-fire values open
+        #: fire messages with the per-fire values open, by what they share (see _fire_template)
         self._templates: dict[tuple[Any, ...], FireTemplate | None] = {}
         self._template_text: dict[str, str] = {}  # the templates' literal pieces, shared between them
         self._decoded: dict[str, _Decoded] = {}
@@ -250,6 +250,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._script: Any = None
         self._unchanged_script: Any = None
         self._many_script: Any = None
+        self._read_script: Any = None
         #: the messages of one upcoming second, by entry key (see _prepare_next)
         self._prepared: dict[str, _PreparedEntry] = {}
         self._prepared_second = 0  # the second being prepared (or prepared); 0 = none
@@ -327,12 +328,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         # entries whose messages were prepared ahead and are unchanged since: no read, no plan, no build
         ready = self._take_prepared(client, keys, int(now.timestamp()))
         rest = [k for k in keys if k not in ready] if ready else keys
-        rows: list[Any] = []
-        if rest:
-            with client.pipeline(transaction=False) as pipe:
-                for key in rest:
-                    pipe.hmget(key, "definition", "meta")
-                rows = pipe.execute()
+        rows = self._read_entries(client, rest) if rest else []
         writes: list[tuple[str, list[Any]]] = []
         seen_meta: dict[str, str] = {}  # the entry's meta as read: its fired write is conditional on it
         generic: list[tuple[str, _Decoded, str | None]] = []
@@ -572,10 +568,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             started = time.perf_counter()
             chunk, self._prepare_todo = todo[: self.chunk_size], todo[self.chunk_size :]
             todo = self._prepare_todo
-            with client.pipeline(transaction=False) as pipe:
-                for key in chunk:
-                    pipe.hmget(key, "definition", "meta")
-                rows = pipe.execute()
+            rows = self._read_entries(client, chunk)
             entries: list[tuple[str, _Decoded, str, int, FirePlan]] = []
             for key, (definition, meta) in zip(chunk, rows, strict=True):
                 if definition is None:
@@ -673,9 +666,10 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             sink = self._sink
             if delay_ms is None and sink is not None and options.get("declare") == []:
                 # (the first message of a batch to a queue is built in full: it declares the queue)
-                template = self._fire_template(definition, options, producer, sink)
-                if template is not None:
-                    sink.append(template.render(kwargs["scheduled_for"], kwargs["enqueued_at"]))
+                found = self._fire_template(definition, options, producer, sink)
+                if found is not None:
+                    template, fill = found
+                    sink.append(template.render(kwargs["scheduled_for"], kwargs["enqueued_at"], *fill))
                     return
             if self._sender is None:
                 self._sender = FireSender(self.app)
@@ -694,23 +688,60 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def _fire_template(
         self, definition: dict[str, Any], options: dict[str, Any], producer: Any, sink: list[Prepared]
-    ) -> FireTemplate | None:
-        """The trigger's message template (built once from a message Celery builds, see
-        :class:`~woow_scheduler.messaging.publish.FireTemplate`), ``None`` where it cannot have one."""
+    ) -> tuple[FireTemplate, tuple[str, str, str, str]] | None:
+        """The template of this entry's fire messages and the values that fill its open trigger
+        fields (see :class:`~woow_scheduler.messaging.publish.FireTemplate`), or ``None`` where
+        there is none (the message is then built in full).
+
+        Triggers share a template when they differ only in :func:`~woow_scheduler.messaging.publish.plain`
+        ids, user and shadow (the usual case: one template for a whole burst); a value that is not
+        plain stays written in the template, which is then this trigger's own.
+        """
         entry_kwargs = definition.get("kwargs") or {}
         task = definition["task"]
-        key = (task, repr(entry_kwargs), repr(sorted(options.items())))
+        given = (entry_kwargs.get("workflow_id"), entry_kwargs.get("trigger_id"), entry_kwargs.get("user_id"))
+        shadow = options.get("shadow")
+        values = (*given, shadow)
+        opened = tuple(plain(v) for v in values)
+        if not all(opened) and any("@@woow-" in repr(v) for v in values):
+            return None  # a written value holding a mark could not be told from a place to fill
+        fill = cast(tuple[str, str, str, str], tuple(v if o else "" for v, o in zip(values, opened, strict=True)))
+        rest = sorted((k, v) for k, v in options.items() if k != "shadow")
+        key = (
+            task,
+            "shadow" in options,
+            repr(rest),
+            tuple(None if o else repr(v) for v, o in zip(values, opened, strict=True)),
+        )
         try:
-            return self._templates[key]
+            template = self._templates[key]
         except KeyError:
-            pass
+            template = self._new_template(key, task, given, shadow, opened, options, producer, sink)
+        return (template, fill) if template is not None else None
+
+    def _new_template(
+        self,
+        key: tuple[Any, ...],
+        task: str,
+        given: tuple[Any, Any, Any],
+        shadow: Any,
+        opened: tuple[bool, ...],
+        options: dict[str, Any],
+        producer: Any,
+        sink: list[Prepared],
+    ) -> FireTemplate | None:
+        names = ("workflow_id", "trigger_id", "user_id")
+        entry = {n: MARKS[n] if o else v for n, v, o in zip(names, given, opened, strict=False)}
+        opts = dict(options)
+        if "shadow" in opts:
+            opts["shadow"] = MARKS["shadow"] if opened[3] else shadow
         sender = self._sender
         if sender is None:
             sender = self._sender = FireSender(self.app)
 
         def build() -> None:
-            kwargs = fire_kwargs(entry_kwargs, SCHEDULED_FOR_MARK, ENQUEUED_AT_MARK, None)
-            sender.send(producer, task, kwargs, dict(options), repr(kwargs))
+            kwargs = fire_kwargs(entry, MARKS["scheduled_for"], MARKS["enqueued_at"], None)
+            sender.send(producer, task, kwargs, dict(opts), repr(kwargs))
 
         if len(self._templates) >= _DECODE_CACHE_MAX:
             self._templates.clear()
@@ -741,6 +772,15 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         decoded = _Decoded(data, sched if isinstance(sched, WoowTriggerSchedule) else None, _sha(definition))
         self._decoded[definition] = decoded
         return decoded
+
+    def _read_entries(self, client: redis.Redis, keys: list[str]) -> list[tuple[Any, Any]]:
+        """Each entry's definition and meta (``None`` when missing), in one script call
+        (:file:`lua/entries_read.lua`, the reconciler's read: one command and one reply for the
+        chunk instead of one ``HMGET`` each, whose packing and parsing cost more than the read)."""
+        if self._read_script is None:
+            self._read_script = client.register_script(lua_source("entries_read"))
+        flat = self._read_script(keys=keys, args=[self.keys.redbeat_schedule])
+        return [(flat[i], flat[i + 1]) for i in range(0, 3 * len(keys), 3)]
 
     def _fired_many_script(self, client: redis.Redis) -> Any:
         if self._many_script is None:
