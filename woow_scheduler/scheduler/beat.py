@@ -84,6 +84,15 @@ PREPARE_SLICE = 0.1
 PREPARE_HORIZON = 120.0
 #: ... and its lead is its fire count times the measured cost of preparing one, times this
 PREPARE_SAFETY = 2.0
+#: beat wakes this long after a due second starts (a sleep never ends early: a margin for the clock
+#: read that follows, not for the sleep)
+WAKE_AFTER = 0.0002
+#: the maintenance thread starts a step only when beat's next pass is at least this far (seconds) ...
+QUIET_GAP = 0.15
+#: ... or after waiting this long for such a gap (it is never starved)
+QUIET_LIMIT = 1.0
+#: rows per batch of the maintenance thread's reconciles (it waits for a gap before each batch)
+MAINTENANCE_BATCH = 250
 
 
 class WoowSchedulerEntry(RedBeatSchedulerEntry):  # type: ignore[misc]
@@ -257,11 +266,14 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._prepare_todo: list[str] = []  # its keys not prepared yet
         self._prepare_cost = 300e-6  # seconds per prepared fire, measured as it goes
         self._prepare_wake = 0.0  # epoch time at which preparation of the next due second starts
+        self._prechecked: dict[str, bool] = {}  # prepared entries checked unchanged with the due keys' read
         #: fires published from messages prepared ahead (the benchmarks report it)
         self.fires_prepared = 0
         #: clear while a pass publishes; the maintenance thread waits for it (bounded)
         self.idle = threading.Event()
         self.idle.set()
+        self._busy = False  # inside tick (see wait_quiet)
+        self._next_pass = 0.0  # epoch time at which the next tick is due
         #: Prometheus series (served only with WOOW_METRICS_PORT; see metrics.py)
         self.metrics = BeatMetrics()
         self.metrics.leader.set_function(lambda: 1.0 if self.is_leader else 0.0)
@@ -275,6 +287,38 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     # -- the pass ---------------------------------------------------------------------------
     def tick(self, min: Any = min, **kwargs: Any) -> float:
+        self._busy = True
+        wait = float(self.max_interval)
+        try:
+            wait = self._tick()
+            return wait
+        finally:
+            self._next_pass = time.time() + wait
+            self._busy = False
+
+    def wait_quiet(self, need: float = QUIET_GAP, limit: float = QUIET_LIMIT) -> None:
+        """Block the calling thread (the maintenance thread) until this beat is between passes and
+        its next pass is at least ``need`` seconds away, for at most ``limit`` seconds.
+
+        The maintenance thread's work (reconciles, bookkeeping, sweeps) is Python that takes the GIL
+        from the pass that publishes the fires of a second; started in a gap between passes, it
+        is done before the next one (a reconcile waits again between batches of
+        ``MAINTENANCE_BATCH``).  ``limit`` keeps it from ever being starved.
+        """
+        end = time.monotonic() + limit
+        while self.is_leader:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self._busy:
+                time.sleep(min(0.002, left))
+                continue
+            gap = self._next_pass - time.time()
+            if gap >= need:
+                return
+            time.sleep(min(max(gap, 0.0) + 0.002, left))  # past the next pass's start, then look again
+
+    def _tick(self) -> float:
         self._start_maintenance()
         client = get_redis(self.app)
         self._serve_metrics(client)
@@ -308,7 +352,18 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def _dispatch_due(self, client: redis.Redis, lock: BeatLock) -> int:
         now_ts = int(time.time())
-        due = cast(list[str], client.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts))
+        pre = self._precheck_candidates(now_ts)
+        if pre:
+            # a second whose fires were all prepared (the usual one): the due keys and the unchanged
+            # check of the prepared entries in one round trip instead of two
+            script = self._unchanged(client)
+            with client.pipeline(transaction=False) as pipe:
+                pipe.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts)
+                script(keys=[k for k, _ in pre], args=_unchanged_args(pre), client=pipe)
+                due, flags = pipe.execute()
+            self._prechecked = {k: int(ok) == 1 for (k, _), ok in zip(pre, flags, strict=True)}
+        else:
+            due = cast(list[str], client.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts))
         failures = 0
         if due:
             self.idle.clear()  # the PostgreSQL thread waits: no GIL contention while fires go out
@@ -320,8 +375,18 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 failures += self._process_chunk(client, due[i : i + self.chunk_size])
         finally:
             self._dispatch_lock = None
+            self._prechecked = {}
             self.idle.set()
         return failures
+
+    def _precheck_candidates(self, now_s: int) -> list[tuple[str, _PreparedEntry]]:
+        """The prepared entries to check with the due keys' read: all of them when they are due by
+        ``now_s`` and fit in one chunk (a bigger second is checked chunk by chunk, each just before
+        its write)."""
+        prepared = self._prepared
+        if not prepared or len(prepared) > self.chunk_size or self._prepared_second > now_s:
+            return []
+        return [(k, e) for k, e in prepared.items() if e.usable_at(now_s)]
 
     def _process_chunk(self, client: redis.Redis, keys: list[str]) -> int:
         now = datetime.now(UTC)
@@ -615,20 +680,27 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         prepared = self._prepared
         if not prepared:
             return {}
+        checked = self._prechecked  # (see _dispatch_due)
+        out: dict[str, _PreparedEntry] = {}
         candidates: list[tuple[str, _PreparedEntry]] = []
         for key in keys:
             entry = prepared.pop(key, None)
-            if entry is not None and entry.usable_at(now_s):
+            if entry is None or not entry.usable_at(now_s):
+                continue
+            unchanged = checked.get(key)
+            if unchanged is None:
                 candidates.append((key, entry))
-        if not candidates:
-            return {}
+            elif unchanged:
+                out[key] = entry
+        if candidates:
+            flags = self._unchanged(client)(keys=[k for k, _ in candidates], args=_unchanged_args(candidates))
+            out.update((k, entry) for (k, entry), ok in zip(candidates, flags, strict=True) if int(ok) == 1)
+        return out
+
+    def _unchanged(self, client: redis.Redis) -> Any:
         if self._unchanged_script is None:
             self._unchanged_script = client.register_script(lua_source("entries_unchanged"))
-        args: list[str] = []
-        for _, entry in candidates:
-            args += (entry.decoded.sha, entry.meta)
-        flags = self._unchanged_script(keys=[k for k, _ in candidates], args=args)
-        return {k: entry for (k, entry), ok in zip(candidates, flags, strict=True) if int(ok) == 1}
+        return self._unchanged_script
 
     def _publish_one(self, job: tuple[dict[str, Any], datetime], producer: Any = None) -> Exception | None:
         try:
@@ -807,7 +879,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             early = max(self._prepare_wake, due - self.prepare_ahead) - time.time()
             if early > 0:
                 return min(early, float(self.max_interval))
-        return min(wait + 0.0005, float(self.max_interval))
+        return min(wait + WAKE_AFTER, float(self.max_interval))
 
     def _write_state(self, client: redis.Redis) -> None:
         mono = time.monotonic()
@@ -915,11 +987,16 @@ class _Maintenance(threading.Thread):
         self.db = Database(s.database_url)
         client = get_redis(self.scheduler.app)
         reconciler = Reconciler(s, self.db, client)
+        # reconcile in small batches, each started in a gap between beat's passes (see wait_quiet)
+        reconciler.batch_size = min(reconciler.batch_size, MAINTENANCE_BATCH)
+        reconciler.pause = self.scheduler.wait_quiet
         next_heartbeat = next_flush = next_incr = next_full = next_prune = next_sweep = 0.0
         last_pass_start: datetime | None = None
         last_full_began = float("-inf")
         while not self._stop_event.is_set():
-            self.scheduler.idle.wait(timeout=5.0)  # never starved: at most 5 s behind a burst
+            # between beat's passes (no GIL contention while fires go out), never starved: at most
+            # 5 s behind a burst
+            self.scheduler.wait_quiet(limit=5.0)
             mono = time.monotonic()
             try:
                 if mono >= next_heartbeat or self._reported_leader != self.scheduler.is_leader:
@@ -1020,6 +1097,14 @@ def _fired_write(
         fired_record(str(definition.get("name")), fires, nxt, sched.version, definition.get("kwargs")) if fires else ""
     )
     return new_meta, score, record
+
+
+def _unchanged_args(entries: list[tuple[str, _PreparedEntry]]) -> list[str]:
+    """``entries_unchanged.lua``'s arguments: each entry's definition sha and meta as prepared."""
+    args: list[str] = []
+    for _, entry in entries:
+        args += (entry.decoded.sha, entry.meta)
+    return args
 
 
 def _jitter_of(definition: dict[str, Any]) -> float:
