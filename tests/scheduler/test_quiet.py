@@ -79,3 +79,28 @@ def test_a_reconcile_pauses_before_each_batch(make_trigger: MakeTrigger, reconci
     assert report.added == 3
     assert len(calls) == 3  # one wait per batch of one row
     assert MAINTENANCE_BATCH <= 500  # (beat's batches: tens of ms of Python, each inside one gap)
+
+
+def test_a_leading_beat_runs_the_full_garbage_collection_between_passes(make_scheduler: MakeScheduler) -> None:
+    import gc
+
+    from woow_scheduler.scheduler import beat
+
+    before = gc.get_threshold()
+    sch = make_scheduler()
+    _leader(sch)
+    try:
+        assert sch._collect_garbage(0.5) == 0.5  # turned off the automatic one, nothing due yet
+        assert gc.get_threshold()[2] == beat.GC_NEVER
+        sch._gc_last_full -= beat.GC_FULL_EVERY
+        for _ in range(beat._GC_OLDEST):  # as many middle-generation collections as the interpreter waits for
+            gc.collect(1)
+        collected = gc.get_stats()[2]["collections"]
+        assert sch._collect_garbage(0.01) == 0.01  # too close to the next pass: not now
+        assert gc.get_stats()[2]["collections"] == collected
+        left = sch._collect_garbage(0.5)  # a gap: collected there, the wait shortened by its time
+        assert gc.get_stats()[2]["collections"] == collected + 1
+        assert 0.0 <= left <= 0.5
+    finally:
+        sch.close()
+    assert gc.get_threshold() == before  # restored
