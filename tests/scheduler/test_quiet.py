@@ -61,6 +61,16 @@ def test_maintenance_waits_past_a_pass_that_is_about_to_start(make_scheduler: Ma
     assert done - passed[0] < 0.5
 
 
+def test_a_beat_that_stopped_ticking_or_closes_never_holds_maintenance_back(make_scheduler: MakeScheduler) -> None:
+    sch = make_scheduler()
+    _leader(sch)
+    sch._next_pass = time.time() - 1  # its pass is long overdue: it is not ticking
+    assert _timed(lambda: sch.wait_quiet(need=0.15, limit=2.0)) < 0.1
+    sch._next_pass = time.time() + 0.05
+    sch._closing = True
+    assert _timed(lambda: sch.wait_quiet(need=0.15, limit=2.0)) < 0.1
+
+
 def test_a_beat_always_busy_holds_maintenance_back_only_for_the_limit(make_scheduler: MakeScheduler) -> None:
     sch = make_scheduler()
     _leader(sch)
@@ -90,6 +100,9 @@ def test_a_leading_beat_runs_the_full_garbage_collection_between_passes(make_sch
     sch = make_scheduler()
     _leader(sch)
     try:
+        assert sch._collect_garbage(0.5) == 0.5
+        assert gc.get_threshold() == before  # no fires sent lately: the interpreter's own collection
+        sch._last_fired = time.monotonic()
         assert sch._collect_garbage(0.5) == 0.5  # turned off the automatic one, nothing due yet
         assert gc.get_threshold()[2] == beat.GC_NEVER
         sch._gc_last_full -= beat.GC_FULL_EVERY

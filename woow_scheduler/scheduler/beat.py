@@ -93,12 +93,15 @@ WAKE_AFTER = 0.0002
 GC_FULL_EVERY = 20.0
 GC_GAP = 0.3
 GC_FULL_MAX = 120.0
+GC_HOT = 10.0  # ... only while beat sent fires within this many seconds (an idle beat leaves it to Python)
 GC_NEVER = 1 << 30  # the oldest generation's threshold while beat collects it itself
 _GC_OLDEST = gc.get_threshold()[2]  # the interpreter's own, restored afterwards
 #: the maintenance thread starts a step only when beat's next pass is at least this far (seconds) ...
 QUIET_GAP = 0.15
 #: ... or after waiting this long for such a gap (it is never starved)
 QUIET_LIMIT = 1.0
+#: ... and not at all once beat's next pass is this late (beat stopped ticking: closing, or stopped)
+QUIET_OVERDUE = 0.05
 #: rows per batch of the maintenance thread's reconciles (it waits for a gap before each batch)
 MAINTENANCE_BATCH = 250
 
@@ -283,6 +286,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self.idle = threading.Event()
         self.idle.set()
         self._busy = False  # inside tick (see wait_quiet)
+        self._closing = False
+        self._last_fired = float("-inf")  # monotonic time of the last pass that had fires due
         self._gc_managed = False  # the automatic full collection is off (see _collect_garbage)
         self._gc_last_full = 0.0
         self._next_pass = 0.0  # epoch time at which the next tick is due
@@ -312,20 +317,20 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         """Run Python's full (oldest generation) garbage collection here, between passes, instead of
         wherever the interpreter's thresholds trigger it: with 10,000 entries it scans a few hundred
         thousand long-lived objects (decoded entries, templates, prepared messages) for 80-130 ms,
-        every few seconds, and a fire whose pass it lands in is that late.  The automatic full
-        collection is turned off while this beat leads (younger generations stay automatic, a few
-        ms at most); once the interpreter would have wanted one (as many middle-generation
-        collections as its threshold), a full one runs here, at most every ``GC_FULL_EVERY``
-        seconds, when the next pass is at least ``GC_GAP`` away, or after ``GC_FULL_MAX`` seconds
-        in any case.  Returns what is left of
-        ``wait``.  The interpreter's thresholds are restored by :meth:`close` or on losing the lock.
+        every few seconds, and a fire whose pass it lands in is that late.  While this beat leads
+        and sent fires in the last ``GC_HOT`` seconds, the automatic full collection is off
+        (younger generations stay automatic, a few ms at most); once the interpreter would have
+        wanted one (as many middle-generation collections as its threshold), a full one runs here,
+        at most every ``GC_FULL_EVERY`` seconds, when the next pass is at least ``GC_GAP`` away, or
+        after ``GC_FULL_MAX`` seconds in any case.  Returns what is left of ``wait``.  The
+        interpreter's threshold is restored by :meth:`close`, on losing the lock, or once idle.
         """
         if not self.manage_gc:
             return wait
-        if not self.is_leader:
-            self._restore_gc()
-            return wait
         now = time.monotonic()
+        if not self.is_leader or now - self._last_fired > GC_HOT:
+            self._restore_gc()  # (a beat without fires to send keeps the interpreter's own collection)
+            return wait
         if not self._gc_managed:
             self._gc_managed = True
             young, middle, _ = gc.get_threshold()
@@ -356,7 +361,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         ``MAINTENANCE_BATCH``).  ``limit`` keeps it from ever being starved.
         """
         end = time.monotonic() + limit
-        while self.is_leader:
+        while self.is_leader and not self._closing:
             left = end - time.monotonic()
             if left <= 0:
                 return
@@ -364,8 +369,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 time.sleep(min(0.002, left))
                 continue
             gap = self._next_pass - time.time()
-            if gap >= need:
-                return
+            if gap >= need or gap < -QUIET_OVERDUE:
+                return  # far enough, or beat is not ticking as it planned (stopping, stopped)
             time.sleep(min(max(gap, 0.0) + 0.002, left))  # past the next pass's start, then look again
 
     def _tick(self) -> float:
@@ -416,6 +421,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             due = cast(list[str], client.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts))
         failures = 0
         if due:
+            self._last_fired = time.monotonic()
             self.idle.clear()  # the PostgreSQL thread waits: no GIL contention while fires go out
         self._dispatch_lock = lock  # checked by elapsed time while publishing, not only per chunk
         try:
@@ -978,6 +984,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._maintenance.start()
 
     def close(self) -> None:
+        self._closing = True  # the maintenance thread stops waiting for gaps between passes
         self._restore_gc()
         if self._maintenance is not None:
             self._maintenance.stop()
