@@ -18,7 +18,7 @@ from woow_scheduler.keys import Keys
 from woow_scheduler.messaging.app import create_app
 from woow_scheduler.messaging.broker import capture
 from woow_scheduler.messaging.payload import TASK_EXECUTE, fire_kwargs
-from woow_scheduler.messaging.publish import FireSender, publish_options
+from woow_scheduler.messaging.publish import MARKS, FireSender, FireTemplate, publish_options
 from woow_scheduler.scheduler.codec import encode_meta
 from woow_scheduler.scheduler.sync import Reconciler
 from woow_scheduler.settings import Settings
@@ -64,6 +64,104 @@ def test_the_fire_sender_builds_the_message_send_task_builds(settings: Settings)
             celery, ours = (_normalized(m) for m in sink)
             assert ours == celery
             assert ours["headers"]["shadow"] == options["shadow"]
+
+
+def test_a_fire_template_renders_the_very_bytes_celery_builds(settings: Settings, monkeypatch: Any) -> None:
+    """A template's message of a fire is Celery's message of that fire, byte for byte (given the
+    same task id and delivery tag, which both make fresh for every message), for every trigger that
+    shares the template and for one whose values must stay written in its own."""
+    import woow_scheduler.messaging.publish as publish
+
+    app = create_app(settings)
+    task_id = "11111111-2222-4333-8444-555555555555"
+    names = ("workflow_id", "trigger_id", "user_id")
+    triggers = [  # (entry kwargs, workflow name)
+        (
+            {"workflow_id": "0b0e6c1e-5d43-4f7a-9b7e-7f2b9a1c2d3e", "trigger_id": "t-1", "user_id": "ann@x.io"},
+            "nightly",
+        ),
+        ({"workflow_id": "w2", "trigger_id": "t-2", "user_id": "bob"}, "a b:c/d"),
+        ({"workflow_id": "w3", "trigger_id": "t-3", "user_id": None}, "n"),
+        ({"workflow_id": "w4", "trigger_id": "t-4", "user_id": 'Zoë "q"\''}, "né 'x'"),  # not plain: written
+    ]
+    with app.connection_for_write() as conn:
+        producer = app.amqp.Producer(conn, auto_declare=False)
+        sender = FireSender(app)
+        for timeout in (30, None):
+            base = {**publish_options(settings, workflow_name="x", timeout=timeout), "declare": []}
+            for entry, workflow in triggers:
+                options = {**base, "shadow": f"workflow:{workflow}"}
+                values = [entry[n] for n in names] + [options["shadow"]]
+                opened = [publish.plain(v) for v in values]
+                marked = {n: MARKS[n] if o else entry[n] for n, o in zip(names, opened, strict=False)}
+                with capture(producer) as sink:
+                    opts = {**options, "shadow": MARKS["shadow"] if opened[3] else options["shadow"]}
+
+                    def build(marked: dict[str, Any] = marked, opts: dict[str, Any] = opts) -> None:
+                        kwargs = fire_kwargs(marked, MARKS["scheduled_for"], MARKS["enqueued_at"])
+                        sender.send(producer, TASK_EXECUTE, kwargs, dict(opts), repr(kwargs))
+
+                    template = FireTemplate.build(build, sink)
+                    assert template is not None and sink == []
+                    fill = [v if o else "" for v, o in zip(values, opened, strict=True)]
+                    for sched, enq in (
+                        ("2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00"),
+                        ("2027-06-30T23:59:59+00:00", "2027-06-30T23:59:59.250001+00:00"),
+                    ):
+                        kwargs = fire_kwargs(entry, sched, enq)
+                        monkeypatch.setattr(publish, "task_uuid", lambda: task_id)
+                        sender.send(producer, TASK_EXECUTE, kwargs, dict(options), repr(kwargs))
+                        monkeypatch.undo()
+                        ((_, (key, raw)),) = sink.pop()
+                        tag = json.loads(raw)["properties"]["delivery_tag"]
+                        ours = template._render([task_id, tag, "", sched, enq, *fill])
+                        assert ours == (("lpush", (key, raw)),)  # the very bytes
+                        fresh = template.render(sched, enq, *fill)  # fresh ids: the same message otherwise
+                        assert _normalized(fresh) == _normalized(((("lpush", (key, raw))),))
+                        ids = json.loads(fresh[0][1][1])
+                        assert ids["headers"]["id"] == ids["headers"]["root_id"] == ids["properties"]["correlation_id"]
+                        assert ids["headers"]["id"] != ids["properties"]["delivery_tag"]
+
+
+def test_the_triggers_of_a_burst_share_one_template(
+    settings: Settings, make_scheduler: MakeScheduler, redis_client: redis.Redis
+) -> None:
+    sch = make_scheduler()
+    options = publish_options(settings, workflow_name="x")
+    fire = datetime(2026, 1, 1, tzinfo=UTC)
+    jobs = [
+        (
+            {
+                "task": TASK_EXECUTE,
+                "kwargs": {"workflow_id": f"w{i}", "trigger_id": f"t{i}", "user_id": None},
+                "options": {**options, "shadow": f"workflow:wf{i}"},
+            },
+            fire,
+        )
+        for i in range(5)
+    ]
+    assert sch._publish_all(jobs) == [None] * 5
+    assert len(sch._templates) == 1  # (the first message declared the queue, built in full)
+    queued = [json.loads(m) for m in redis_client.lrange(Keys(settings.key_prefix).broker_queue(settings.queue), 0, -1)]
+    shadows = sorted(m["headers"]["shadow"] for m in queued)
+    assert shadows == [f"workflow:wf{i}" for i in range(5)]
+    tasks = {m["headers"]["id"] for m in queued}
+    assert len(tasks) == 5
+
+
+def test_a_message_the_template_cannot_rebuild_exactly_gets_no_template(settings: Settings) -> None:
+    app = create_app(settings)
+    with app.connection_for_write() as conn:
+        producer = app.amqp.Producer(conn, auto_declare=False)
+        with capture(producer) as sink:
+
+            def two() -> None:  # not one message
+                for _ in range(2):
+                    kwargs = fire_kwargs({}, MARKS["scheduled_for"], MARKS["enqueued_at"])
+                    FireSender(app).send(producer, TASK_EXECUTE, kwargs, {"queue": settings.queue}, repr(kwargs))
+
+            assert FireTemplate.build(two, sink) is None
+            assert sink == []
 
 
 def _at(fire: dict[str, Any]) -> float:

@@ -33,6 +33,7 @@ reconciles every ``reconcile_interval`` and full ones on becoming leader and eve
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -57,7 +58,7 @@ from ..lua import lua_source
 from ..messaging.app import create_app
 from ..messaging.broker import Prepared, can_prepare, capture, send_prepared
 from ..messaging.payload import fire_kwargs
-from ..messaging.publish import FireSender
+from ..messaging.publish import MARKS, FireSender, FireTemplate, plain
 from ..metrics import BeatMetrics
 from ..settings import Settings, load_settings
 from ..triggers import jitter_offset
@@ -84,6 +85,25 @@ PREPARE_SLICE = 0.1
 PREPARE_HORIZON = 120.0
 #: ... and its lead is its fire count times the measured cost of preparing one, times this
 PREPARE_SAFETY = 2.0
+#: beat wakes this long after a due second starts (a sleep never ends early: a margin for the clock
+#: read that follows, not for the sleep)
+WAKE_AFTER = 0.0002
+#: beat runs Python's full garbage collection itself (see WoowScheduler._collect_garbage): every
+#: this many seconds, when its next pass is at least GC_GAP seconds away, and after GC_FULL_MAX at the latest
+GC_FULL_EVERY = 20.0
+GC_GAP = 0.3
+GC_FULL_MAX = 120.0
+GC_HOT = 10.0  # ... only while beat sent fires within this many seconds (an idle beat leaves it to Python)
+GC_NEVER = 1 << 30  # the oldest generation's threshold while beat collects it itself
+_GC_OLDEST = gc.get_threshold()[2]  # the interpreter's own, restored afterwards
+#: the maintenance thread starts a step only when beat's next pass is at least this far (seconds) ...
+QUIET_GAP = 0.15
+#: ... or after waiting this long for such a gap (it is never starved)
+QUIET_LIMIT = 1.0
+#: ... and not at all once beat's next pass is this late (beat stopped ticking: closing, or stopped)
+QUIET_OVERDUE = 0.05
+#: rows per batch of the maintenance thread's reconciles (it waits for a gap before each batch)
+MAINTENANCE_BATCH = 250
 
 
 class WoowSchedulerEntry(RedBeatSchedulerEntry):  # type: ignore[misc]
@@ -226,6 +246,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
     prepare_ahead = 0.9
     #: at most this many fires are held prepared (about 2 KB each: see docs/performance.md)
     prepare_max = 100_000
+    #: run the full garbage collection between passes while leading (see _collect_garbage)
+    manage_gc = True
 
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
         settings = app.conf.get("woow_settings")
@@ -237,6 +259,10 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._declared: set[Any] | None = None  # see _publish_all
         self._capturing = False  # messages are being captured (prepared), not sent: see _publish
         self._sender: FireSender | None = None
+        self._sink: list[Prepared] | None = None  # while capturing: where messages go (see _publish)
+        #: fire messages with the per-fire values open, by what they share (see _fire_template)
+        self._templates: dict[tuple[Any, ...], FireTemplate | None] = {}
+        self._template_text: dict[str, str] = {}  # the templates' literal pieces, shared between them
         self._decoded: dict[str, _Decoded] = {}
         self._maintenance: _Maintenance | None = None
         self._beat_lock: BeatLock | None = None
@@ -246,17 +272,25 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._script: Any = None
         self._unchanged_script: Any = None
         self._many_script: Any = None
+        self._read_script: Any = None
         #: the messages of one upcoming second, by entry key (see _prepare_next)
         self._prepared: dict[str, _PreparedEntry] = {}
         self._prepared_second = 0  # the second being prepared (or prepared); 0 = none
         self._prepare_todo: list[str] = []  # its keys not prepared yet
         self._prepare_cost = 300e-6  # seconds per prepared fire, measured as it goes
         self._prepare_wake = 0.0  # epoch time at which preparation of the next due second starts
+        self._prechecked: dict[str, bool] = {}  # prepared entries checked unchanged with the due keys' read
         #: fires published from messages prepared ahead (the benchmarks report it)
         self.fires_prepared = 0
         #: clear while a pass publishes; the maintenance thread waits for it (bounded)
         self.idle = threading.Event()
         self.idle.set()
+        self._busy = False  # inside tick (see wait_quiet)
+        self._closing = False
+        self._last_fired = float("-inf")  # monotonic time of the last pass that had fires due
+        self._gc_managed = False  # the automatic full collection is off (see _collect_garbage)
+        self._gc_last_full = 0.0
+        self._next_pass = 0.0  # epoch time at which the next tick is due
         #: Prometheus series (served only with WOOW_METRICS_PORT; see metrics.py)
         self.metrics = BeatMetrics()
         self.metrics.leader.set_function(lambda: 1.0 if self.is_leader else 0.0)
@@ -270,6 +304,76 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     # -- the pass ---------------------------------------------------------------------------
     def tick(self, min: Any = min, **kwargs: Any) -> float:
+        self._busy = True
+        wait = float(self.max_interval)
+        try:
+            wait = self._collect_garbage(self._tick())
+            return wait
+        finally:
+            self._next_pass = time.time() + wait
+            self._busy = False
+
+    def _collect_garbage(self, wait: float) -> float:
+        """Run Python's full (oldest generation) garbage collection here, between passes, instead of
+        wherever the interpreter's thresholds trigger it: with 10,000 entries it scans a few hundred
+        thousand long-lived objects (decoded entries, templates, prepared messages) for 80-130 ms,
+        every few seconds, and a fire whose pass it lands in is that late.  While this beat leads
+        and sent fires in the last ``GC_HOT`` seconds, the automatic full collection is off
+        (younger generations stay automatic, a few ms at most); once the interpreter would have
+        wanted one (as many middle-generation collections as its threshold), a full one runs here,
+        at most every ``GC_FULL_EVERY`` seconds, when the next pass is at least ``GC_GAP`` away, or
+        after ``GC_FULL_MAX`` seconds in any case.  Returns what is left of ``wait``.  The
+        interpreter's threshold is restored by :meth:`close`, on losing the lock, or once idle.
+        """
+        if not self.manage_gc:
+            return wait
+        now = time.monotonic()
+        if not self.is_leader or now - self._last_fired > GC_HOT:
+            self._restore_gc()  # (a beat without fires to send keeps the interpreter's own collection)
+            return wait
+        if not self._gc_managed:
+            self._gc_managed = True
+            young, middle, _ = gc.get_threshold()
+            gc.set_threshold(young, middle, GC_NEVER)
+            self._gc_last_full = now
+        since = now - self._gc_last_full
+        if gc.get_count()[2] < _GC_OLDEST:
+            return wait  # (as the interpreter: not before that many younger collections; an idle beat never)
+        if (since >= GC_FULL_EVERY and wait >= GC_GAP) or since >= GC_FULL_MAX:
+            gc.collect()
+            self._gc_last_full = time.monotonic()
+            wait = max(0.0, wait - (self._gc_last_full - now))
+        return wait
+
+    def _restore_gc(self) -> None:
+        if self._gc_managed:
+            self._gc_managed = False
+            young, middle, _ = gc.get_threshold()
+            gc.set_threshold(young, middle, _GC_OLDEST)
+
+    def wait_quiet(self, need: float = QUIET_GAP, limit: float = QUIET_LIMIT) -> None:
+        """Block the calling thread (the maintenance thread) until this beat is between passes and
+        its next pass is at least ``need`` seconds away, for at most ``limit`` seconds.
+
+        The maintenance thread's work (reconciles, bookkeeping, sweeps) is Python that takes the GIL
+        from the pass that publishes the fires of a second; started in a gap between passes, it
+        is done before the next one (a reconcile waits again between batches of
+        ``MAINTENANCE_BATCH``).  ``limit`` keeps it from ever being starved.
+        """
+        end = time.monotonic() + limit
+        while self.is_leader and not self._closing:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self._busy:
+                time.sleep(min(0.002, left))
+                continue
+            gap = self._next_pass - time.time()
+            if gap >= need or gap < -QUIET_OVERDUE:
+                return  # far enough, or beat is not ticking as it planned (stopping, stopped)
+            time.sleep(min(max(gap, 0.0) + 0.002, left))  # past the next pass's start, then look again
+
+    def _tick(self) -> float:
         self._start_maintenance()
         client = get_redis(self.app)
         self._serve_metrics(client)
@@ -303,9 +407,21 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def _dispatch_due(self, client: redis.Redis, lock: BeatLock) -> int:
         now_ts = int(time.time())
-        due = cast(list[str], client.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts))
+        pre = self._precheck_candidates(now_ts)
+        if pre:
+            # a second whose fires were all prepared (the usual one): the due keys and the unchanged
+            # check of the prepared entries in one round trip instead of two
+            script = self._unchanged(client)
+            with client.pipeline(transaction=False) as pipe:
+                pipe.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts)
+                script(keys=[k for k, _ in pre], args=_unchanged_args(pre), client=pipe)
+                due, flags = pipe.execute()
+            self._prechecked = {k: int(ok) == 1 for (k, _), ok in zip(pre, flags, strict=True)}
+        else:
+            due = cast(list[str], client.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts))
         failures = 0
         if due:
+            self._last_fired = time.monotonic()
             self.idle.clear()  # the PostgreSQL thread waits: no GIL contention while fires go out
         self._dispatch_lock = lock  # checked by elapsed time while publishing, not only per chunk
         try:
@@ -315,20 +431,25 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                 failures += self._process_chunk(client, due[i : i + self.chunk_size])
         finally:
             self._dispatch_lock = None
+            self._prechecked = {}
             self.idle.set()
         return failures
+
+    def _precheck_candidates(self, now_s: int) -> list[tuple[str, _PreparedEntry]]:
+        """The prepared entries to check with the due keys' read: all of them when they are due by
+        ``now_s`` and fit in one chunk (a bigger second is checked chunk by chunk, each just before
+        its write)."""
+        prepared = self._prepared
+        if not prepared or len(prepared) > self.chunk_size or self._prepared_second > now_s:
+            return []
+        return [(k, e) for k, e in prepared.items() if e.usable_at(now_s)]
 
     def _process_chunk(self, client: redis.Redis, keys: list[str]) -> int:
         now = datetime.now(UTC)
         # entries whose messages were prepared ahead and are unchanged since: no read, no plan, no build
         ready = self._take_prepared(client, keys, int(now.timestamp()))
         rest = [k for k in keys if k not in ready] if ready else keys
-        rows: list[Any] = []
-        if rest:
-            with client.pipeline(transaction=False) as pipe:
-                for key in rest:
-                    pipe.hmget(key, "definition", "meta")
-                rows = pipe.execute()
+        rows = self._read_entries(client, rest) if rest else []
         writes: list[tuple[str, list[Any]]] = []
         seen_meta: dict[str, str] = {}  # the entry's meta as read: its fired write is conditional on it
         generic: list[tuple[str, _Decoded, str | None]] = []
@@ -464,6 +585,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._capturing = True
         try:
             with capture(producer) as sink:
+                self._sink = sink
                 for n, job in enumerate(jobs):
                     if lock is not None and not lock.keep():  # cheap: a clock read until a renewal is due
                         log.warning(
@@ -489,6 +611,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         finally:
             self._declared = None
             self._capturing = False
+            self._sink = None
         try:
             send_prepared(producer, ready)
         except Exception as exc:  # the write failed: none of the batch counts as published
@@ -566,10 +689,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             started = time.perf_counter()
             chunk, self._prepare_todo = todo[: self.chunk_size], todo[self.chunk_size :]
             todo = self._prepare_todo
-            with client.pipeline(transaction=False) as pipe:
-                for key in chunk:
-                    pipe.hmget(key, "definition", "meta")
-                rows = pipe.execute()
+            rows = self._read_entries(client, chunk)
             entries: list[tuple[str, _Decoded, str, int, FirePlan]] = []
             for key, (definition, meta) in zip(chunk, rows, strict=True):
                 if definition is None:
@@ -585,6 +705,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._capturing = True
             try:
                 with capture(producer) as sink:
+                    self._sink = sink
                     for key, decoded, meta, count, plan in entries:
                         start = len(sink)
                         try:
@@ -599,6 +720,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             finally:
                 self._declared = None
                 self._capturing = False
+                self._sink = None
             if chunk:
                 self._prepare_cost = 0.8 * self._prepare_cost + 0.2 * (time.perf_counter() - started) / len(chunk)
         if time.time() >= second - PREPARE_MARGIN or len(out) >= self.prepare_max:
@@ -614,20 +736,27 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         prepared = self._prepared
         if not prepared:
             return {}
+        checked = self._prechecked  # (see _dispatch_due)
+        out: dict[str, _PreparedEntry] = {}
         candidates: list[tuple[str, _PreparedEntry]] = []
         for key in keys:
             entry = prepared.pop(key, None)
-            if entry is not None and entry.usable_at(now_s):
+            if entry is None or not entry.usable_at(now_s):
+                continue
+            unchanged = checked.get(key)
+            if unchanged is None:
                 candidates.append((key, entry))
-        if not candidates:
-            return {}
+            elif unchanged:
+                out[key] = entry
+        if candidates:
+            flags = self._unchanged(client)(keys=[k for k, _ in candidates], args=_unchanged_args(candidates))
+            out.update((k, entry) for (k, entry), ok in zip(candidates, flags, strict=True) if int(ok) == 1)
+        return out
+
+    def _unchanged(self, client: redis.Redis) -> Any:
         if self._unchanged_script is None:
             self._unchanged_script = client.register_script(lua_source("entries_unchanged"))
-        args: list[str] = []
-        for _, entry in candidates:
-            args += (entry.decoded.sha, entry.meta)
-        flags = self._unchanged_script(keys=[k for k, _ in candidates], args=args)
-        return {k: entry for (k, entry), ok in zip(candidates, flags, strict=True) if int(ok) == 1}
+        return self._unchanged_script
 
     def _publish_one(self, job: tuple[dict[str, Any], datetime], producer: Any = None) -> Exception | None:
         try:
@@ -662,6 +791,14 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         kwargs = fire_kwargs(definition.get("kwargs") or {}, iso_utc(fire), enqueued.isoformat(), delay_ms)
         log.debug("beat: fire %s scheduled_for %s", definition.get("name"), kwargs["scheduled_for"])
         if self._capturing:  # the same message through Celery's builder, minus send_task's per-call lookups
+            sink = self._sink
+            if delay_ms is None and sink is not None and options.get("declare") == []:
+                # (the first message of a batch to a queue is built in full: it declares the queue)
+                found = self._fire_template(definition, options, producer, sink)
+                if found is not None:
+                    template, fill = found
+                    sink.append(template.render(kwargs["scheduled_for"], kwargs["enqueued_at"], *fill))
+                    return
             if self._sender is None:
                 self._sender = FireSender(self.app)
             self._sender.send(producer, definition["task"], kwargs, options, repr(kwargs))
@@ -676,6 +813,69 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             kwargsrepr=repr(kwargs),  # what Flower shows; saves Celery's saferepr pass (~10% per publish)
             **options,
         )
+
+    def _fire_template(
+        self, definition: dict[str, Any], options: dict[str, Any], producer: Any, sink: list[Prepared]
+    ) -> tuple[FireTemplate, tuple[str, str, str, str]] | None:
+        """The template of this entry's fire messages and the values that fill its open trigger
+        fields (see :class:`~woow_scheduler.messaging.publish.FireTemplate`), or ``None`` where
+        there is none (the message is then built in full).
+
+        Triggers share a template when they differ only in :func:`~woow_scheduler.messaging.publish.plain`
+        ids, user and shadow (the usual case: one template for a whole burst); a value that is not
+        plain stays written in the template, which is then this trigger's own.
+        """
+        entry_kwargs = definition.get("kwargs") or {}
+        task = definition["task"]
+        given = (entry_kwargs.get("workflow_id"), entry_kwargs.get("trigger_id"), entry_kwargs.get("user_id"))
+        shadow = options.get("shadow")
+        values = (*given, shadow)
+        opened = tuple(plain(v) for v in values)
+        if not all(opened) and any("@@woow-" in repr(v) for v in values):
+            return None  # a written value holding a mark could not be told from a place to fill
+        fill = cast(tuple[str, str, str, str], tuple(v if o else "" for v, o in zip(values, opened, strict=True)))
+        rest = sorted((k, v) for k, v in options.items() if k != "shadow")
+        key = (
+            task,
+            "shadow" in options,
+            repr(rest),
+            tuple(None if o else repr(v) for v, o in zip(values, opened, strict=True)),
+        )
+        try:
+            template = self._templates[key]
+        except KeyError:
+            template = self._new_template(key, task, given, shadow, opened, options, producer, sink)
+        return (template, fill) if template is not None else None
+
+    def _new_template(
+        self,
+        key: tuple[Any, ...],
+        task: str,
+        given: tuple[Any, Any, Any],
+        shadow: Any,
+        opened: tuple[bool, ...],
+        options: dict[str, Any],
+        producer: Any,
+        sink: list[Prepared],
+    ) -> FireTemplate | None:
+        names = ("workflow_id", "trigger_id", "user_id")
+        entry = {n: MARKS[n] if o else v for n, v, o in zip(names, given, opened, strict=False)}
+        opts = dict(options)
+        if "shadow" in opts:
+            opts["shadow"] = MARKS["shadow"] if opened[3] else shadow
+        sender = self._sender
+        if sender is None:
+            sender = self._sender = FireSender(self.app)
+
+        def build() -> None:
+            kwargs = fire_kwargs(entry, MARKS["scheduled_for"], MARKS["enqueued_at"], None)
+            sender.send(producer, task, kwargs, dict(opts), repr(kwargs))
+
+        if len(self._templates) >= _DECODE_CACHE_MAX:
+            self._templates.clear()
+            self._template_text.clear()
+        template = self._templates[key] = FireTemplate.build(build, sink, self._template_text)
+        return template
 
     def _generic_entry(self, key: str, decoded: _Decoded, meta: str | None) -> None:
         """A plain RedBeat entry (e.g. a static beat_schedule entry): RedBeat's own handling."""
@@ -700,6 +900,15 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         decoded = _Decoded(data, sched if isinstance(sched, WoowTriggerSchedule) else None, _sha(definition))
         self._decoded[definition] = decoded
         return decoded
+
+    def _read_entries(self, client: redis.Redis, keys: list[str]) -> list[tuple[Any, Any]]:
+        """Each entry's definition and meta (``None`` when missing), in one script call
+        (:file:`lua/entries_read.lua`, the reconciler's read: one command and one reply for the
+        chunk instead of one ``HMGET`` each, whose packing and parsing cost more than the read)."""
+        if self._read_script is None:
+            self._read_script = client.register_script(lua_source("entries_read"))
+        flat = self._read_script(keys=keys, args=[self.keys.redbeat_schedule])
+        return [(flat[i], flat[i + 1]) for i in range(0, 3 * len(keys), 3)]
 
     def _fired_many_script(self, client: redis.Redis) -> Any:
         if self._many_script is None:
@@ -726,7 +935,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             early = max(self._prepare_wake, due - self.prepare_ahead) - time.time()
             if early > 0:
                 return min(early, float(self.max_interval))
-        return min(wait + 0.0005, float(self.max_interval))
+        return min(wait + WAKE_AFTER, float(self.max_interval))
 
     def _write_state(self, client: redis.Redis) -> None:
         mono = time.monotonic()
@@ -775,6 +984,8 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._maintenance.start()
 
     def close(self) -> None:
+        self._closing = True  # the maintenance thread stops waiting for gaps between passes
+        self._restore_gc()
         if self._maintenance is not None:
             self._maintenance.stop()
             self._maintenance = None
@@ -834,11 +1045,16 @@ class _Maintenance(threading.Thread):
         self.db = Database(s.database_url)
         client = get_redis(self.scheduler.app)
         reconciler = Reconciler(s, self.db, client)
+        # reconcile in small batches, each started in a gap between beat's passes (see wait_quiet)
+        reconciler.batch_size = min(reconciler.batch_size, MAINTENANCE_BATCH)
+        reconciler.pause = self.scheduler.wait_quiet
         next_heartbeat = next_flush = next_incr = next_full = next_prune = next_sweep = 0.0
         last_pass_start: datetime | None = None
         last_full_began = float("-inf")
         while not self._stop_event.is_set():
-            self.scheduler.idle.wait(timeout=5.0)  # never starved: at most 5 s behind a burst
+            # between beat's passes (no GIL contention while fires go out), never starved: at most
+            # 5 s behind a burst
+            self.scheduler.wait_quiet(limit=5.0)
             mono = time.monotonic()
             try:
                 if mono >= next_heartbeat or self._reported_leader != self.scheduler.is_leader:
@@ -939,6 +1155,14 @@ def _fired_write(
         fired_record(str(definition.get("name")), fires, nxt, sched.version, definition.get("kwargs")) if fires else ""
     )
     return new_meta, score, record
+
+
+def _unchanged_args(entries: list[tuple[str, _PreparedEntry]]) -> list[str]:
+    """``entries_unchanged.lua``'s arguments: each entry's definition sha and meta as prepared."""
+    args: list[str] = []
+    for _, entry in entries:
+        args += (entry.decoded.sha, entry.meta)
+    return args
 
 
 def _jitter_of(definition: dict[str, Any]) -> float:

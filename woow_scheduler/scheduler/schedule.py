@@ -23,6 +23,11 @@ from celery.schedules import BaseSchedule, schedstate
 from ..calendars import Calendar, calendar_json, parse_calendar
 from ..triggers import SPEC_ADAPTER, MisfirePolicy, TriggerSpec
 
+#: parsed specs by their JSON form's repr: triggers often share a spec (every one of a burst, the
+#: common crons), and a spec is immutable (a frozen model), so one parse serves them all
+_SPECS: dict[str, TriggerSpec] = {}
+_SPECS_MAX = 50_000
+
 SCHEDULE_TYPE = "woow_trigger"
 
 #: More fires than this for one entry in one pass are never dispatched at once (the rest wait for
@@ -139,7 +144,14 @@ class WoowTriggerSchedule(BaseSchedule):  # type: ignore[misc]
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WoowTriggerSchedule:
-        spec = SPEC_ADAPTER.validate_python(data["spec"])
+        raw = data["spec"]
+        key = repr(raw)  # (stored definitions are canonical JSON: the same spec, the same repr)
+        spec = _SPECS.get(key)
+        if spec is None:
+            spec = SPEC_ADAPTER.validate_python(raw)
+            if len(_SPECS) >= _SPECS_MAX:
+                _SPECS.clear()
+            _SPECS[key] = spec
         cal = data.get("calendar")
         calendar = parse_calendar(cal) if cal is not None else None
         return cls(spec, parse_utc(str(data["anchor"])), int(data.get("version", 1)), calendar)

@@ -114,6 +114,9 @@ class Reconciler:
         self.redis = client
         self.keys = Keys(settings.key_prefix)
         self.batch_size = settings.sync_batch_size
+        #: called before each batch of rows (beat's maintenance thread waits there for a gap
+        #: between beat's passes); ``None``: no wait
+        self.pause: Callable[[], None] | None = None
         self._scripts: dict[str, Any] = {}
         self._options_cache: dict[tuple[str, float | None], str] = {}
         self._spec_cache: dict[str, Any] = {}
@@ -251,6 +254,8 @@ class Reconciler:
         with self.db.engine.connect() as conn:
             result = conn.execution_options(yield_per=self.batch_size).execute(stmt)
             for part in result.partitions():
+                if self.pause is not None:
+                    self.pause()
                 yield list(part)
 
     def _delete_keys(self, keys: Sequence[str]) -> int:
