@@ -1007,6 +1007,34 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         )
 
 
+class _FailureStreak:
+    """Logs a failing maintenance step at 3 a.m. without drowning the log: the first failure of a
+    streak with its traceback, then one line every ``REPORT_EVERY`` seconds, and one when it ends
+    (a PostgreSQL outage used to write a traceback every half second)."""
+
+    REPORT_EVERY = 30.0
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.since = 0.0
+        self.next_report = 0.0
+
+    def failed(self, exc: BaseException, mono: float) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.since, self.next_report = mono, mono + self.REPORT_EVERY
+            log.error("beat: maintenance step failed: %s", exc, exc_info=True)
+        elif mono >= self.next_report:
+            self.next_report = mono + self.REPORT_EVERY
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            log.error("beat: maintenance still failing (%d times in %.0f s): %s", self.count, mono - self.since, first)
+
+    def ok(self, mono: float) -> None:
+        if self.count:
+            log.warning("beat: maintenance recovered after %d failed steps in %.0f s", self.count, mono - self.since)
+            self.count = 0
+
+
 class _Maintenance(threading.Thread):
     """Everything of beat that touches PostgreSQL, off the hot path."""
 
@@ -1051,6 +1079,7 @@ class _Maintenance(threading.Thread):
         next_heartbeat = next_flush = next_incr = next_full = next_prune = next_sweep = 0.0
         last_pass_start: datetime | None = None
         last_full_began = float("-inf")
+        streak = _FailureStreak()
         while not self._stop_event.is_set():
             # between beat's passes (no GIL contention while fires go out), never starved: at most
             # 5 s behind a burst
@@ -1100,7 +1129,9 @@ class _Maintenance(threading.Thread):
                         elif report.added or report.updated or report.removed:
                             log.info("beat: %s", report.summary())
             except Exception as exc:
-                log.error("beat: maintenance step failed: %s", exc, exc_info=True)
+                streak.failed(exc, mono)
+            else:
+                streak.ok(mono)
             self._stop_event.wait(min(0.5, s.bookkeeping_interval))
 
     def _count_reconcile(self, kind: str, report: Any) -> None:
