@@ -43,7 +43,7 @@ from ..keys import Keys, split_lock_value
 from ..messaging.payload import FirePayload
 from . import history as h
 from .context import WorkerContext
-from .lock import WorkflowLock, parse_value
+from .lock import WorkflowLock, lock_holder, parse_value
 from .logfmt import RunLog
 
 log = logging.getLogger("woow.worker")
@@ -136,9 +136,10 @@ class Forbid(Policy):
     def new_fire_held(self, d: Delivery, wf: h.WorkflowDef, new_id: uuid.UUID, holder: str) -> Claim:
         # The holder may be another delivery of this very fire, between its lock and its insert: a
         # `skipped` row written now would win the insert and the fire would never run.
-        row = d.after_holder_settles(holder, self.lock_key(d.ctx.keys, wf.id, new_id))
+        row = d.after_holder_settles(holder, wf.id)
         if row == "free":
-            return d.claim_new_fire(wf, tries=d.lock_tries + 1)
+            d.lock_tries += 1
+            return d.claim_new_fire(wf)
         if row is not None:
             return d.claim_existing(wf, row)
         reason = f"workflow is running (lock held by execution {holder})"
@@ -379,14 +380,15 @@ class Delivery:
             "jitter_ms": self.p.jitter_ms,
         }
 
-    def after_holder_settles(self, holder: str, lock_key: str) -> h.ExecRow | Literal["free"] | None:
+    def after_holder_settles(self, holder: str, workflow_id: uuid.UUID) -> h.ExecRow | Literal["free"] | None:
         """This fire's row once the lock's holder has a row of its own (or ``HOLDER_SETTLE_S`` passed).
 
         A holder without a row is a delivery between taking the lock and inserting its fire.  When
         it is a duplicate of this fire, its row is this fire's row (``claim_existing`` then treats
         this delivery as the duplicate it is).  When its insert found nothing to insert (a duplicate
         of a fire that has a row, a paused trigger's fire) it gives the lock back at once: ``"free"``
-        then says the lock no longer names ``holder`` and this fire should try it again."""
+        then says the workflow lock of ``workflow_id`` (the only lock a fire waits on here: forbid's)
+        no longer names ``holder`` and this fire should try it again."""
         assert self.p.trigger_id is not None and self.p.scheduled_for is not None
         try:
             holder_id = uuid.UUID(holder)
@@ -406,8 +408,7 @@ class Delivery:
             if self.sql(h.get_execution, holder_id) is not None:
                 found: h.ExecRow | None = self.sql(h.get_fire, self.p.trigger_id, self.p.scheduled_for)
                 return found
-            current = self.ctx.redis.get(lock_key)
-            if _owner(current.decode() if isinstance(current, bytes) else current) != holder:
+            if (lock_holder(self.ctx.redis, self.ctx.keys, workflow_id) or _owner(None)) != holder:
                 # the holder gave the lock back without a row (its insert found its fire's row, a
                 # paused trigger, a changed definition) or it expired: this fire's own row may have
                 # been inserted meanwhile by a duplicate, so look once more before trying again
@@ -424,10 +425,9 @@ class Delivery:
         assert self.p.trigger_id is not None and self.p.scheduled_for is not None
         return self.claim_existing(wf, self.sql(h.get_fire, self.p.trigger_id, self.p.scheduled_for))
 
-    def claim_new_fire(self, wf: h.WorkflowDef, *, tries: int = 0) -> Claim:
+    def claim_new_fire(self, wf: h.WorkflowDef) -> Claim:
         p = self.p
         assert p.scheduled_for is not None
-        self.lock_tries = tries
         policy = POLICIES[wf.concurrency]
         new_id = uuid.uuid4()
         lock = policy.new_lock(self, wf.id, new_id)
