@@ -1,14 +1,14 @@
 """Before/after of the execution path: bare Celery, then the worker of checkout A, then of checkout B, interleaved.
 
 Each round publishes the same kind of fires as ``bench.exec_bench`` and times three fresh prefork
-workers (2 processes) on the same broker and database: a bare no-op, a worker started in checkout
-``--before`` and one started in checkout ``--after`` (the order alternates every round: bare, A, B,
-then B, A, bare).  Each exec rate is divided by the bare rate of its round, so both checkouts are
-judged under the same drift of a shared machine.  Make the checkouts with ``git worktree add`` or
-``git archive <commit> | tar -x -C <dir>``; the harness itself (this file, the stores, the
-publishing) runs from the current directory.
+workers (``--concurrency`` processes each, default 2) on the same broker and database: a bare
+no-op, a worker started in checkout ``--before`` and one started in checkout ``--after`` (the
+order alternates every round: bare, A, B, then B, A, bare).  Each exec rate is divided by the
+bare rate of its round, so both checkouts are judged under the same drift of a shared machine.
+Make the checkouts with ``git worktree add`` or ``git archive <commit> | tar -x -C <dir>``; the
+harness itself (this file, the stores, the publishing) runs from the current directory.
 
-    python -m bench.exec_ab --before DIR --after DIR [--rounds 5] [--n 1000] [--json]
+    python -m bench.exec_ab --before DIR --after DIR [--rounds 5] [--n 1000] [--concurrency 2] [--json]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.support.stores import scratch_stores
 from woow_scheduler.worker import get_app
 
 
-def run(before: Path, after: Path, rounds: int, n: int) -> dict[str, Any]:
+def run(before: Path, after: Path, rounds: int, n: int, concurrency: int = eb.DEFAULT_CONCURRENCY) -> dict[str, Any]:
     require(n > 0 and rounds > 0, f"exec_ab: {rounds} rounds of {n} messages asked for: no work to measure")
     for d in (before, after):
         require((d / "woow_scheduler" / "worker" / "task.py").is_file(), f"exec_ab: {d} is not a woow checkout")
@@ -48,7 +48,9 @@ def run(before: Path, after: Path, rounds: int, n: int) -> dict[str, Any]:
                         continue
                     eb._publish_fires(app, settings, pairs, n, fired)
                     fired += n
-                    rates[kind].append(eb._drain_rate(client, settings, n, log_dir, f"{kind}{r}", dirs[kind]))
+                    rates[kind].append(
+                        eb._drain_rate(client, settings, n, log_dir, f"{kind}{r}", dirs[kind], concurrency=concurrency)
+                    )
                     done = eb._finished(db)
                     require(done == fired, f"{kind}{r}: {done} of {fired} fires left a finished execution row")
                 b = rates["bare"][-1]
@@ -66,6 +68,7 @@ def run(before: Path, after: Path, rounds: int, n: int) -> dict[str, Any]:
     return {
         "rounds": rounds,
         "messages": n,
+        "concurrency": concurrency,
         "before_round_ratios": [round(x, 3) for x in ratios["before"]],
         "after_round_ratios": [round(x, 3) for x in ratios["after"]],
         "before_ratio": round(statistics.median(ratios["before"]), 3),
@@ -81,11 +84,14 @@ def main() -> None:
     parser.add_argument("--after", type=Path, required=True, help="checkout of the code after the change")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--n", type=int, default=1000, help="messages per worker and round (default 1000)")
+    parser.add_argument(
+        "--concurrency", type=int, default=eb.DEFAULT_CONCURRENCY, help="pool processes of every worker (default 2)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     try:
         check_one_source()
-        result = run(args.before.resolve(), args.after.resolve(), args.rounds, args.n)
+        result = run(args.before.resolve(), args.after.resolve(), args.rounds, args.n, args.concurrency)
     except NoWork as exc:
         print(f"exec_ab: no figure: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -1,6 +1,8 @@
 """End-to-end executions per second of a one-step ``log`` workflow vs a bare Celery no-op task.
 
-Both run on the same broker in the same run, each on a fresh prefork worker with 2 processes:
+Both run on the same broker in the same run, each on a fresh prefork worker with ``--concurrency``
+processes (default 2, the shipped default of ``Procfile`` and ``docker-compose.yml``; the bare and
+the woow worker always get the same number):
 N messages are published first, then a worker is started and timed from the first message it takes
 to the queue (and its unacked set) being empty.  An execution is the whole path: payload check,
 claim in PostgreSQL, per-workflow lock in Redis, the step, the recorded outcome, the release.
@@ -9,7 +11,7 @@ The two are measured in interleaved rounds (bare, exec, then exec, bare, ...) an
 compared: on a shared virtual machine the speed of the same code drifts by tens of percent within
 minutes, and alternating puts both sides under the same drift.  Every round is printed.
 
-    python -m bench.exec_bench [--quick] [--json] [--rounds N] [--n N]
+    python -m bench.exec_bench [--quick] [--json] [--rounds N] [--n N] [--concurrency N]
 """
 
 from __future__ import annotations
@@ -48,8 +50,17 @@ def _worker_command(code_dir: Path, args: list[str]) -> list[str]:
     return ["sh", "-c", f"cd {shlex.quote(str(code_dir))} && exec " + " ".join(shlex.quote(c) for c in cmd)]
 
 
+DEFAULT_CONCURRENCY = 2  # pool processes of every benchmark worker: the shipped default
+
+
 def _drain_rate(
-    client: redis.Redis, settings: Settings, n: int, log_dir: Path, label: str, code_dir: Path | None = None
+    client: redis.Redis,
+    settings: Settings,
+    n: int,
+    log_dir: Path,
+    label: str,
+    code_dir: Path | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> float:
     keys = Keys(settings.key_prefix)
     queue_key, unacked = keys.broker_queue(settings.queue), keys.broker_unacked
@@ -61,7 +72,7 @@ def _drain_rate(
         f"{label}: the queue {queue_key!r} on {settings.redis_url} holds {held} of the {n} messages published "
         f"to {settings.effective_broker_url}: the broker is not the Redis the harness watches",
     )
-    args = worker_args(2, "prefork", name=f"bench{label}", loglevel="WARNING")
+    args = worker_args(concurrency, "prefork", name=f"bench{label}", loglevel="WARNING")
     proc = CeleryProcess(
         "worker",
         settings,
@@ -137,9 +148,12 @@ def seed_workflows(db: Database) -> list[tuple[Any, str, Any]]:
         return [(w.id, w.name, t.id) for w, t in zip(flows, triggers, strict=True)]
 
 
-def run(quick: bool = False, rounds: int | None = None, n: int | None = None) -> dict[str, Any]:
+def run(
+    quick: bool = False, rounds: int | None = None, n: int | None = None, concurrency: int = DEFAULT_CONCURRENCY
+) -> dict[str, Any]:
     n = (1000 if quick else 4000) if n is None else n
     require(n > 0, f"exec: {n} messages per round asked for: no work to measure")
+    require(concurrency > 0, f"exec: {concurrency} worker processes asked for: nothing would run")
     rounds = rounds or (2 if quick else 3)
     log_dir = Path(tempfile.mkdtemp(prefix="woow-bench-"))
     with scratch_stores("woow_bench", queue="bench", log_level="WARNING") as (settings, db, client):
@@ -153,11 +167,11 @@ def run(quick: bool = False, rounds: int | None = None, n: int | None = None) ->
             for kind in order:
                 if kind == "bare":
                     _publish_noops(app, settings, n)
-                    bare_rates.append(_drain_rate(client, settings, n, log_dir, f"bare{r}"))
+                    bare_rates.append(_drain_rate(client, settings, n, log_dir, f"bare{r}", concurrency=concurrency))
                 else:
                     _publish_fires(app, settings, pairs, n, fired)
                     fired += n
-                    exec_rates.append(_drain_rate(client, settings, n, log_dir, f"exec{r}"))
+                    exec_rates.append(_drain_rate(client, settings, n, log_dir, f"exec{r}", concurrency=concurrency))
                     # every fire a worker took must have left its row (ran or skipped)
                     done = _finished(db)
                     require(done == fired, f"exec{r}: {done} of {fired} fires left a finished execution row")
@@ -177,6 +191,7 @@ def run(quick: bool = False, rounds: int | None = None, n: int | None = None) ->
         return {
             "messages": n * rounds,
             "rounds": rounds,
+            "concurrency": concurrency,
             "exec_per_s": round(execs, 1),
             "bare_celery_per_s": round(bare, 1),
             "ratio": round(execs / bare, 3),
@@ -197,17 +212,26 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3, quick 2)")
     parser.add_argument("--n", type=int, default=None, help="messages per round (default 4000, quick 1000)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"pool processes of both the bare and the woow worker (default {DEFAULT_CONCURRENCY}, as shipped)",
+    )
     args = parser.parse_args()
     try:
         check_one_source()
-        result = run(args.quick, args.rounds, args.n)
+        result = run(args.quick, args.rounds, args.n, args.concurrency)
     except NoWork as exc:
         print(f"exec_bench: no figure: {exc}", file=sys.stderr)
         sys.exit(1)
     if args.json:
         print(json.dumps(result))
         return
-    print(f"bare celery no-op : {result['bare_celery_per_s']:8.1f} tasks/s  (median of {result['rounds']} rounds)")
+    print(
+        f"bare celery no-op : {result['bare_celery_per_s']:8.1f} tasks/s  (median of {result['rounds']} rounds, "
+        f"{result['concurrency']} processes per worker)"
+    )
     print(
         f"woow executions   : {result['exec_per_s']:8.1f} exec/s  ({result['succeeded']} succeeded, "
         f"{result['skipped']} skipped of {result['messages']})"
