@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import logging
 import os
@@ -65,8 +66,20 @@ def run(n: int, workflows: int, profile: str | None, warm: int, cpu_timer: bool 
         for kw in payloads[:warm]:
             execute_workflow(task, kw)
         walls: list[float] = []
+        gc_time = [0.0, 0.0, 0.0]
+        gc_count = [0, 0, 0]
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+            else:
+                gc_time[info["generation"]] += time.perf_counter() - gc_started[0]
+                gc_count[info["generation"]] += 1
+
+        gc.callbacks.append(on_gc)
         prof = (cProfile.Profile(time.process_time) if cpu_timer else cProfile.Profile()) if profile else None
-        c0, t0 = time.process_time(), time.perf_counter()
+        c0, t0, m0 = time.process_time(), time.perf_counter(), time.thread_time()
         if prof is not None:
             prof.enable()
         for kw in payloads[warm:]:
@@ -77,7 +90,8 @@ def run(n: int, workflows: int, profile: str | None, warm: int, cpu_timer: bool 
         if prof is not None:
             prof.disable()
             prof.dump_stats(profile)  # type: ignore[arg-type]
-        cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        gc.callbacks.remove(on_gc)
+        cpu, wall, main_cpu = time.process_time() - c0, time.perf_counter() - t0, time.thread_time() - m0
         db.dispose()
         app.close()
     return {
@@ -86,6 +100,9 @@ def run(n: int, workflows: int, profile: str | None, warm: int, cpu_timer: bool 
         "wall_us_mean": round(wall / n * 1e6),
         "wall_us_median": round(statistics.median(walls) * 1e6),
         "cpu_us_mean": round(cpu / n * 1e6),
+        "main_thread_cpu_us_mean": round(main_cpu / n * 1e6),
+        "gc_collections": gc_count,
+        "gc_us_per_execution": [round(t / n * 1e6, 1) for t in gc_time],
         "load": open("/proc/loadavg").read().split()[0],
     }
 

@@ -104,6 +104,57 @@ def test_release_nowait_frees_only_its_own_lock_and_keeps_the_connection_in_step
         client.close()
 
 
+def test_release_nowait_sends_the_bytes_redis_py_would_pack() -> None:
+    from woow_scheduler.lua import lua_source
+    from woow_scheduler.worker.lock import release_nowait_command
+
+    conn = redis.Connection()  # type: ignore[no-untyped-call]  # packs only: never connected
+    for key, value in [("woow:lock:workflow:x", "tok:e1:7:12@node"), ("präfix:lock:é", "t:ü:1:2@n"), ("k", "")]:
+        packed = conn.pack_commands(  # type: ignore[no-untyped-call]
+            [("CLIENT", "REPLY", "SKIP"), ("EVAL", lua_source("release"), 1, key, value)]
+        )
+        assert release_nowait_command(key, value) == b"".join(packed)
+
+
+def test_script_commands_are_packed_as_redis_py_packs_them() -> None:
+    import enum
+
+    from woow_scheduler.worker.lock import pack_command
+
+    conn = redis.Connection()  # type: ignore[no-untyped-call]  # packs only: never connected
+    for args in [
+        ("EVALSHA", "ab" * 20, 2, "woow:lock:workflow:x", "woow:fence:x", "tok:e1", 30000, 1733400000000, "", 0),
+        ("EVALSHA", "s", 1, "präfix:é", "t:ü:1:2@n", -5, 2**70),
+    ]:
+        assert pack_command(*args) == b"".join(conn.pack_command(*args))  # type: ignore[no-untyped-call]
+
+    class Small(enum.IntEnum):
+        ONE = 1
+
+    for odd in (1.5, True, Small.ONE, b"raw"):
+        assert pack_command("EVALSHA", "s", 1, "k", odd) is None  # type: ignore[arg-type]
+
+
+def test_scripts_survive_a_flushed_script_cache_and_a_dropped_connection(key_prefix: str) -> None:
+    key = Keys(key_prefix).workflow_lock(uuid.uuid4())
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True, max_connections=1)
+    admin = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        lock = WorkflowLock(client, key, 30, owner="e1")
+        client.script_flush()
+        assert lock.acquire()  # NOSCRIPT: loaded again
+        client_id = client.client_id()
+        admin.client_kill_filter(_id=str(client_id))
+        assert lock.renew()  # the pooled connection was dropped under it: reconnects
+        client.script_flush()
+        admin.client_kill_filter(_id=str(client.client_id()))
+        assert lock.renew() and client.get(key) == lock.value
+        assert lock.release() and client.get(key) is None
+    finally:
+        client.close()
+        admin.close()
+
+
 def test_release_nowait_falls_back_to_a_waited_release_on_other_clients(key_prefix: str) -> None:
     import fakeredis
 
@@ -114,9 +165,7 @@ def test_release_nowait_falls_back_to_a_waited_release_on_other_clients(key_pref
     assert client.get(f"{key_prefix}lock") is None
 
 
-def test_fences_increase_and_a_key_taken_since_is_never_taken_back(
-    redis_client: redis.Redis, key_prefix: str
-) -> None:
+def test_fences_increase_and_a_key_taken_since_is_never_taken_back(redis_client: redis.Redis, key_prefix: str) -> None:
     key = f"{key_prefix}lock:workflow:fenced"
     first = WorkflowLock(redis_client, key, ttl=0.3, owner="first")
     assert first.acquire() and first.fence is not None

@@ -64,12 +64,56 @@ def _script(name: str) -> tuple[str, str]:
 
 
 def run_script(client: redis.Redis, name: str, keys: list[str], args: list[Any]) -> Any:
-    """EVALSHA one of the shipped ``lua/*.lua`` scripts, loading it on first use per server."""
+    """EVALSHA one of the shipped ``lua/*.lua`` scripts, loading it on first use per server.
+
+    On a plain redis-py pool the command is packed here and sent on a pooled connection
+    (:func:`_evalsha_direct`): the same bytes and the same reply parsing as ``Redis.evalsha``, without
+    its per-command layers (measured in one worker process: see docs/performance.md).  A connection
+    error or timeout there falls back to ``Redis.evalsha``, whose retries then apply as before.
+    """
     text, sha = _script(name)
     try:
+        if _plain_pool(client):
+            try:
+                return _evalsha_direct(client, sha, keys, args)
+            except (redis.ConnectionError, redis.TimeoutError):
+                pass  # the connection was dropped; redis-py's own path reconnects and retries
         return client.evalsha(sha, len(keys), *keys, *args)
     except redis.exceptions.NoScriptError:
         return client.eval(text, len(keys), *keys, *args)
+
+
+def _plain_pool(client: redis.Redis) -> bool:
+    pool = getattr(client, "connection_pool", None)
+    return type(pool) is redis.ConnectionPool and pool.connection_class in _PLAIN_CONNECTIONS
+
+
+def pack_command(*args: str | int) -> bytes | None:
+    """RESP of a command whose arguments are all ``str`` or ``int`` (as redis-py packs them), else ``None``."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, str):
+            data = arg.encode()
+        elif type(arg) is int:  # not bool, not an IntEnum: redis-py packs those differently
+            data = str(arg).encode()
+        else:
+            return None
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _evalsha_direct(client: redis.Redis, sha: str, keys: list[str], args: list[Any]) -> Any:
+    packed = pack_command("EVALSHA", sha, len(keys), *keys, *args)
+    if packed is None:
+        return client.evalsha(sha, len(keys), *keys, *args)
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        # both disconnect the connection on any error (BaseException included): never left out of step
+        conn.send_packed_command([packed])  # type: ignore[no-untyped-call]
+        return conn.read_response()  # raises the script's error reply
+    finally:
+        pool.release(conn)
 
 
 def _str(value: Any) -> str | None:
@@ -305,19 +349,16 @@ class WorkflowLock:
         a waited-for release failed.  Clients that are not a plain redis-py pool (fakeredis in the
         embedded fallback) get :meth:`release`.
         """
-        pool = self.client.connection_pool
-        if type(pool) is not redis.ConnectionPool or pool.connection_class not in _PLAIN_CONNECTIONS:
+        if not _plain_pool(self.client):
             self.release()
             return
-        text, _ = _script("release")
+        pool = self.client.connection_pool
+        packed = release_nowait_command(self.key, self.value)
         with self._guard:
             self._released = True
             conn = pool.get_connection()
             try:
-                packed = conn.pack_commands(  # type: ignore[no-untyped-call]
-                    [("CLIENT", "REPLY", "SKIP"), ("EVAL", text, 1, self.key, self.value)]
-                )
-                conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
+                conn.send_packed_command([packed])  # type: ignore[no-untyped-call]
             except BaseException:
                 conn.disconnect()  # type: ignore[no-untyped-call]
                 raise
@@ -356,6 +397,37 @@ class WorkflowLock:
             if slot is not None:
                 self._slot = None
                 slot.free()  # the backup never renews this lock again
+
+
+_RELEASE_HEAD: bytes | None = None
+
+
+def _bulk(value: str) -> bytes:
+    data = value.encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def release_nowait_command(key: str, value: str) -> bytes:
+    """``CLIENT REPLY SKIP`` + ``EVAL <release.lua> 1 key value`` in RESP, as one write.
+
+    The same bytes redis-py's ``pack_commands`` builds, but the constant head (the two command
+    headers and the script's text) is encoded once per process instead of on every release.
+    """
+    global _RELEASE_HEAD
+    head = _RELEASE_HEAD
+    if head is None:
+        text, _ = _script("release")
+        head = _RELEASE_HEAD = (
+            b"*3\r\n"
+            + _bulk("CLIENT")
+            + _bulk("REPLY")
+            + _bulk("SKIP")
+            + b"*5\r\n"
+            + _bulk("EVAL")
+            + _bulk(text)
+            + _bulk("1")
+        )
+    return head + _bulk(key) + _bulk(value)
 
 
 def _floor() -> int:
