@@ -257,3 +257,28 @@ def test_backfill_and_jitter_marks_are_recorded_and_shown_in_history(
     one = runner.invoke(cli, ["execution", "show", str(rows[FIRE + timedelta(minutes=1)].id)]).stdout
     fields = dict(line.split(None, 1) for line in one.splitlines()[:16] if " " in line)
     assert fields["backfill"].strip() == "no" and fields["jitter"].strip() == "+1.234s", one
+
+
+def test_a_worker_process_keeps_one_connection_between_runs_and_never_a_broken_one(app: Celery, db: Database) -> None:
+    from sqlalchemy import event, text
+
+    from woow_scheduler.worker.context import settings_of, worker_context
+
+    wf = make_workflow(db, [{"name": "hi", "type": "log", "config": {"message": "x"}}])
+    tr = make_trigger(db, wf)
+    ctx = worker_context(settings_of(app))
+    checkouts: list[int] = []
+    event.listen(ctx.engine, "checkout", lambda *_: checkouts.append(1))
+    for i in range(3):
+        assert apply(app, **fire_kwargs(wf, tr, FIRE + timedelta(minutes=i)))["outcome"] == "succeeded"
+    assert len(checkouts) <= 1  # one checkout for the process (none if it kept one already), not one per run
+    kept = ctx.kept_conn
+    assert kept is not None and not kept.in_transaction()
+    backend = kept.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+    with db.engine.connect() as admin:  # the kept connection breaks between two runs
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    # the next run meets the broken connection, drops it and runs on a new one (the task's retry)
+    assert apply(app, **fire_kwargs(wf, tr, FIRE + timedelta(minutes=5)))["outcome"] == "succeeded"
+    assert ctx.kept_conn is not None and ctx.kept_conn is not kept
+    assert ctx.kept_conn.connection.dbapi_connection.info.backend_pid != backend  # type: ignore[union-attr]
+    assert [r.status for r in executions(db, wf.id)] == [ExecutionStatus.SUCCEEDED] * 4

@@ -242,13 +242,19 @@ class Delivery:
         self._conn: Connection | None = None
         # Prefork children and the solo pool run one task at a time on their main thread: such a
         # run keeps one pooled connection from claim to record (a checkout per statement cost about
-        # a seventh of an execution's client CPU).  Thread and greenlet pools, where many runs share
-        # a process's pool, hand the connection back after every statement.
+        # a seventh of an execution's client CPU), and on PostgreSQL the process keeps it for its
+        # next run too (WorkerContext.kept_conn: a checkout and check-in per run cost about 7 % of
+        # an execution's client CPU).  Thread and greenlet pools, where many runs share a process's
+        # pool, hand the connection back after every statement.
         self._keep_conn = threading.current_thread() is threading.main_thread()
 
     # .. helpers ..
     def sql(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        conn = self._conn if self._conn is not None else self.ctx.engine.connect()
+        conn = self._conn
+        if conn is None and self._keep_conn:
+            conn = self.ctx.take_kept_conn()
+        if conn is None:
+            conn = self.ctx.engine.connect()
         self._conn = None
         try:
             result = fn(conn, *args, **kwargs)
@@ -262,9 +268,12 @@ class Delivery:
         return result
 
     def close_conn(self) -> None:
+        """End of the run: its connection goes back to the pool, or stays with the process for the
+        next run (:meth:`WorkerContext.keep_conn`).  A connection whose statement failed was closed
+        (and invalidated if it broke) by :meth:`sql` already and is never kept."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            conn.close()
+            self.ctx.keep_conn(conn)
 
     def running_values(self, lock: WorkflowLock, attempt: int, policy: Policy) -> dict[str, Any]:
         return {

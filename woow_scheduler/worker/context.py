@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import redis
 from celery import Celery
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ..db.session import Database
 from ..keys import Keys
@@ -71,13 +71,44 @@ class WorkerContext:
     keys: Keys
     hostname: str
     workflows: WorkflowCache = field(default_factory=WorkflowCache)
+    kept_conn: Connection | None = None  # the pooled connection kept between runs (keep_conn)
 
     @property
     def engine(self) -> Engine:
         """The worker's engine (autocommit for the whole pool)."""
         return self.db.engine
 
+    def keep_conn(self, conn: Connection) -> None:
+        """Keep ``conn`` for this process's next run, or give it back to the pool.
+
+        Kept only on PostgreSQL, in the process that built this context, when the connection is
+        sound and no other is kept: the pool is autocommit, so a connection between runs holds no
+        transaction, no lock and no session state (the check-in's reset was a no-op ``rollback``),
+        and a connection that broke while kept fails the next run's first statement exactly as a
+        broken pooled one did (no pre-ping either way), which closes and invalidates it.
+        """
+        if (
+            self.kept_conn is None
+            and os.getpid() == self.pid
+            and conn.dialect.name == "postgresql"
+            and not conn.invalidated
+            and not conn.closed
+            and not conn.in_transaction()
+        ):
+            self.kept_conn = conn
+        else:
+            conn.close()
+
+    def take_kept_conn(self) -> Connection | None:
+        conn, self.kept_conn = self.kept_conn, None
+        if conn is not None and os.getpid() != self.pid:  # pragma: no cover - contexts are per process
+            return None
+        return conn
+
     def close(self) -> None:
+        conn, self.kept_conn = self.kept_conn, None
+        if conn is not None:
+            conn.close()
         self.db.dispose()
         self.redis.close()
 
