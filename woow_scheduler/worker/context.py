@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import socket
@@ -114,6 +116,17 @@ class WorkerContext:
 
 
 _contexts: dict[int, WorkerContext] = {}
+
+
+@atexit.register
+def _close_kept_connections() -> None:
+    """Close the connections this process kept between runs (a clean disconnect at exit)."""
+    pid = os.getpid()
+    for ctx in list(_contexts.values()):
+        conn, ctx.kept_conn = ctx.kept_conn, None
+        if conn is not None and ctx.pid == pid:
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 def worker_context(settings: Settings) -> WorkerContext:
