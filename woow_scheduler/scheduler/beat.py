@@ -241,6 +241,25 @@ class _PreparedEntry:
 _TemplateFill = tuple[FireTemplate, tuple[str, str, str, str]]  # a template and the values that fill it
 
 
+def _pack(args: tuple[Any, ...]) -> bytes:
+    """One Redis command in the wire protocol: what redis-py's packer gives for ``str``, ``bytes``
+    and ``int`` arguments (the only ones beat sends this way), in half its time."""
+    out = [b"*%d\r\n" % len(args)]
+    add = out.append
+    for arg in args:
+        kind = type(arg)
+        if kind is str:
+            data = arg.encode()
+        elif kind is bytes:
+            data = arg
+        elif kind is int:
+            data = str(arg).encode()
+        else:
+            raise TypeError(f"beat packs str, bytes and int arguments, not {kind.__name__}")
+        add(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
+
+
 class _Inflight:
     """Commands written to one Redis connection of their own whose replies are read later, in the
     order sent: a burst's next chunk is read, and each chunk's fired write runs, on the Redis
@@ -259,7 +278,7 @@ class _Inflight:
 
     def send(self, *args: Any) -> int:
         try:
-            self._conn.send_command(*args)
+            self._conn.send_packed_command([_pack(args)])
         except BaseException:
             self._drop()
             raise
@@ -391,11 +410,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         if not self.is_leader or now - self._last_fired > GC_HOT:
             self._restore_gc()  # (a beat without fires to send keeps the interpreter's own collection)
             return wait
-        if not self._gc_managed:
-            self._gc_managed = True
-            young, middle, _ = gc.get_threshold()
-            gc.set_threshold(young, middle, GC_NEVER)
-            self._gc_last_full = now
+        self._manage_gc(now)
         since = now - self._gc_last_full
         if gc.get_count()[2] < _GC_OLDEST:
             return wait  # (as the interpreter: not before that many younger collections; an idle beat never)
@@ -404,6 +419,14 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._gc_last_full = time.monotonic()
             wait = max(0.0, wait - (self._gc_last_full - now))
         return wait
+
+    def _manage_gc(self, now: float) -> None:
+        """Turn the automatic full collection off (see :meth:`_collect_garbage`)."""
+        if not self._gc_managed:
+            self._gc_managed = True
+            young, middle, _ = gc.get_threshold()
+            gc.set_threshold(young, middle, GC_NEVER)
+            self._gc_last_full = now
 
     def _restore_gc(self) -> None:
         if self._gc_managed:
@@ -482,6 +505,11 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         failures = 0
         if due:
             self._last_fired = time.monotonic()
+            if self.manage_gc:
+                # from this pass on, not only after it: the first pass of a cold burst decodes and
+                # keeps a whole second's entries, which made the interpreter run full collections
+                # of a growing heap in the middle of it
+                self._manage_gc(self._last_fired)
             self.idle.clear()  # the PostgreSQL thread waits: no GIL contention while fires go out
         self._dispatch_lock = lock  # checked by elapsed time while publishing, not only per chunk
         chunks = [due[i : i + self.chunk_size] for i in range(0, len(due), self.chunk_size)]
