@@ -16,7 +16,9 @@ How a pass (``tick``) works, when this process holds the beat lock:
    build one ``execute_workflow`` per fire with its ``scheduled_for``; write the chunk's messages
    (on a Redis broker one pipelined write, elsewhere one kombu publish batch), then record every
    entry's new position, score and fire record with one script call for the chunk
-   (:file:`lua/entries_fired.lua`, atomic per entry);
+   (:file:`lua/entries_fired.lua`, atomic per entry); in a pass of many chunks (a burst) the next
+   chunk's read and each chunk's fired write go to Redis without waiting for their replies
+   (:class:`_Inflight`), which are all read before the pass ends;
 3. prepare the next due second (:meth:`WoowScheduler._prepare_next`: its messages built and
    encoded ahead, in slices between passes, never published before that second);
 4. sleep until the earliest score (whole epoch seconds) or until it is time to prepare it, at most
