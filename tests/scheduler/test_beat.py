@@ -161,9 +161,9 @@ def test_lock_is_kept_through_a_burst_longer_than_its_lifetime(
     sch = make_scheduler(beat_lock_timeout=2.0, beat_dispatch_chunk=5)
     real = sch._process_chunk
 
-    def slow(client: Any, chunk: list[str]) -> int:
+    def slow(client: Any, chunk: list[str], *rest: Any) -> int:
         time.sleep(0.4)  # 12 chunks x 0.4 s = 4.8 s, more than twice the lock's lifetime
-        return real(client, chunk)
+        return real(client, chunk, *rest)
 
     monkeypatch.setattr(sch, "_process_chunk", slow)
     sch.tick()

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import redis
 
 from woow_scheduler.keys import Keys
@@ -211,18 +212,20 @@ def test_prepared_fires_go_out_in_their_second_exactly_as_prepared(
     assert raw in queued  # the very bytes prepared ahead
 
 
+@pytest.mark.parametrize("chunk", [500, 1])  # 1: a pass of many chunks (reads sent ahead, fired writes in flight)
 def test_an_entry_changed_after_preparation_is_not_sent_from_the_stale_preparation(
     settings: Settings,
     redis_client: redis.Redis,
     make_trigger: MakeTrigger,
     reconciler: Reconciler,
     make_scheduler: MakeScheduler,
+    chunk: int,
 ) -> None:
     keys = Keys(settings.key_prefix)
     every_second = {"type": "cron", "expression": "* * * * * ?"}
     ids = [make_trigger(every_second, updated_at=datetime.now(UTC)).id for _ in range(3)]
     reconciler.triggers(ids)
-    sch = make_scheduler()
+    sch = make_scheduler(beat_dispatch_chunk=chunk)
     _tick_until_prepared(sch)
     second = sch._prepared_second
     assert {keys.redbeat_entry(i) for i in ids} <= set(sch._prepared)
@@ -286,3 +289,32 @@ def test_a_prepared_fire_never_goes_out_before_its_second_even_when_its_entry_is
     assert time.time() < second
     assert [f for f in published(redis_client, settings) if _at(f) >= second] == []
     assert redis_client.zscore(keys.redbeat_schedule, entry) == second  # planned again: due at its second
+
+
+def test_a_burst_of_many_chunks_publishes_and_records_every_fire_once(
+    settings: Settings,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+    make_scheduler: MakeScheduler,
+) -> None:
+    """A pass of many chunks (the next chunk read ahead, each fired write sent without waiting):
+    every fire published once, and every entry's record written before the pass returns."""
+    keys = Keys(settings.key_prefix)
+    start = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    ids = [make_trigger({"type": "interval", "every": 3600, "start_at": start.isoformat()}).id for _ in range(23)]
+    reconciler.triggers(ids)
+    sch = make_scheduler(beat_dispatch_chunk=4)
+    sch.prepare_ahead = 0  # every entry read and built at the due instant
+    sch.tick()  # takes the lock; nothing due yet
+    _sleep_into(int(start.timestamp()))
+    sch.tick()
+    fires = [f for f in published(redis_client, settings) if _at(f) == start.timestamp()]
+    assert sorted(f["trigger_id"] for f in fires) == sorted(str(i) for i in ids)
+    for i in ids:  # recorded: the next fire an hour later, one run counted
+        key = keys.redbeat_entry(i)
+        assert redis_client.zscore(keys.redbeat_schedule, key) == start.timestamp() + 3600
+        assert json.loads(redis_client.hget(key, "meta"))["total_run_count"] == 1
+    assert redis_client.xlen(keys.fired) == len(ids)
+    sch.tick()  # nothing due again
+    assert len([f for f in published(redis_client, settings) if _at(f) == start.timestamp()]) == len(ids)

@@ -16,7 +16,9 @@ How a pass (``tick``) works, when this process holds the beat lock:
    build one ``execute_workflow`` per fire with its ``scheduled_for``; write the chunk's messages
    (on a Redis broker one pipelined write, elsewhere one kombu publish batch), then record every
    entry's new position, score and fire record with one script call for the chunk
-   (:file:`lua/entries_fired.lua`, atomic per entry);
+   (:file:`lua/entries_fired.lua`, atomic per entry); in a pass of many chunks (a burst) the next
+   chunk's read and each chunk's fired write go to Redis without waiting for their replies
+   (:class:`_Inflight`), which are all read before the pass ends;
 3. prepare the next due second (:meth:`WoowScheduler._prepare_next`: its messages built and
    encoded ahead, in slices between passes, never published before that second);
 4. sleep until the earliest score (whole epoch seconds) or until it is time to prepare it, at most
@@ -33,6 +35,7 @@ reconciles every ``reconcile_interval`` and full ones on becoming leader and eve
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import logging
@@ -72,6 +75,7 @@ from .sync import Reconciler, incremental_since
 log = logging.getLogger("woow.beat")
 
 SCHEDULER_PATH = "woow_scheduler.beat:WoowScheduler"
+_lua = functools.cache(lua_source)  # a script's text, read once (sent with EVAL by _Inflight)
 FIRED_STREAM_MAXLEN = 1_000_000
 _DECODE_CACHE_MAX = 200_000
 # commands buffered before kombu flushes a publish batch on its own: above any chunk, so the one flush
@@ -236,6 +240,82 @@ class _PreparedEntry:
         return now_s - plan.fires[0].timestamp() <= float(sched.spec.misfire_threshold)
 
 
+_TemplateFill = tuple[FireTemplate, tuple[str, str, str, str]]  # a template and the values that fill it
+
+
+def _pack(args: tuple[Any, ...]) -> bytes:
+    """One Redis command in the wire protocol: what redis-py's packer gives for ``str``, ``bytes``
+    and ``int`` arguments (the only ones beat sends this way), in half its time."""
+    out = [b"*%d\r\n" % len(args)]
+    add = out.append
+    for arg in args:
+        kind = type(arg)
+        if kind is str:
+            data = arg.encode()
+        elif kind is bytes:
+            data = arg
+        elif kind is int:
+            data = str(arg).encode()
+        else:
+            raise TypeError(f"beat packs str, bytes and int arguments, not {kind.__name__}")
+        add(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class _Inflight:
+    """Commands written to one Redis connection of their own whose replies are read later, in the
+    order sent: a burst's next chunk is read, and each chunk's fired write runs, on the Redis
+    server while beat decodes and builds in Python (see :meth:`WoowScheduler._dispatch_due`).
+
+    :meth:`take` returns a command's reply; replies before it (fired writes) are read and dropped,
+    an error among them is raised there.  :meth:`close` reads every reply still due (so the pass
+    ends with all its writes done, as with a synchronous write) and gives the connection back; on
+    any error the connection is dropped, as redis-py does for a failed command."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._conn: Any = self._pool.get_connection()
+        self._sent = 0
+        self._read = 0
+
+    def send(self, *args: Any) -> int:
+        try:
+            self._conn.send_packed_command([_pack(args)])
+        except BaseException:
+            self._drop()
+            raise
+        self._sent += 1
+        return self._sent
+
+    def take(self, ticket: int) -> Any:
+        reply: Any = None
+        try:
+            while self._read < ticket:
+                reply = self._conn.read_response()
+                self._read += 1
+        except BaseException:
+            self._drop()
+            raise
+        return reply
+
+    def close(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self.take(self._sent)
+        finally:
+            if self._conn is not None:
+                self._pool.release(self._conn)
+                self._conn = None
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.disconnect()
+            self._pool.release(self._conn)
+            self._conn = None
+            self._read = self._sent  # (nothing more to read on a dropped connection)
+
+
 class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
     Entry = WoowSchedulerEntry
     #: run the PostgreSQL side (heartbeat, bookkeeping, reconciles) in a background thread
@@ -280,6 +360,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         self._prepare_cost = 300e-6  # seconds per prepared fire, measured as it goes
         self._prepare_wake = 0.0  # epoch time at which preparation of the next due second starts
         self._prechecked: dict[str, bool] = {}  # prepared entries checked unchanged with the due keys' read
+        self._ahead: tuple[list[str], int] | None = None  # the next chunk's read, sent ahead (see _process_chunk)
         #: fires published from messages prepared ahead (the benchmarks report it)
         self.fires_prepared = 0
         #: clear while a pass publishes; the maintenance thread waits for it (bounded)
@@ -331,11 +412,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         if not self.is_leader or now - self._last_fired > GC_HOT:
             self._restore_gc()  # (a beat without fires to send keeps the interpreter's own collection)
             return wait
-        if not self._gc_managed:
-            self._gc_managed = True
-            young, middle, _ = gc.get_threshold()
-            gc.set_threshold(young, middle, GC_NEVER)
-            self._gc_last_full = now
+        self._manage_gc(now)
         since = now - self._gc_last_full
         if gc.get_count()[2] < _GC_OLDEST:
             return wait  # (as the interpreter: not before that many younger collections; an idle beat never)
@@ -344,6 +421,14 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._gc_last_full = time.monotonic()
             wait = max(0.0, wait - (self._gc_last_full - now))
         return wait
+
+    def _manage_gc(self, now: float) -> None:
+        """Turn the automatic full collection off (see :meth:`_collect_garbage`)."""
+        if not self._gc_managed:
+            self._gc_managed = True
+            young, middle, _ = gc.get_threshold()
+            gc.set_threshold(young, middle, GC_NEVER)
+            self._gc_last_full = now
 
     def _restore_gc(self) -> None:
         if self._gc_managed:
@@ -422,14 +507,33 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
         failures = 0
         if due:
             self._last_fired = time.monotonic()
+            if self.manage_gc:
+                # from this pass on, not only after it: the first pass of a cold burst decodes and
+                # keeps a whole second's entries, which made the interpreter run full collections
+                # of a growing heap in the middle of it
+                self._manage_gc(self._last_fired)
             self.idle.clear()  # the PostgreSQL thread waits: no GIL contention while fires go out
         self._dispatch_lock = lock  # checked by elapsed time while publishing, not only per chunk
+        chunks = [due[i : i + self.chunk_size] for i in range(0, len(due), self.chunk_size)]
+        # a pass of many chunks (a burst) keeps the Redis server busy while Python works: the next
+        # chunk's entries are read, and each chunk's fired write runs, on a connection of their own
+        # whose replies are read when needed; every reply is read before the pass ends
+        inflight = _Inflight(client) if len(chunks) > 1 else None
         try:
-            for i in range(0, len(due), self.chunk_size):
+            ahead: tuple[list[str], int] | None = None
+            for n, keys in enumerate(chunks):
                 if not lock.keep():
                     raise _LockLost
-                failures += self._process_chunk(client, due[i : i + self.chunk_size])
+                failures += self._process_chunk(
+                    client, keys, inflight, ahead, chunks[n + 1] if n + 1 < len(chunks) else None
+                )
+                ahead = self._ahead
+            if inflight is not None:
+                inflight.close()
         finally:
+            if inflight is not None:
+                inflight.close()
+            self._ahead = None
             self._dispatch_lock = None
             self._prechecked = {}
             self.idle.set()
@@ -444,12 +548,32 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             return []
         return [(k, e) for k, e in prepared.items() if e.usable_at(now_s)]
 
-    def _process_chunk(self, client: redis.Redis, keys: list[str]) -> int:
+    def _process_chunk(
+        self,
+        client: redis.Redis,
+        keys: list[str],
+        inflight: _Inflight | None = None,
+        ahead: tuple[list[str], int] | None = None,
+        following: list[str] | None = None,
+    ) -> int:
+        """One chunk of due ``keys``.  With ``inflight`` (a pass of many chunks), ``ahead`` is this
+        chunk's read sent earlier (the keys read, its reply's ticket), the read of the
+        ``following`` chunk is sent before this one's work starts (kept in ``self._ahead``), and
+        the fired write is sent without waiting for its reply."""
         now = datetime.now(UTC)
         # entries whose messages were prepared ahead and are unchanged since: no read, no plan, no build
         ready = self._take_prepared(client, keys, int(now.timestamp()))
         rest = [k for k in keys if k not in ready] if ready else keys
-        rows = self._read_entries(client, rest) if rest else []
+        if inflight is not None:
+            rows = self._rows_ahead(client, inflight, ahead, rest)
+            self._ahead = None
+            if following:
+                prepared = self._prepared
+                later = [k for k in following if k not in prepared] if prepared else following
+                if later:
+                    self._ahead = (later, inflight.send(*self._read_command(later)))
+        else:
+            rows = self._read_entries(client, rest) if rest else []
         writes: list[tuple[str, list[Any]]] = []
         seen_meta: dict[str, str] = {}  # the entry's meta as read: its fired write is conditional on it
         generic: list[tuple[str, _Decoded, str | None]] = []
@@ -537,8 +661,12 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                     else:
                         pipe.zrem(schedule_key, key)
                 if len(fired_keys) > 2:
-                    self._fired_many_script(client)(keys=fired_keys, args=fired_args, client=pipe)
-                pipe.execute()
+                    if inflight is not None:  # (its reply is read by the next take, at the latest on close)
+                        inflight.send("EVAL", _lua("entries_fired"), len(fired_keys), *fired_keys, *fired_args)
+                    else:
+                        self._fired_many_script(client)(keys=fired_keys, args=fired_args, client=pipe)
+                if len(pipe):
+                    pipe.execute()
         if misfired > 20:
             log.info("beat: %d triggers misfired in this pass (policies applied; details at DEBUG)", misfired)
         for key, decoded, meta in generic:
@@ -548,12 +676,27 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
     def _count_published(
         self, jobs: list[tuple[dict[str, Any], datetime]], kinds: list[str], outcomes: list[Exception | None]
     ) -> None:
+        # (metrics.published for each fire, grouped: one labelled count per kind and one lateness
+        # per fire time instead of a label look-up and a timestamp per fire)
         now = time.time()
+        metrics = self.metrics
+        kinds_sent: dict[str, int] = {}
+        late: dict[datetime, int] = {}
+        failed = 0
         for (_, fire), kind, outcome in zip(jobs, kinds, outcomes, strict=True):
             if outcome is None:
-                self.metrics.published(kind, now - fire.timestamp())
+                kinds_sent[kind] = kinds_sent.get(kind, 0) + 1
+                late[fire] = late.get(fire, 0) + 1
             else:
-                self.metrics.publish_failures.inc()
+                failed += 1
+        for kind, n in kinds_sent.items():
+            metrics.fires_published.labels(trigger_type=kind or "unknown").inc(n)
+        for fire, n in late.items():
+            lateness = max(0.0, now - fire.timestamp())
+            for _ in range(n):
+                metrics.publish_lateness.observe(lateness)
+        if failed:
+            metrics.publish_failures.inc(failed)
 
     def _lock_age(self) -> float:
         lock = self._beat_lock
@@ -816,7 +959,7 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def _fire_template(
         self, definition: dict[str, Any], options: dict[str, Any], producer: Any, sink: list[Prepared]
-    ) -> tuple[FireTemplate, tuple[str, str, str, str]] | None:
+    ) -> _TemplateFill | None:
         """The template of this entry's fire messages and the values that fill its open trigger
         fields (see :class:`~woow_scheduler.messaging.publish.FireTemplate`), or ``None`` where
         there is none (the message is then built in full).
@@ -909,6 +1052,25 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             self._read_script = client.register_script(lua_source("entries_read"))
         flat = self._read_script(keys=keys, args=[self.keys.redbeat_schedule])
         return [(flat[i], flat[i + 1]) for i in range(0, 3 * len(keys), 3)]
+
+    def _read_command(self, keys: list[str]) -> tuple[Any, ...]:
+        """``entries_read.lua`` for ``keys`` as one command (see :meth:`_read_entries`)."""
+        return ("EVAL", _lua("entries_read"), len(keys), *keys, self.keys.redbeat_schedule)
+
+    def _rows_ahead(
+        self, client: redis.Redis, inflight: _Inflight, ahead: tuple[list[str], int] | None, keys: list[str]
+    ) -> list[tuple[Any, Any]]:
+        """Each of ``keys``' definition and meta: from the read sent ahead where it covered the key
+        (every key not prepared when it was sent), read now otherwise."""
+        found: dict[str, tuple[Any, Any]] = {}
+        if ahead is not None:
+            read, ticket = ahead
+            flat = inflight.take(ticket)
+            found = {k: (flat[3 * i], flat[3 * i + 1]) for i, k in enumerate(read)}
+        missing = [k for k in keys if k not in found]
+        if missing:
+            found.update(zip(missing, self._read_entries(client, missing), strict=True))
+        return [found[k] for k in keys]
 
     def _fired_many_script(self, client: redis.Redis) -> Any:
         if self._many_script is None:

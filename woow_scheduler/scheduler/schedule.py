@@ -36,6 +36,8 @@ MAX_FIRES_PER_PASS = 1000
 
 def floor_second(when: datetime) -> datetime:
     """``when`` in UTC, without its fraction of a second."""
+    if when.microsecond == 0 and when.tzinfo is UTC:
+        return when  # (already so: the usual case, a stored time parsed back)
     return when.astimezone(UTC).replace(microsecond=0)
 
 
@@ -48,7 +50,21 @@ def parse_utc(text: str) -> datetime:
 
 def iso_utc(when: datetime) -> str:
     """The wire form of a fire time: ISO 8601, UTC, whole seconds (``2026-01-01T09:00:00+00:00``)."""
-    return floor_second(when).isoformat()
+    try:
+        return _ISO[when]
+    except KeyError:
+        pass
+    text = floor_second(when).isoformat()
+    if len(_ISO) >= _ISO_MAX:
+        _ISO.clear()
+    _ISO[when] = text
+    return text
+
+
+#: iso_utc's recent answers: a burst formats the same few fire times a few times per fire
+#: (message, fired record, meta); datetimes are immutable and equal ones give the same text
+_ISO: dict[datetime, str] = {}
+_ISO_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
