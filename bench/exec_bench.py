@@ -129,16 +129,17 @@ def _finished(db: Any) -> int:
         )
 
 
-def seed_workflows(db: Database) -> list[tuple[Any, str, Any]]:
-    """The benchmark's WORKFLOWS one-step ``log`` workflows, each with an interval trigger:
-    (workflow id, workflow name, trigger id) of each, the fires' addresses."""
+def seed_workflows(db: Database, count: int = WORKFLOWS) -> list[tuple[Any, str, Any]]:
+    """The benchmark's ``count`` one-step ``log`` workflows, each with an interval trigger:
+    (workflow id, workflow name, trigger id) of each, the fires' addresses (also seeds
+    ``bench/exec_profile.py``)."""
     with db.session() as s:
         flows = [
             Workflow(
                 name=f"bench-{i}",
                 steps=[{"name": "log", "type": "log", "config": {"message": "hi", "level": "debug"}}],
             )
-            for i in range(WORKFLOWS)
+            for i in range(count)
         ]
         s.add_all(flows)
         s.flush()

@@ -3,7 +3,8 @@
 process's CPU), optionally under cProfile.
 
 Runs the code that ``import woow_scheduler`` finds: for a before/after pair run it from each
-checkout (``cd DIR && PYTHONPATH=$PWD python <this file>``); it imports nothing of ``bench``.
+checkout (``cd DIR && PYTHONPATH=$PWD python <this file>``); its workflows are seeded by that
+checkout's ``bench.exec_bench.seed_workflows``.
 
     python bench/exec_profile.py [--n 3000] [--workflows 200] [--profile out.prof] [--json]
 """
@@ -24,34 +25,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import woow_scheduler
+from bench.exec_bench import seed_workflows
 from tests.support.stores import scratch_stores
-from woow_scheduler.db.models import Trigger, Workflow
 from woow_scheduler.messaging.payload import FirePayload
 from woow_scheduler.worker import get_app
 from woow_scheduler.worker.task import execute_workflow
 
 
-def _seed(db: Any, count: int) -> list[tuple[Any, Any]]:
-    with db.session() as s:
-        flows = [
-            Workflow(
-                name=f"prof-{i}",
-                steps=[{"name": "log", "type": "log", "config": {"message": "hi", "level": "debug"}}],
-            )
-            for i in range(count)
-        ]
-        s.add_all(flows)
-        s.flush()
-        triggers = [Trigger(workflow_id=w.id, name="t", type="interval", spec={"seconds": 1}) for w in flows]
-        s.add_all(triggers)
-        s.flush()
-        return [(w.id, t.id) for w, t in zip(flows, triggers, strict=True)]
-
-
 def run(n: int, workflows: int, profile: str | None, warm: int, cpu_timer: bool = False) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     with scratch_stores("woow_bench", queue="bench-prof", log_level="WARNING") as (settings, db, _client):
-        pairs = _seed(db, workflows)
+        pairs = [(wid, tid) for wid, _name, tid in seed_workflows(db, workflows)]
         app = get_app(settings)
         task = SimpleNamespace(app=app, request=SimpleNamespace(id="prof-task", retries=0))
         base = datetime(2030, 1, 1, tzinfo=UTC)

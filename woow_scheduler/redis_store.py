@@ -167,3 +167,30 @@ def ping(client: redis.Redis) -> None:
         client.ping()
     except redis.RedisError as exc:
         raise StoreUnavailable(f"redis: cannot connect ({exc})") from exc
+
+
+def pack_command(*args: str | bytes | int) -> bytes | None:
+    """One Redis command in the wire protocol (RESP): the bytes redis-py's packer gives for
+    ``str``, ``bytes`` and ``int`` arguments, in about half its time (the worker's lock scripts
+    and beat's in-flight burst commands are sent this way).  ``None`` when an argument is of any
+    other type (``bool``, ``float``, a subclass): the caller takes redis-py's own path instead."""
+    out = [b"*%d\r\n" % len(args)]
+    add = out.append
+    for arg in args:
+        kind = type(arg)
+        if kind is str:
+            data = arg.encode()  # type: ignore[union-attr]
+        elif kind is bytes:
+            data = arg
+        elif kind is int:  # not bool, not an IntEnum: redis-py packs those differently
+            data = str(arg).encode()
+        else:
+            return None
+        add(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def bulk(value: str) -> bytes:
+    """One argument of a RESP command (see :func:`pack_command`), for a command assembled in parts."""
+    data = value.encode()
+    return b"$%d\r\n%b\r\n" % (len(data), data)

@@ -116,25 +116,6 @@ def test_release_nowait_sends_the_bytes_redis_py_would_pack() -> None:
         assert release_nowait_command(key, value) == b"".join(packed)
 
 
-def test_script_commands_are_packed_as_redis_py_packs_them() -> None:
-    import enum
-
-    from woow_scheduler.worker.lock import pack_command
-
-    conn = redis.Connection()  # type: ignore[no-untyped-call]  # packs only: never connected
-    for args in [
-        ("EVALSHA", "ab" * 20, 2, "woow:lock:workflow:x", "woow:fence:x", "tok:e1", 30000, 1733400000000, "", 0),
-        ("EVALSHA", "s", 1, "präfix:é", "t:ü:1:2@n", -5, 2**70),
-    ]:
-        assert pack_command(*args) == b"".join(conn.pack_command(*args))  # type: ignore[no-untyped-call]
-
-    class Small(enum.IntEnum):
-        ONE = 1
-
-    for odd in (1.5, True, Small.ONE, b"raw"):
-        assert pack_command("EVALSHA", "s", 1, "k", odd) is None  # type: ignore[arg-type]
-
-
 def test_scripts_survive_a_flushed_script_cache_and_a_dropped_connection(key_prefix: str) -> None:
     key = Keys(key_prefix).workflow_lock(uuid.uuid4())
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True, max_connections=1)

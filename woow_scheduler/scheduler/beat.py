@@ -63,6 +63,7 @@ from ..messaging.broker import Prepared, can_prepare, capture, send_prepared
 from ..messaging.payload import fire_kwargs
 from ..messaging.publish import MARKS, FireSender, FireTemplate, plain
 from ..metrics import BeatMetrics
+from ..redis_store import pack_command
 from ..settings import Settings, load_settings
 from ..triggers import jitter_offset
 from .bookkeeping import drain_fired, fired_record
@@ -244,22 +245,13 @@ _TemplateFill = tuple[FireTemplate, tuple[str, str, str, str]]  # a template and
 
 
 def _pack(args: tuple[Any, ...]) -> bytes:
-    """One Redis command in the wire protocol: what redis-py's packer gives for ``str``, ``bytes``
-    and ``int`` arguments (the only ones beat sends this way), in half its time."""
-    out = [b"*%d\r\n" % len(args)]
-    add = out.append
-    for arg in args:
-        kind = type(arg)
-        if kind is str:
-            data = arg.encode()
-        elif kind is bytes:
-            data = arg
-        elif kind is int:
-            data = str(arg).encode()
-        else:
-            raise TypeError(f"beat packs str, bytes and int arguments, not {kind.__name__}")
-        add(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(out)
+    """One of beat's in-flight commands in RESP (:func:`~woow_scheduler.redis_store.pack_command`);
+    beat sends only ``str``, ``bytes`` and ``int`` arguments this way and refuses anything else."""
+    packed = pack_command(*args)
+    if packed is None:
+        kinds = sorted({type(a).__name__ for a in args if type(a) not in (str, bytes, int)})
+        raise TypeError(f"beat packs str, bytes and int arguments, not {', '.join(kinds)}")
+    return packed
 
 
 class _Inflight:

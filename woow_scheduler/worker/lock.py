@@ -45,6 +45,7 @@ import redis
 from ..errors import LockError
 from ..keys import Keys, fence_key, lock_value, lock_value_parts, split_lock_value
 from ..lua import lua_source
+from ..redis_store import bulk, pack_command
 
 if TYPE_CHECKING:
     from .backup import Slot
@@ -86,20 +87,6 @@ def run_script(client: redis.Redis, name: str, keys: list[str], args: list[Any])
 def _plain_pool(client: redis.Redis) -> bool:
     pool = getattr(client, "connection_pool", None)
     return type(pool) is redis.ConnectionPool and pool.connection_class in _PLAIN_CONNECTIONS
-
-
-def pack_command(*args: str | int) -> bytes | None:
-    """RESP of a command whose arguments are all ``str`` or ``int`` (as redis-py packs them), else ``None``."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, str):
-            data = arg.encode()
-        elif type(arg) is int:  # not bool, not an IntEnum: redis-py packs those differently
-            data = str(arg).encode()
-        else:
-            return None
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
 
 
 def _evalsha_direct(client: redis.Redis, sha: str, keys: list[str], args: list[Any]) -> Any:
@@ -402,11 +389,6 @@ class WorkflowLock:
 _RELEASE_HEAD: bytes | None = None
 
 
-def _bulk(value: str) -> bytes:
-    data = value.encode()
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
 def release_nowait_command(key: str, value: str) -> bytes:
     """``CLIENT REPLY SKIP`` + ``EVAL <release.lua> 1 key value`` in RESP, as one write.
 
@@ -419,15 +401,15 @@ def release_nowait_command(key: str, value: str) -> bytes:
         text, _ = _script("release")
         head = _RELEASE_HEAD = (
             b"*3\r\n"
-            + _bulk("CLIENT")
-            + _bulk("REPLY")
-            + _bulk("SKIP")
+            + bulk("CLIENT")
+            + bulk("REPLY")
+            + bulk("SKIP")
             + b"*5\r\n"
-            + _bulk("EVAL")
-            + _bulk(text)
-            + _bulk("1")
+            + bulk("EVAL")
+            + bulk(text)
+            + bulk("1")
         )
-    return head + _bulk(key) + _bulk(value)
+    return head + bulk(key) + bulk(value)
 
 
 def _floor() -> int:
