@@ -40,7 +40,11 @@ def test_quick_start_names_make_demo_and_make_test() -> None:
     assert [line.split()[:2] for line in lines] == [["make", "demo"], ["make", "test"]]
     makefile = (ROOT / "Makefile").read_text()
     assert "$(BIN)/woow dev" in makefile  # make demo runs woow dev
-    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("make test")  # CI runs the README's command
+    # CI runs the README's test command, then its benchmark command, both exactly as written
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    ci = [line for line in ci if line and not line.startswith("#")]
+    assert ci[-2:] == ["make test", "make bench BENCH_ARGS=--quick"]
+    assert "make bench BENCH_ARGS=--quick" in readme_block("## Development")
 
 
 def _descendants(pid: int) -> list[int]:
