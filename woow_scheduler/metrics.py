@@ -92,7 +92,9 @@ METRICS: tuple[MetricDef, ...] = (
     # -- API (read from the stores at scrape; see woow_scheduler/api/metrics.py) ---------------
     MetricDef("woow_executions", "gauge", ("api",), ("status",), "Executions in the history by status."),
     MetricDef("woow_execution_duration_seconds", "histogram", ("api",), (), "Durations of finished executions."),
-    MetricDef("woow_fire_lateness_seconds", "histogram", ("api",), (), "Scheduled fires: enqueued_at - scheduled_for."),
+    MetricDef("woow_fire_lateness_seconds", "histogram", ("api",), (),
+              "Scheduled fires: enqueued_at - scheduled_for (0 for a fire beat prepared ahead: "
+              "woow_beat_publish_lateness_seconds times beat's real write)."),
     MetricDef("woow_triggers", "gauge", ("api",), ("state",), "Triggers by state."),
     MetricDef("woow_store_up", "gauge", ("api",), ("store",), "1 when the store answered this scrape."),
 )

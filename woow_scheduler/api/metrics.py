@@ -7,7 +7,8 @@ is read from Redis on every scrape.
 
 - ``woow_executions{status}``: executions in the history, by status
 - ``woow_execution_duration_seconds``: histogram of finished executions' durations
-- ``woow_fire_lateness_seconds``: histogram of scheduled fires' dispatch lateness (enqueued - nominal)
+- ``woow_fire_lateness_seconds``: histogram of scheduled fires' dispatch lateness (enqueued - nominal;
+  0 for a fire beat prepared ahead)
 - ``woow_queue_depth{queue}``: messages waiting in the Celery queue (Redis broker)
 - ``woow_triggers{state}``: triggers by state
 - ``woow_store_up{store}``: 1 when the store answered this scrape
@@ -30,6 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..db.models import Execution, Trigger
 from ..enums import ExecutionStatus, TriggerState
 from ..keys import Keys
+from ..metrics import BY_NAME
 
 log = logging.getLogger("woow.api")
 
@@ -42,7 +44,7 @@ class WoowCollector(Collector):
         self.state = state
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("woow_store_up", "1 when the store answered this scrape", labels=["store"])
+        up = GaugeMetricFamily("woow_store_up", _doc("woow_store_up"), labels=["store"])
         try:
             families = list(self._database_families())
             up.add_metric(["database"], 1)
@@ -62,21 +64,17 @@ class WoowCollector(Collector):
         by_state: dict[str, int] = snap["by_state"]
         durations = (snap["durations"][0], snap["durations"][1], snap["durations"][2])
         lateness = (snap["lateness"][0], snap["lateness"][1], snap["lateness"][2])
-        executions = GaugeMetricFamily("woow_executions", "Executions in the history by status", labels=["status"])
+        executions = GaugeMetricFamily("woow_executions", _doc("woow_executions"), labels=["status"])
         for status in ExecutionStatus:
             executions.add_metric([status.value], float(by_status.get(status.value, 0)))
         yield executions
-        triggers = GaugeMetricFamily("woow_triggers", "Triggers by state", labels=["state"])
+        triggers = GaugeMetricFamily("woow_triggers", _doc("woow_triggers"), labels=["state"])
         for state in TriggerState:
             if state != TriggerState.BLOCKED:
                 triggers.add_metric([state.value], float(by_state.get(state.value, 0)))
         yield triggers
-        yield _histogram(
-            "woow_execution_duration_seconds", "Durations of finished executions", DURATION_BUCKETS, durations
-        )
-        yield _histogram(
-            "woow_fire_lateness_seconds", "Scheduled fires: enqueued_at - scheduled_for", LATENESS_BUCKETS, lateness
-        )
+        yield _histogram("woow_execution_duration_seconds", DURATION_BUCKETS, durations)
+        yield _histogram("woow_fire_lateness_seconds", LATENESS_BUCKETS, lateness)
 
     def _snapshot(self) -> dict[str, Any]:
         """The database figures: from the shared cache while fresh, else read (by one replica)."""
@@ -133,7 +131,7 @@ class WoowCollector(Collector):
     # -- Redis ----------------------------------------------------------------------------------
     def _queue_depth(self, up: GaugeMetricFamily) -> Metric:
         settings = self.state.settings
-        depth = GaugeMetricFamily("woow_queue_depth", "Messages waiting in the Celery queue", labels=["queue"])
+        depth = GaugeMetricFamily("woow_queue_depth", _doc("woow_queue_depth"), labels=["queue"])
         try:
             client: redis.Redis = self.state.redis
             client.ping()
@@ -159,9 +157,9 @@ def _histogram_row(s: Any, value: Any, buckets: Sequence[float], *where: Any) ->
     return [int(c or 0) for c in row[: len(buckets)]], int(row[len(buckets)] or 0), float(row[-1] or 0.0)
 
 
-def _histogram(name: str, doc: str, buckets: Sequence[float], data: tuple[list[int], int, float]) -> Metric:
+def _histogram(name: str, buckets: Sequence[float], data: tuple[list[int], int, float]) -> Metric:
     counts, total, total_sum = data
-    family = HistogramMetricFamily(name, doc)
+    family = HistogramMetricFamily(name, _doc(name))
     pairs = [(_le(b), float(c)) for b, c in zip(buckets, counts, strict=True)]
     pairs.append(("+Inf", float(total)))
     family.add_metric([], pairs, sum_value=total_sum)
@@ -170,3 +168,9 @@ def _histogram(name: str, doc: str, buckets: Sequence[float], data: tuple[list[i
 
 def _le(bound: float) -> str:
     return repr(float(bound))
+
+
+def _doc(name: str) -> str:
+    """The family's help text: the one in :data:`woow_scheduler.metrics.METRICS` (documented in
+    docs/operations.md)."""
+    return BY_NAME[name].help
