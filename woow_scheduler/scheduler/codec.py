@@ -12,6 +12,7 @@ reconciler can tell an unchanged entry by comparing strings.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import uuid
@@ -129,24 +130,11 @@ def definition_text(
     )
 
 
+@functools.lru_cache(maxsize=4096)  # a burst writes the same few metas many times (datetimes are immutable)
 def encode_meta(last_run_at: datetime | None, total_run_count: int = 0) -> str:
     """``meta`` exactly as RedBeat writes it (its datetime dialect), so RedBeat tools still read it."""
-    key = (last_run_at, total_run_count)
-    try:
-        return _METAS[key]  # (a burst writes the same few metas many times)
-    except KeyError:
-        pass
     last = last_run_at.astimezone(UTC) if last_run_at is not None else None
-    text = str(_META_ENCODER.encode({"last_run_at": last, "total_run_count": total_run_count}))
-    if len(_METAS) >= _META_CACHE_MAX:
-        _METAS.clear()
-    _METAS[key] = text
-    return text
-
-
-#: encode_meta's recent answers (datetimes are immutable: equal ones give the same text)
-_METAS: dict[tuple[datetime | None, int], str] = {}
-_META_CACHE_MAX = 4096
+    return str(_META_ENCODER.encode({"last_run_at": last, "total_run_count": total_run_count}))
 
 
 def decode_meta(text: str | None) -> tuple[datetime | None, int]:

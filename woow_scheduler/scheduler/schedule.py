@@ -13,6 +13,7 @@ only because Celery's API asks them to).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,23 +49,10 @@ def parse_utc(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=4096)  # a burst formats the same few fire times a few times per fire
 def iso_utc(when: datetime) -> str:
     """The wire form of a fire time: ISO 8601, UTC, whole seconds (``2026-01-01T09:00:00+00:00``)."""
-    try:
-        return _ISO[when]
-    except KeyError:
-        pass
-    text = floor_second(when).isoformat()
-    if len(_ISO) >= _ISO_MAX:
-        _ISO.clear()
-    _ISO[when] = text
-    return text
-
-
-#: iso_utc's recent answers: a burst formats the same few fire times a few times per fire
-#: (message, fired record, meta); datetimes are immutable and equal ones give the same text
-_ISO: dict[datetime, str] = {}
-_ISO_MAX = 4096
+    return floor_second(when).isoformat()
 
 
 @dataclass(frozen=True, slots=True)
