@@ -520,11 +520,9 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
                     client, keys, inflight, ahead, chunks[n + 1] if n + 1 < len(chunks) else None
                 )
                 ahead = self._ahead
-            if inflight is not None:
-                inflight.close()
         finally:
             if inflight is not None:
-                inflight.close()
+                inflight.close()  # every reply read (an error in one raises here), the connection back
             self._ahead = None
             self._dispatch_lock = None
             self._prechecked = {}

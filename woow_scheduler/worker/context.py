@@ -102,13 +102,18 @@ class WorkerContext:
             conn.close()
 
     def take_kept_conn(self) -> Connection | None:
-        conn, self.kept_conn = self.kept_conn, None
+        conn = self._pop_kept_conn()
         if conn is not None and os.getpid() != self.pid:  # pragma: no cover - contexts are per process
             return None
         return conn
 
-    def close(self) -> None:
+    def _pop_kept_conn(self) -> Connection | None:
+        """The kept connection, no longer kept (whichever process asks: closing is the caller's choice)."""
         conn, self.kept_conn = self.kept_conn, None
+        return conn
+
+    def close(self) -> None:
+        conn = self._pop_kept_conn()
         if conn is not None:
             conn.close()
         self.db.dispose()
@@ -123,7 +128,7 @@ def _close_kept_connections() -> None:
     """Close the connections this process kept between runs (a clean disconnect at exit)."""
     pid = os.getpid()
     for ctx in list(_contexts.values()):
-        conn, ctx.kept_conn = ctx.kept_conn, None
+        conn = ctx._pop_kept_conn()
         if conn is not None and ctx.pid == pid:
             with contextlib.suppress(Exception):
                 conn.close()
