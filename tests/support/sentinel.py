@@ -6,6 +6,13 @@ the ``redis-server`` binary on free loopback ports in a temporary directory, wit
         s.kill_master()       # SIGKILL of the current master; returns when a sentinel names another
         s.master_port()       # what the sentinels say now
 
+``sentinel_setup(tmp_path, tls=True)`` makes every server TLS-only (``port 0`` + ``tls-port``):
+certificates from ``openssl`` signed by a private CA of the test's own (``s.tls.ca``), the
+replica and the sentinels speak TLS to the data servers (``tls-replication yes``), and every
+server requires a client certificate signed by that CA (``tls-auth-clients yes``; not with
+``client_certs=False``); ``s.url`` then carries ``ssl=true&ssl_ca_certs=...`` (and
+``&ssl_certfile=...&ssl_keyfile=...``).
+
 Every process is stopped by its PID at the end; the shared Redis is never touched.
 """
 
@@ -20,7 +27,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -31,8 +40,61 @@ PASSWORD = "s3ntinel-test"  # the Redis master's (and replica's) password
 SENTINEL_PASSWORD = "watch-3rs"  # the sentinels' own
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """A private CA, a server certificate for 127.0.0.1 and a client certificate, all signed by it."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    client_certs: bool = True  # do the servers require (and the URL carry) a client certificate?
+
+    @classmethod
+    def make(cls, d: Path, *, client_certs: bool = True) -> TLSFiles:
+        if shutil.which("openssl") is None:
+            pytest.fail("openssl not found on PATH", pytrace=False)
+        d.mkdir(parents=True, exist_ok=True)
+        files = cls(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem", d / "client.key",
+                    client_certs)
+
+        def run(*args: str) -> None:
+            subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "ca.key"), "-out", str(files.ca),
+            "-days", "1", "-subj", "/CN=woow test CA")
+        for cert, key, cn, ext in ((files.server_cert, files.server_key, "127.0.0.1",
+                                    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"),
+                                   (files.client_cert, files.client_key, "woow client",
+                                    "extendedKeyUsage=clientAuth\n")):
+            csr, extfile = cert.with_suffix(".csr"), cert.with_suffix(".ext")
+            extfile.write_text(ext)
+            run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={cn}")
+            run("x509", "-req", "-in", str(csr), "-CA", str(files.ca), "-CAkey", str(d / "ca.key"),
+                "-CAcreateserial", "-out", str(cert), "-days", "1", "-extfile", str(extfile))
+        return files
+
+    def server_args(self) -> list[str]:
+        """``redis-server`` arguments of a TLS-only server (sentinels take the same as config lines)."""
+        return ["--tls-cert-file", str(self.server_cert), "--tls-key-file", str(self.server_key),
+                "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "yes" if self.client_certs else "no",
+                "--tls-replication", "yes"]
+
+    def client_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.ca)}
+        if self.client_certs:
+            kw.update(ssl_certfile=str(self.client_cert), ssl_keyfile=str(self.client_key))
+        return kw
+
+    def query(self) -> str:
+        """The sentinel URL's TLS options for these files."""
+        return "ssl=true&" + "&".join(f"{k}={v}" for k, v in self.client_kwargs().items() if k != "ssl")
+
+
 class SentinelSetup:
-    def __init__(self, base: Path, *, down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> None:
+    def __init__(self, base: Path, *, down_after_ms: int = 1000, failover_timeout_ms: int = 3000,
+                 tls: bool = False, client_certs: bool = True) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server not found on PATH", pytrace=False)
@@ -44,11 +106,28 @@ class SentinelSetup:
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.tls = TLSFiles.make(base / "tls", client_certs=client_certs) if tls else None
 
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"sentinel://:{PASSWORD}@{hosts}/0?master={self.master_name}&sentinel_password={SENTINEL_PASSWORD}"
+        url = f"sentinel://:{PASSWORD}@{hosts}/0?master={self.master_name}&sentinel_password={SENTINEL_PASSWORD}"
+        return f"{url}&{self.tls.query()}" if self.tls else url
+
+    def _listen(self, port: int) -> list[str]:
+        """Where a server listens: its port, or (TLS) its TLS port only."""
+        if self.tls is None:
+            return ["--port", str(port)]
+        return ["--port", "0", "--tls-port", str(port), *self.tls.server_args()]
+
+    def _data_args(self, port: int) -> list[str]:
+        return [*self._listen(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--requirepass", PASSWORD, "--masterauth", PASSWORD]
+
+    def client(self, port: int, password: str, **kwargs: Any) -> redis.Redis:
+        """A plain client of one server of the set-up (TLS with the test's client certificate)."""
+        tls = self.tls.client_kwargs() if self.tls else {}
+        return redis.Redis(host="127.0.0.1", port=port, password=password, **tls, **kwargs)
 
     def _spawn(self, port: int, args: list[str]) -> None:
         d = self.base / str(port)
@@ -58,7 +137,7 @@ class SentinelSetup:
                                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
     def _wait(self, port: int, password: str, timeout: float = 15.0) -> None:
-        client = redis.Redis(port=port, password=password, socket_connect_timeout=1)
+        client = self.client(port, password, socket_connect_timeout=1)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -76,16 +155,16 @@ class SentinelSetup:
 
     def start(self) -> SentinelSetup:
         master, replica = self.data_ports
-        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", PASSWORD,
-                  "--masterauth", PASSWORD]
-        self._spawn(master, ["--port", str(master), *common])
-        self._spawn(replica, ["--port", str(replica), *common, "--replicaof", "127.0.0.1", str(master)])
+        self._spawn(master, self._data_args(master))
+        self._spawn(replica, [*self._data_args(replica), "--replicaof", "127.0.0.1", str(master)])
         for port in (master, replica):
             self._wait(port, PASSWORD)
         for port in self.sentinel_ports:
             conf = self.base / f"sentinel-{port}.conf"
+            listen = self._listen(port)  # "--name", "value" pairs -> "name value" config lines
             conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {self.base}\nrequirepass {SENTINEL_PASSWORD}\n"
+                "".join(f"{k.removeprefix('--')} {v}\n" for k, v in zip(listen[::2], listen[1::2], strict=True))
+                + f"bind 127.0.0.1\ndir {self.base}\nrequirepass {SENTINEL_PASSWORD}\n"
                 f"sentinel monitor {self.master_name} 127.0.0.1 {master} 2\n"
                 f"sentinel auth-pass {self.master_name} {PASSWORD}\n"
                 f"sentinel down-after-milliseconds {self.master_name} {self.down_after_ms}\n"
@@ -104,7 +183,7 @@ class SentinelSetup:
         raise RuntimeError("sentinel set-up did not settle (replica not in sync or not discovered)")
 
     def _sentinel(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, password=SENTINEL_PASSWORD, socket_connect_timeout=1, socket_timeout=2,
+        return self.client(port, SENTINEL_PASSWORD, socket_connect_timeout=1, socket_timeout=2,
                            decode_responses=True)
 
     def _replicas_known(self, port: int) -> bool:
@@ -115,7 +194,7 @@ class SentinelSetup:
                 return False
 
     def _replica_synced(self) -> bool:
-        with contextlib.closing(redis.Redis(port=self.data_ports[1], password=PASSWORD, decode_responses=True)) as c:
+        with contextlib.closing(self.client(self.data_ports[1], PASSWORD, decode_responses=True)) as c:
             info = c.info("replication")
         return info.get("master_link_status") == "up"
 
@@ -151,9 +230,7 @@ class SentinelSetup:
         assert master is not None
         for port, proc in list(self.procs.items()):
             if port in self.data_ports and proc.poll() is not None:
-                self._spawn(port, ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                   "--requirepass", PASSWORD, "--masterauth", PASSWORD,
-                                   "--replicaof", "127.0.0.1", str(master)])
+                self._spawn(port, [*self._data_args(port), "--replicaof", "127.0.0.1", str(master)])
                 self._wait(port, PASSWORD)
 
     def stop(self) -> None:
@@ -166,7 +243,7 @@ class SentinelSetup:
 
 
 @contextmanager
-def sentinel_setup(base: Path, **kwargs: int) -> Iterator[SentinelSetup]:
+def sentinel_setup(base: Path, **kwargs: Any) -> Iterator[SentinelSetup]:
     setup = SentinelSetup(base, **kwargs)
     try:
         yield setup.start()
