@@ -8,15 +8,22 @@
 
 ``PASSWORD`` (and a user name before it) is the Redis master's; the query holds ``master`` (the
 monitored master's name, default ``mymaster``), ``sentinel_password`` when the sentinels
-themselves require one, and ``ssl=true`` for TLS to the master and the sentinels.  Every
-consumer gets the same set-up in its own dialect from :class:`SentinelURL`: our clients (locks,
-beat state) from :func:`make_redis`, kombu's broker and Celery's result backend (URL + transport
-options), RedBeat (URL + ``redbeat_redis_options``).
+themselves require one, and ``ssl=true`` for TLS to the master and the sentinels, with
+``ssl_ca_certs`` (a CA file of one's own: a company CA, a self-signed certificate),
+``ssl_cert_reqs`` (``required``, the default; ``optional``; ``none``) and a client certificate
+``ssl_certfile`` + ``ssl_keyfile`` when the servers require one (``tls-auth-clients yes``).
+Every consumer gets the same set-up in its own dialect from :class:`SentinelURL`: our clients
+(locks, beat state) from :func:`make_redis`, kombu's broker and Celery's result backend (URL +
+transport options + ``broker_use_ssl`` / ``redis_backend_use_ssl``), RedBeat (URL +
+``redbeat_redis_options`` + ``redbeat_redis_use_ssl``).  The TLS settings reach the sentinel
+connections and the master connections of every one of them.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -28,7 +35,10 @@ from .errors import StoreUnavailable
 
 SENTINEL_SCHEMES = ("sentinel://", "redis-sentinel://")
 DEFAULT_MASTER = "mymaster"
-_TRUE = {"1", "true", "yes", "on"}
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_cert_reqs", "ssl_certfile", "ssl_keyfile")
+OPTIONS = ("master", "master_name", "service_name", "sentinel_password", "ssl", *TLS_OPTIONS)
 
 
 def is_sentinel_url(url: str) -> bool:
@@ -46,6 +56,10 @@ class SentinelURL:
     password: str | None = None
     sentinel_password: str | None = None
     ssl: bool = False
+    ssl_ca_certs: str | None = None  # None: the system's CAs (and SSL_CERT_FILE / SSL_CERT_DIR)
+    ssl_cert_reqs: str = "required"
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> SentinelURL:
@@ -77,10 +91,12 @@ class SentinelURL:
             query.update(parse_qs(split.query))
         if not hosts:
             raise ValueError("no sentinel host:port in the URL")
-        unknown = set(query) - {"master", "master_name", "service_name", "sentinel_password", "ssl"}
+        unknown = set(query) - set(OPTIONS)
         if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}: use master, sentinel_password, ssl")
+            raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}: use master, sentinel_password, ssl, "
+                             + ", ".join(TLS_OPTIONS))
         master = (query.get("master") or query.get("master_name") or query.get("service_name") or [DEFAULT_MASTER])[0]
+        tls = {name: query[name][0] for name in TLS_OPTIONS if name in query}
         return cls(
             sentinels=tuple(hosts),
             master=master,
@@ -88,7 +104,8 @@ class SentinelURL:
             username=username,
             password=password,
             sentinel_password=(query.get("sentinel_password") or [""])[0] or None,
-            ssl=(query.get("ssl") or ["false"])[0].lower() in _TRUE,
+            ssl=_check_tls((query.get("ssl") or ["false"])[0], tls),
+            **tls,
         )
 
     # -- each consumer's dialect ---------------------------------------------------------------
@@ -98,12 +115,27 @@ class SentinelURL:
         user = quote(self.username or "", safe="")
         return f"{user}:{quote(self.password or '', safe='')}@"
 
+    def use_ssl(self) -> dict[str, Any]:
+        """redis-py's TLS arguments (``ssl_cert_reqs`` always, the files given), empty without TLS: the
+        dialect of kombu's ``broker_use_ssl``, Celery's ``redis_backend_use_ssl`` and RedBeat's
+        ``redbeat_redis_use_ssl`` (each of them reads a dict as "TLS on, with these")."""
+        if not self.ssl:
+            return {}
+        kw: dict[str, Any] = {"ssl_cert_reqs": CERT_REQS[self.ssl_cert_reqs]}
+        for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name):
+                kw[name] = getattr(self, name)
+        return kw
+
+    def tls_kwargs(self) -> dict[str, Any]:
+        """:meth:`use_ssl` with ``ssl=True``: the arguments of a redis-py client (or a sentinel's)."""
+        return {"ssl": True, **self.use_ssl()} if self.ssl else {}
+
     def sentinel_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
         if self.sentinel_password:
             kw["password"] = self.sentinel_password
-        if self.ssl:
-            kw["ssl"] = True
+        kw.update(self.tls_kwargs())
         return kw
 
     def kombu_url(self) -> str:
@@ -111,10 +143,9 @@ class SentinelURL:
         return ";".join(f"sentinel://{self._auth()}{h}:{p}/{self.db}" for h, p in self.sentinels)
 
     def kombu_options(self) -> dict[str, Any]:
-        opts: dict[str, Any] = {"master_name": self.master, "sentinel_kwargs": self.sentinel_kwargs()}
-        if self.ssl:
-            opts["ssl"] = True
-        return opts
+        """Transport options: the sentinels' connections.  The master's TLS is not a transport option
+        (kombu ignores an ``ssl`` key there): it is ``broker_use_ssl`` / ``redis_backend_use_ssl``."""
+        return {"master_name": self.master, "sentinel_kwargs": self.sentinel_kwargs()}
 
     def redbeat(self) -> tuple[str, dict[str, Any]]:
         """``redbeat_redis_url`` and ``redbeat_redis_options`` for RedBeat's Sentinel branch."""
@@ -138,11 +169,53 @@ class SentinelURL:
             conn["password"] = self.password
         if self.username:
             conn["username"] = self.username
-        if self.ssl:
-            conn["ssl"] = True
+        conn.update(self.tls_kwargs())
         sentinel = Sentinel(list(self.sentinels), sentinel_kwargs=self.sentinel_kwargs(), **conn)
         client: redis.Redis = sentinel.master_for(self.master, redis_class=redis.Redis, **kwargs)
         return client
+
+
+def _check_tls(flag: str, options: dict[str, str]) -> bool:
+    """``ssl`` and the TLS options of a sentinel URL, each refused with one line naming it."""
+    if flag.lower() not in _BOOLEANS:
+        raise ValueError(f"ssl='{flag}' must be true or false")
+    on = _BOOLEANS[flag.lower()]
+    if options and not on:
+        raise ValueError(f"{', '.join(options)} given but TLS is off: add ssl=true")
+    reqs = options.get("ssl_cert_reqs", "required")
+    if reqs not in CERT_REQS:
+        raise ValueError(f"ssl_cert_reqs='{reqs}' must be one of {', '.join(CERT_REQS)}")
+    for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+        if name in options and not (os.path.isfile(options[name]) and os.access(options[name], os.R_OK)):
+            what = "is not readable" if os.path.isfile(options[name]) else "is not a file"
+            raise ValueError(f"{name}={options[name]} {what}")
+    context = ssl.create_default_context()
+    if "ssl_ca_certs" in options:
+        try:
+            context.load_verify_locations(cafile=options["ssl_ca_certs"])
+        except ssl.SSLError as exc:
+            ca = options["ssl_ca_certs"]
+            raise ValueError(f"ssl_ca_certs={ca} holds no PEM certificate ({exc.reason or exc})") from None
+    if "ssl_keyfile" in options and "ssl_certfile" not in options:
+        raise ValueError("ssl_keyfile given without ssl_certfile (the client certificate)")
+    if "ssl_certfile" in options:
+        files = f"ssl_certfile={options['ssl_certfile']}" + (
+            f" with ssl_keyfile={options['ssl_keyfile']}" if "ssl_keyfile" in options else "")
+        try:
+            context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"), password=_no_key_password)
+        except _EncryptedKey:
+            raise ValueError(f"{files}: the key is encrypted (a key without a passphrase is needed)") from None
+        except ssl.SSLError as exc:
+            raise ValueError(f"{files}: not a PEM certificate and its private key ({exc.reason or exc})") from None
+    return on
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_key_password() -> str:
+    raise _EncryptedKey  # never prompt on a terminal for a key's passphrase
 
 
 def hide_password(url: str) -> str:

@@ -51,7 +51,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redbeat_redis_options": {"socket_connect_timeout": 5, "socket_timeout": 10, "health_check_interval": 30},
     }
     if is_sentinel_url(settings.redis_url):  # RedBeat asks the sentinels for the master
-        url, options = SentinelURL.parse(settings.redis_url).redbeat()
+        redbeat = SentinelURL.parse(settings.redis_url)
+        url, options = redbeat.redbeat()
+        # the master's TLS; explicit, so RedBeat never borrows broker_use_ssl (a dict means TLS on)
+        conf["redbeat_redis_use_ssl"] = redbeat.use_ssl() or False
         conf["redbeat_redis_url"] = url
         conf["redbeat_redis_options"] = {**conf["redbeat_redis_options"], **options}
     if broker.startswith(("redis://", "rediss://")) or is_sentinel_url(broker):
@@ -69,6 +72,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             sentinel = SentinelURL.parse(broker)
             conf["broker_url"] = sentinel.kombu_url()
             conf["broker_transport_options"].update(sentinel.kombu_options())
+            if sentinel.ssl:  # the master's TLS: kombu reads it from here, not from the transport options
+                conf["broker_use_ssl"] = sentinel.use_ssl()
     result = conf["result_backend"]
     if result.startswith(("redis://", "rediss://")) or is_sentinel_url(result):
         conf["result_backend_transport_options"] = {"global_keyprefix": keys.results_prefix}
@@ -76,6 +81,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             sentinel = SentinelURL.parse(result)
             conf["result_backend"] = sentinel.kombu_url()
             conf["result_backend_transport_options"].update(sentinel.kombu_options())
+            if sentinel.ssl:
+                conf["redis_backend_use_ssl"] = sentinel.use_ssl()
     return conf
 
 
