@@ -220,9 +220,21 @@ def _no_key_password() -> str:
 
 def hide_password(url: str) -> str:
     """The URL with every ``:password@`` (a ';'-joined list included) and a ``sentinel_password=``
-    replaced by ``***``."""
-    url = re.sub(r":[^:@/;]*@", ":***@", url)
+    replaced by ``***``.  The password is all of the user info after its first ':' (up to the last
+    '@' before the query), so one holding ':', '/' or '@' is hidden whole, as the parser reads it."""
+    url = ";".join(_hide_userinfo(part) for part in url.split(";"))
     return re.sub(r"(sentinel_password=)[^&;]*", r"\1***", url)
+
+
+def _hide_userinfo(part: str) -> str:
+    scheme, sep, rest = part.partition("://")
+    if not sep:
+        return part
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    user, at, host = rest[:cut].rpartition("@")
+    if not at or ":" not in user:
+        return part
+    return f"{scheme}://{user.split(':', 1)[0]}:***@{host}{rest[cut:]}"
 
 
 def make_redis(url: str, **kwargs: Any) -> redis.Redis:

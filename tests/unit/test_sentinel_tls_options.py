@@ -132,3 +132,17 @@ def test_paths_survive_hide_password(tls: TLSFiles) -> None:
     shown = hide_password(_url(tls))
     assert "m4ster-pw" not in shown and "s3nt-pw" not in shown
     assert f"ssl_ca_certs={tls.ca}" in shown and f"ssl_keyfile={tls.client_key}" in shown
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("sentinel://:pa:ss@h:1/0", "sentinel://:***@h:1/0"),
+    ("sentinel://u:pa:ss@h:1;sentinel://u:pa:ss@g:2/0?sentinel_password=a:b",
+     "sentinel://u:***@h:1;sentinel://u:***@g:2/0?sentinel_password=***"),
+    ("redis://:p/w@h:1/0", "redis://:***@h:1/0"),
+    ("redis://:p@w@h:1/0", "redis://:***@h:1/0"),
+    ("sentinel://:pw@h:1/0?ssl=true&ssl_ca_certs=/a:b@c/ca.pem", "sentinel://:***@h:1/0?ssl=true&ssl_ca_certs=/a:b@c/ca.pem"),
+    ("rediss://h:1/0?ssl_ca_certs=/x@y:z/ca.pem", "rediss://h:1/0?ssl_ca_certs=/x@y:z/ca.pem"),
+    ("redis://user@h:1/0", "redis://user@h:1/0"),
+])
+def test_a_password_with_colons_slashes_or_ats_is_hidden_whole(url: str, shown: str) -> None:
+    assert hide_password(url) == shown
