@@ -76,7 +76,8 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         description="Redis for the RedBeat schedule and the per-workflow locks (and, by default, the broker): "
         "redis://, rediss:// (TLS), or a Sentinel set-up: "
-        "sentinel://:PASSWORD@h1:26379,h2:26379,h3:26379/0?master=NAME[&sentinel_password=PW][&ssl=true].",
+        "sentinel://:PASSWORD@h1:26379,h2:26379,h3:26379/0?master=NAME[&sentinel_password=PW][&ssl=true"
+        "[&ssl_ca_certs=/path/ca.pem][&ssl_cert_reqs=required][&ssl_certfile=/path/c.pem&ssl_keyfile=/path/c.key]].",
     )
     broker_url: str | None = Field(
         default=None, description="Celery broker URL; defaults to redis_url (sentinel:// and amqp:// work too)."
