@@ -19,6 +19,8 @@ from tests.support.procs import celery_beat, celery_worker, wait_for
 from tests.support.sentinel import PASSWORD, SENTINEL_PASSWORD, sentinel_setup
 from woow_scheduler.db import Database, Execution, Trigger, Workflow
 from woow_scheduler.enums import ExecutionStatus
+from woow_scheduler.errors import StoreUnavailable
+from woow_scheduler.redis_store import make_redis, ping
 from woow_scheduler.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -43,6 +45,14 @@ def test_beat_and_worker_over_tls_sentinels_with_a_private_ca_and_a_failover(pg_
     logs = tmp_path / "logs"
     with sentinel_setup(tmp_path / "sentinel", tls=True) as setup:
         assert "ssl_ca_certs=" in setup.url and "ssl_certfile=" in setup.url
+        # without the CA the certificates do not verify, and the error says so early in its one line
+        # (a worker's log line keeps 300 characters), naming the sentinel, with no password
+        no_ca = setup.url.split("&ssl_ca_certs=")[0]
+        with pytest.raises(StoreUnavailable) as err:
+            ping(make_redis(no_ca, socket_timeout=2))
+        text = str(err.value)
+        assert "CERTIFICATE_VERIFY_FAILED" in text[:300] and f"127.0.0.1:{setup.sentinel_ports[0]}" in text, text
+        assert PASSWORD not in text and SENTINEL_PASSWORD not in text
         settings = load_settings(database_url=pg_url, redis_url=setup.url, key_prefix="stls:",
                                  queue=f"stls-{uuid.uuid4().hex[:6]}", beat_lock_timeout=4.0, heartbeat_interval=1.0,
                                  # a lock whose release the failover swallowed holds the workflow (forbid)

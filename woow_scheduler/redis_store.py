@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from .errors import StoreUnavailable
 
@@ -170,9 +170,40 @@ class SentinelURL:
         if self.username:
             conn["username"] = self.username
         conn.update(self.tls_kwargs())
-        sentinel = Sentinel(list(self.sentinels), sentinel_kwargs=self.sentinel_kwargs(), **conn)
+        sentinel = _Sentinel(list(self.sentinels), sentinel_kwargs=self.sentinel_kwargs(), **conn)
         client: redis.Redis = sentinel.master_for(self.master, redis_class=redis.Redis, **kwargs)
         return client
+
+
+class _Sentinel(Sentinel):
+    """redis-py's ``Sentinel`` whose "no master found" says in one short line what each sentinel
+    answered.  redis-py puts a 1-2 KB repr of each sentinel's client before its error, so a log
+    line cut at a few hundred characters lost the cause (``[SSL: CERTIFICATE_VERIFY_FAILED]``, a
+    refused connection, a wrong sentinel_password) and kept only "No master found"."""
+
+    def discover_master(self, service_name: str) -> Any:
+        try:
+            return super().discover_master(service_name)
+        except MasterNotFoundError as exc:
+            causes = _sentinel_errors(str(exc))
+            if not causes:
+                raise
+            raise MasterNotFoundError(f"No master found for {service_name!r}: {'; '.join(causes)}") from None
+
+
+_CLIENT_REPR = "<redis.client.Redis("
+_HOST_PORT = re.compile(r"\bhost=([^,)]+),port=(\d+)")
+
+
+def _sentinel_errors(message: str) -> list[str]:
+    """``host:port: error`` for each sentinel named in redis-py's MasterNotFoundError message."""
+    causes = []
+    for chunk in message.split(_CLIENT_REPR)[1:]:
+        where = _HOST_PORT.search(chunk)
+        _, sep, error = chunk.rpartition(")> - ")
+        if where and sep:
+            causes.append(f"{where[1]}:{where[2]}: {error.removesuffix(', ').strip()}")
+    return causes
 
 
 def _check_tls(flag: str, options: dict[str, str]) -> bool:

@@ -5,6 +5,7 @@ certificates come from openssl (tests/support/sentinel.py's TLSFiles)."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -13,9 +14,9 @@ import pytest
 from celery import Celery
 
 from tests.support.sentinel import TLSFiles
-from woow_scheduler.errors import ConfigError
+from woow_scheduler.errors import ConfigError, StoreUnavailable
 from woow_scheduler.messaging.app import celery_config
-from woow_scheduler.redis_store import SentinelURL, hide_password, make_redis
+from woow_scheduler.redis_store import SentinelURL, hide_password, make_redis, ping
 from woow_scheduler.settings import load_settings
 
 BASE = "sentinel://:m4ster-pw@h1:26379,h2:26379/0?master=m&sentinel_password=s3nt-pw"
@@ -146,3 +147,20 @@ def test_paths_survive_hide_password(tls: TLSFiles) -> None:
 ])
 def test_a_password_with_colons_slashes_or_ats_is_hidden_whole(url: str, shown: str) -> None:
     assert hide_password(url) == shown
+
+
+def test_no_master_found_names_each_sentinels_error_in_a_short_line() -> None:
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])  # closed again: connections are refused
+    url = f"sentinel://:m4ster-pw@127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}/0?master=m&sentinel_password=s3nt-pw"
+    with pytest.raises(StoreUnavailable) as err:
+        ping(make_redis(url, socket_timeout=1, socket_connect_timeout=1))
+    text = str(err.value)
+    assert text.startswith("redis: cannot connect (No master found for 'm': ")
+    for port in ports:  # redis-py's own message spent 1-2 KB on each sentinel client's repr first
+        assert f"127.0.0.1:{port}: " in text and f"Error 111 connecting to 127.0.0.1:{port}" in text
+    assert len(text) < 400 and "<redis" not in text, text
+    assert "m4ster-pw" not in text and "s3nt-pw" not in text
