@@ -77,6 +77,11 @@ def test_no_tls_in_the_url_means_none_anywhere(tls: TLSFiles) -> None:
     assert "redis_backend_use_ssl" not in conf  # the result backend follows redis_url: plain
     plain = celery_config(load_settings(redis_url=BASE, database_url="sqlite:///x.db"))
     assert "broker_use_ssl" not in plain and plain["redbeat_redis_use_ssl"] is False
+    # nor RedBeat on a rediss:// server: it keeps that URL's own TLS options
+    rediss = f"rediss://127.0.0.1:6380/0?ssl_cert_reqs=required&ssl_ca_certs={tls.server_cert}"
+    conf = celery_config(load_settings(redis_url=rediss, broker_url=_url(tls), database_url="sqlite:///x.db"))
+    assert conf["redbeat_redis_use_ssl"] is False and conf["broker_use_ssl"]["ssl_ca_certs"] == str(tls.ca)
+    assert "redbeat_redis_use_ssl" not in celery_config(load_settings(redis_url=rediss, database_url="sqlite:///x.db"))
 
 
 def test_our_client_speaks_tls_to_the_master_and_the_sentinels(tls: TLSFiles) -> None:

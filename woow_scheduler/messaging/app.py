@@ -74,6 +74,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             conf["broker_transport_options"].update(sentinel.kombu_options())
             if sentinel.ssl:  # the master's TLS: kombu reads it from here, not from the transport options
                 conf["broker_use_ssl"] = sentinel.use_ssl()
+                conf.setdefault("redbeat_redis_use_ssl", False)  # RedBeat would borrow it for a rediss:// URL
     result = conf["result_backend"]
     if result.startswith(("redis://", "rediss://")) or is_sentinel_url(result):
         conf["result_backend_transport_options"] = {"global_keyprefix": keys.results_prefix}
