@@ -138,6 +138,31 @@ def _accepted_statuses(db: Database) -> set[str]:
     return accepted
 
 
+def _one_row_per_status(db: Database) -> None:
+    from sqlalchemy import text
+
+    from woow_scheduler.enums import ExecutionStatus
+
+    wf = uuid.uuid4()
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workflows (id, name, description, steps, concurrency, max_retries, retry_delay,"
+                " retry_backoff, labels, created_at, updated_at) VALUES (:id, 'kept', '', '[]', 'forbid', 0, 1,"
+                " false, '{}', now(), now())"
+            ),
+            {"id": wf},
+        )
+        for status in ExecutionStatus:
+            conn.execute(
+                text(
+                    "INSERT INTO executions (id, workflow_id, status, attempt, steps, created_at, updated_at)"
+                    " VALUES (:id, :wf, :status, 1, '[]', now(), now())"
+                ),
+                {"id": uuid.uuid4(), "wf": wf, "status": status.value},
+            )
+
+
 def test_0006_status_check_is_one_constant_and_allows_the_same_statuses(empty_pg_url: str) -> None:
     """0006 rewrites the status CHECK as one text[] constant (PostgreSQL re-reads CHECK expressions
     on every INSERT/UPDATE: one node instead of eight casts and a coercion), letting in exactly the
@@ -148,15 +173,19 @@ def test_0006_status_check_is_one_constant_and_allows_the_same_statuses(empty_pg
     db = Database(empty_pg_url)
     try:
         upgrade(db, "0005")
-        assert "ARRAY[" in _status_check(db)
+        before = _status_check(db)
+        assert "ARRAY[" in before
         assert _accepted_statuses(db) == every
+        _one_row_per_status(db)  # the upgrade and the downgrade check existing rows
         upgrade(db)
         assert current_revision(db) == "0006"
         check = _status_check(db)
         assert "ARRAY[" not in check and "::text[]" in check, check
         assert _accepted_statuses(db) == every
         downgrade(db, "0005")
-        assert "ARRAY[" in _status_check(db)
+        assert _status_check(db) == before  # exactly what 0002 (sa.Enum) wrote
         assert _accepted_statuses(db) == every
+        upgrade(db)
+        assert current_revision(db) == head_revision(db)
     finally:
         db.dispose()

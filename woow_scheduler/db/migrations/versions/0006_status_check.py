@@ -10,6 +10,8 @@ and outcome ``UPDATE`` (perf, docs/performance.md).  The same allowed set writte
 
 Same name, same allowed values (so a later migration that alters the status type drops it by
 name as before); PostgreSQL only: SQLite keeps the ``IN`` form, which it evaluates compiled.
+One ``ALTER TABLE`` swaps the two under one exclusive lock of ``executions`` and checks every
+existing row once (one sequential scan: workers wait for it, as for any migration of the table).
 
 Revision ID: 0006
 Revises: 0005
