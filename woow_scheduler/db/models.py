@@ -147,6 +147,9 @@ class Execution(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # CHECK ck_executions_execution_status: on PostgreSQL written by migration 0006 as one text[]
+    # constant (``status::text = ANY ('{queued,...}'::text[])``), the same set as this Enum's IN list:
+    # PostgreSQL re-reads CHECK expressions on every INSERT and UPDATE, and one constant is cheaper
     status: Mapped[ExecutionStatus] = mapped_column(
         _enum(ExecutionStatus, "execution_status"), default=ExecutionStatus.QUEUED
     )
