@@ -7,13 +7,34 @@ on the channel's connection pool, so one per channel does the same work.  Select
 ``messaging.app.celery_config`` (``broker_transport``) for ``redis://`` and ``rediss://`` brokers
 while ``WOOW_BROKER_CLIENT_REUSE`` is on (the default; ``woow flower`` turns it off, since Flower
 tells brokers apart by URL scheme); everything else is kombu's own Redis transport.
+
+**Monitoring events are published without waiting for Redis's answer.**  A worker sends three task
+events per message (received, started, succeeded: what Flower and ``celery events`` show), each a
+``PUBLISH`` on the ``celeryev`` fanout exchange whose reply (the number of subscribers) kombu
+throws away; waited for, each cost the worker's main process a round trip, during which it
+dispatched nothing to its idle pool processes.  Here ``CLIENT REPLY SKIP`` and the ``PUBLISH`` go
+out in one write on a pooled connection (the same keys, prefix and payload kombu's publish sends),
+so Redis delivers the event exactly as before and sends nothing back: the connection stays in step.
+A connection error on the write raises as before.  What is lost is only an *error reply* to the
+``PUBLISH`` (an ACL refusal, say), which kombu would have raised and which now goes unseen: events
+are best-effort monitoring in Celery anyway (never stored, dropped when nobody listens).  Every
+other exchange (remote control broadcasts) and every queue write still waits for its answer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
+from kombu.utils.json import dumps
+
+from ..redis_store import pack_command
+
+#: Fanout exchanges published without waiting for the answer: Celery's event exchange (its default
+#: name ``event_exchange``; woow never changes it).
+UNANSWERED_FANOUT = frozenset({"celeryev"})
+_REPLY_SKIP = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n"
 
 
 class Channel(kombu_redis.Channel):
@@ -26,6 +47,31 @@ class Channel(kombu_redis.Channel):
         if sink is not None:
             return _Capture(self, sink)
         return super().create_publish_batch(max_size)  # type: ignore[no-untyped-call]
+
+    def _put_fanout(self, exchange: str, message: Any, routing_key: str, **kwargs: Any) -> None:
+        if exchange not in UNANSWERED_FANOUT or kwargs.get("_publish_batch") is not None:
+            super()._put_fanout(exchange, message, routing_key, **kwargs)  # type: ignore[no-untyped-call]
+            return
+        kwargs.pop("_publish_batch", None)
+        topics = self._get_publish_topics(exchange, routing_key)  # type: ignore[no-untyped-call]
+        payload = dumps(message)  # type: ignore[no-untyped-call]
+        with self.conn_or_acquire() as client:
+            pool = client.connection_pool
+            prefix = getattr(client, "global_keyprefix", "") or ""
+            packed = [pack_command("PUBLISH", prefix + str(topic), payload) for topic in topics]
+            if type(pool) is not redis.ConnectionPool or any(p is None for p in packed):
+                for topic in topics:  # not a plain pool (or an odd payload): kombu's answered publish
+                    client.publish(topic, payload)
+                return
+            data = b"".join(_REPLY_SKIP + p for p in packed if p is not None)
+            conn = pool.get_connection()
+            try:
+                conn.send_packed_command([data])  # type: ignore[no-untyped-call]
+            except BaseException:
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                raise
+            finally:
+                pool.release(conn)
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
