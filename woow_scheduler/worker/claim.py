@@ -15,7 +15,10 @@ Every write is conditional, so concurrent deliveries of one fire cannot both win
   the delivery is retried later until the run ends (never dropped: the run may die); held but its
   holder process is known dead (same node, pid gone) -> taken over at once; free -> taken over;
   ``queued``/``retrying`` -> claimed.
-- **lock held**: the policy object decides (:class:`Forbid`, :class:`Queue`, :class:`Allow`).
+- **lock held**: when the lock names an execution whose row is finished (a release lost, or undone
+  by a Redis failover that promoted a replica which had not seen it), the lock is stale: it is
+  taken over in one compare-and-set (:meth:`Delivery.acquire_held`; workflow locks only).
+  Otherwise the policy object decides (:class:`Forbid`, :class:`Queue`, :class:`Allow`).
 - a message naming an execution of another workflow or user is refused: nothing is written.
 """
 
@@ -100,6 +103,9 @@ class Policy:
     """A concurrency policy: the lock key it takes and what a fire does when that lock is held."""
 
     kind: ClassVar[ConcurrencyPolicy]
+    #: the lock is the workflow's, held by one run at a time: a lock naming a finished execution is
+    #: stale and is taken over (:meth:`Delivery.acquire_held`)
+    frees_stale: ClassVar[bool] = True
 
     def lock_key(self, keys: Keys, workflow_id: uuid.UUID, execution_id: uuid.UUID) -> str:
         return keys.workflow_lock(workflow_id)
@@ -187,6 +193,8 @@ class Allow(Policy):
     """No workflow lock: a per-execution lease (with its own fence) proves the run is alive."""
 
     kind = ConcurrencyPolicy.ALLOW
+    # a lease names its own execution only, and a finished row is never claimed: nothing to free
+    frees_stale = False
 
     def lock_key(self, keys: Keys, workflow_id: uuid.UUID, execution_id: uuid.UUID) -> str:
         return keys.execution_lease(execution_id)
@@ -441,7 +449,9 @@ class Delivery:
         new_id = uuid.uuid4()
         lock = policy.new_lock(self, wf.id, new_id)
         if not lock.acquire():
-            return policy.new_fire_held(self, wf, new_id, _owner(lock.holder()))
+            holder = self.acquire_held(policy, wf, lock)
+            if holder is not None:
+                return policy.new_fire_held(self, wf, new_id, holder)
         self.held = lock
         wait_for = policy.before_run(self, wf, None, p.scheduled_for)
         if wait_for is not None:
@@ -451,6 +461,45 @@ class Delivery:
         if self.insert_new(wf, values):
             return Claim(Outcome.RUN, new_id, 1, lock, scheduled_for=p.scheduled_for, user_id=p.user_id)
         return self.existing_fire(wf)
+
+    def acquire_held(self, policy: Policy, wf: h.WorkflowDef, lock: WorkflowLock) -> str | None:
+        """The acquire of ``lock`` found it held: ``None`` when it is ours after all, else who holds it.
+
+        A lock naming an execution whose row is finished (not queued, running or retrying) is
+        stale: its run recorded its outcome and its release was lost (sent unanswered and dropped,
+        or undone by a Redis failover to a replica that had not seen it).  It is taken over only
+        while the key still holds exactly the value read (``lua/acquire.lua`` with ``expected``:
+        compare and take in one step, with a new fence).  A delete followed by a second acquire
+        would leave a moment with the key gone and the fence counter still at the stale holder's
+        fence, in which a frozen holder that resumes re-takes the key with ``lua/renew.lua``.
+        Finished is final: no claim ever moves such a row again, so no run of that execution can
+        still need the lock (see docs/reliability.md for every way a row ends while its lock stays).
+        A holder whose row is active or missing, or a value naming no execution: held, as before.
+        """
+        value = lock.holder()
+        if policy.frees_stale and value is not None and self.finished_holder(wf, value):
+            if lock.acquire(expected=value):
+                self.rlog.warning(
+                    "stale lock taken over: its holder's execution is finished",
+                    key=lock.key,
+                    holder=value,
+                    fence=lock.fence,
+                )
+                return None
+            value = lock.holder()  # changed since it was read: held by whoever holds it now
+        return _owner(value)
+
+    def finished_holder(self, wf: h.WorkflowDef, value: str) -> bool:
+        """True when the lock value ``value`` names an execution of ``wf`` whose row is finished."""
+        _, owner = split_lock_value(value)
+        if owner is None:
+            return False
+        try:
+            holder_id = uuid.UUID(owner)
+        except ValueError:
+            return False
+        row: h.ExecRow | None = self.sql(h.get_execution, holder_id)
+        return row is not None and row.workflow_id == wf.id and row.status.is_final
 
     def insert_new(self, wf: h.WorkflowDef, values: dict[str, Any], *, any_state: bool = False) -> bool:
         """Insert the fire's row against the definition ``wf`` (and, unless ``any_state``, a trigger
@@ -553,7 +602,9 @@ class Delivery:
             expected = self.running_holder(wf, row, rlog)
         lock = policy.new_lock(self, wf.id, row.id)
         if not lock.acquire(expected=expected):
-            return policy.existing_held(self, wf, row, _owner(lock.holder()), rlog)
+            holder = self.acquire_held(policy, wf, lock)
+            if holder is not None:
+                return policy.existing_held(self, wf, row, holder, rlog)
         self.held = lock
         if row.status is ExecutionStatus.QUEUED:
             wait_for = policy.before_run(self, wf, row.id, row.scheduled_for)
