@@ -310,3 +310,45 @@ def bulk(value: str) -> bytes:
     """One argument of a RESP command (see :func:`pack_command`), for a command assembled in parts."""
     data = value.encode()
     return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+# -- commands sent without waiting for their answer ---------------------------------------------------
+
+_PLAIN_CONNECTIONS = (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
+#: ``CLIENT REPLY SKIP`` in RESP: Redis sends no reply to the command that follows it
+REPLY_SKIP = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n"
+
+
+def plain_pool(client: Any) -> bool:
+    """True when ``client`` sends on redis-py's own connection pool and connection classes: the only
+    clients whose connections :func:`send_unanswered` and hand-packed commands may use directly
+    (not fakeredis, not a Sentinel-managed pool, not a subclass with hooks of its own)."""
+    pool = getattr(client, "connection_pool", None)
+    return type(pool) is redis.ConnectionPool and pool.connection_class in _PLAIN_CONNECTIONS
+
+
+def unanswered(*commands: bytes) -> bytes:
+    """RESP commands (:func:`pack_command`) each preceded by ``CLIENT REPLY SKIP``, as one write."""
+    return b"".join(REPLY_SKIP + command for command in commands)
+
+
+def send_unanswered(client: redis.Redis, *commands: bytes) -> None:
+    """Send packed commands on a pooled connection of ``client`` (a :func:`plain_pool` client)
+    without waiting for Redis's answer.
+
+    Each command goes out behind ``CLIENT REPLY SKIP`` in one write, so Redis runs it and sends
+    nothing back: the connection stays in step for its next user, and the caller does not spend a
+    round trip on an answer it has no use for.  A failed write disconnects the connection and
+    raises; an *error reply* (a script error, an ACL refusal) is never seen.  The one owner of this
+    trick: the worker's unanswered lock release and the transport's task events both send here.
+    """
+    data = unanswered(*commands)
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command([data])  # type: ignore[no-untyped-call]
+    except BaseException:
+        conn.disconnect()  # type: ignore[no-untyped-call]
+        raise
+    finally:
+        pool.release(conn)

@@ -106,14 +106,15 @@ def test_release_nowait_frees_only_its_own_lock_and_keeps_the_connection_in_step
 
 def test_release_nowait_sends_the_bytes_redis_py_would_pack() -> None:
     from woow_scheduler.lua import lua_source
-    from woow_scheduler.worker.lock import release_nowait_command
+    from woow_scheduler.redis_store import unanswered
+    from woow_scheduler.worker.lock import release_command
 
     conn = redis.Connection()  # type: ignore[no-untyped-call]  # packs only: never connected
     for key, value in [("woow:lock:workflow:x", "tok:e1:7:12@node"), ("präfix:lock:é", "t:ü:1:2@n"), ("k", "")]:
         packed = conn.pack_commands(  # type: ignore[no-untyped-call]
             [("CLIENT", "REPLY", "SKIP"), ("EVAL", lua_source("release"), 1, key, value)]
         )
-        assert release_nowait_command(key, value) == b"".join(packed)
+        assert unanswered(release_command(key, value)) == b"".join(packed)
 
 
 def test_scripts_survive_a_flushed_script_cache_and_a_dropped_connection(key_prefix: str) -> None:

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 from kombu.transport import redis as kombu_redis
 from kombu.utils.json import dumps
 
-from ..redis_store import pack_command
+from ..redis_store import pack_command, plain_pool, send_unanswered
 
 #: Fanout exchanges published without waiting for the answer: Celery's event exchange (its default
 #: name ``event_exchange``; woow never changes it).
 UNANSWERED_FANOUT = frozenset({"celeryev"})
-_REPLY_SKIP = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n"
 
 
 class Channel(kombu_redis.Channel):
@@ -56,22 +54,14 @@ class Channel(kombu_redis.Channel):
         topics = self._get_publish_topics(exchange, routing_key)  # type: ignore[no-untyped-call]
         payload = dumps(message)  # type: ignore[no-untyped-call]
         with self.conn_or_acquire() as client:
-            pool = client.connection_pool
             prefix = getattr(client, "global_keyprefix", "") or ""
             packed = [pack_command("PUBLISH", prefix + str(topic), payload) for topic in topics]
-            if type(pool) is not redis.ConnectionPool or any(p is None for p in packed):
+            commands = [p for p in packed if p is not None]
+            if not plain_pool(client) or len(commands) != len(packed):
                 for topic in topics:  # not a plain pool (or an odd payload): kombu's answered publish
                     client.publish(topic, payload)
                 return
-            data = b"".join(_REPLY_SKIP + p for p in packed if p is not None)
-            conn = pool.get_connection()
-            try:
-                conn.send_packed_command([data])  # type: ignore[no-untyped-call]
-            except BaseException:
-                conn.disconnect()  # type: ignore[no-untyped-call]
-                raise
-            finally:
-                pool.release(conn)
+            send_unanswered(client, *commands)
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:

@@ -45,7 +45,7 @@ import redis
 from ..errors import LockError
 from ..keys import Keys, fence_key, lock_value, lock_value_parts, split_lock_value
 from ..lua import lua_source
-from ..redis_store import bulk, pack_command
+from ..redis_store import bulk, pack_command, plain_pool, send_unanswered
 
 if TYPE_CHECKING:
     from .backup import Slot
@@ -74,7 +74,7 @@ def run_script(client: redis.Redis, name: str, keys: list[str], args: list[Any])
     """
     text, sha = _script(name)
     try:
-        if _plain_pool(client):
+        if plain_pool(client):
             try:
                 return _evalsha_direct(client, sha, keys, args)
             except (redis.ConnectionError, redis.TimeoutError):
@@ -82,11 +82,6 @@ def run_script(client: redis.Redis, name: str, keys: list[str], args: list[Any])
         return client.evalsha(sha, len(keys), *keys, *args)
     except redis.exceptions.NoScriptError:
         return client.eval(text, len(keys), *keys, *args)
-
-
-def _plain_pool(client: redis.Redis) -> bool:
-    pool = getattr(client, "connection_pool", None)
-    return type(pool) is redis.ConnectionPool and pool.connection_class in _PLAIN_CONNECTIONS
 
 
 def _evalsha_direct(client: redis.Redis, sha: str, keys: list[str], args: list[Any]) -> Any:
@@ -336,21 +331,13 @@ class WorkflowLock:
         a waited-for release failed.  Clients that are not a plain redis-py pool (fakeredis in the
         embedded fallback) get :meth:`release`.
         """
-        if not _plain_pool(self.client):
+        if not plain_pool(self.client):
             self.release()
             return
-        pool = self.client.connection_pool
-        packed = release_nowait_command(self.key, self.value)
+        packed = release_command(self.key, self.value)
         with self._guard:
             self._released = True
-            conn = pool.get_connection()
-            try:
-                conn.send_packed_command([packed])  # type: ignore[no-untyped-call]
-            except BaseException:
-                conn.disconnect()  # type: ignore[no-untyped-call]
-                raise
-            finally:
-                pool.release(conn)
+            send_unanswered(self.client, packed)
 
     def holder(self) -> str | None:
         """The current value of the key (``<token>:<execution id>:...``), or ``None`` when free."""
@@ -389,34 +376,24 @@ class WorkflowLock:
 _RELEASE_HEAD: bytes | None = None
 
 
-def release_nowait_command(key: str, value: str) -> bytes:
-    """``CLIENT REPLY SKIP`` + ``EVAL <release.lua> 1 key value`` in RESP, as one write.
+def release_command(key: str, value: str) -> bytes:
+    """``EVAL <release.lua> 1 key value`` in RESP (what :meth:`WorkflowLock.release_nowait` sends
+    behind ``CLIENT REPLY SKIP``, :func:`~woow_scheduler.redis_store.send_unanswered`).
 
-    The same bytes redis-py's ``pack_commands`` builds, but the constant head (the two command
-    headers and the script's text) is encoded once per process instead of on every release.
+    The same bytes redis-py's packer builds, but the constant head (the command header and the
+    script's text) is encoded once per process instead of on every release.
     """
     global _RELEASE_HEAD
     head = _RELEASE_HEAD
     if head is None:
         text, _ = _script("release")
-        head = _RELEASE_HEAD = (
-            b"*3\r\n"
-            + bulk("CLIENT")
-            + bulk("REPLY")
-            + bulk("SKIP")
-            + b"*5\r\n"
-            + bulk("EVAL")
-            + bulk(text)
-            + bulk("1")
-        )
+        head = _RELEASE_HEAD = b"*5\r\n" + bulk("EVAL") + bulk(text) + bulk("1")
     return head + bulk(key) + bulk(value)
 
 
 def _floor() -> int:
     return int(time.time() * 1000)
 
-
-_PLAIN_CONNECTIONS = (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
 
 
 def lock_holder(client: redis.Redis, keys: Keys, workflow_id: uuid.UUID | str) -> str | None:
