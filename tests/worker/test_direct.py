@@ -97,6 +97,24 @@ def test_direct_errors_are_sqlalchemys_and_a_disconnect_invalidates(db: Database
     engine.dispose()
 
 
+def test_a_connection_left_mid_command_is_invalidated_not_pooled(db: Database, pg_url: str) -> None:
+    """A backend killed under load once surfaced as "another command is already in progress", which
+    SQLAlchemy's disconnect test does not know: the direct path must still invalidate the connection
+    (its protocol state is unknown), or the pool hands the broken connection to the next fire."""
+    wf = _wf_def(db)
+    engine = _engine(pg_url)
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        raw.pgconn.send_query(b"SELECT pg_sleep(0.05)")  # type: ignore[union-attr]  # a command never read
+        with pytest.raises(sa_exc.OperationalError, match="another command is already in progress") as caught:
+            h.insert_fire_checked(conn, _fire(wf, datetime(2031, 1, 5, tzinfo=UTC)), wf)
+        assert caught.value.connection_invalidated
+    with engine.connect() as conn:  # a fresh connection, not the one still in its command
+        assert conn.connection.dbapi_connection is not raw
+        assert h.insert_fire_checked(conn, _fire(wf, datetime(2031, 1, 6, tzinfo=UTC)), wf)
+    engine.dispose()
+
+
 def test_other_backends_go_through_connection_execute(sqlite_url: str) -> None:
     sdb = Database(sqlite_url)
     upgrade(sdb)

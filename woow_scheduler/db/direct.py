@@ -94,7 +94,7 @@ def _execute(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> t
         row = cursor.fetchone() if description is not None else None
         return cursor.rowcount, (tuple(row) if row is not None else None), description
     except conn.dialect.loaded_dbapi.Error as err:
-        disconnect = bool(conn.dialect.is_disconnect(err, dbapi_conn, None))
+        disconnect = bool(conn.dialect.is_disconnect(err, dbapi_conn, None)) or _unusable(dbapi_conn)
         if disconnect:
             conn.invalidate(err)
         raise sa_exc.DBAPIError.instance(
@@ -105,6 +105,18 @@ def _execute(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> t
             connection_invalidated=disconnect,
             dialect=conn.dialect,
         ) from err
+
+
+def _unusable(dbapi_conn: Any) -> bool:
+    """True when the failed connection can no longer be handed out: closed, or with its protocol state
+    unknown (``UNKNOWN``) or still in a command (``ACTIVE``).  A backend terminated under load has
+    surfaced as "sending query failed: another command is already in progress", which SQLAlchemy's
+    disconnect test does not know; such a connection must be invalidated, not returned to the pool."""
+    if getattr(dbapi_conn, "closed", False):
+        return True
+    info = getattr(dbapi_conn, "info", None)
+    status = getattr(getattr(info, "transaction_status", None), "name", None)
+    return status in ("UNKNOWN", "ACTIVE")
 
 
 _ROWS: dict[tuple[int, str], tuple[Any, tuple[Callable[[Any], Any] | None, ...]]] = {}
