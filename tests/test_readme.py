@@ -35,14 +35,20 @@ def readme_block(heading: str) -> list[str]:
     return [re.sub(r"\s+#.*$", "", line).strip() for line in lines if line.strip()]
 
 
+def ci_commands() -> list[str]:
+    """The lines of .ci/run that CI executes, stripped (comments and blank lines left out): a doc
+    command CI runs exactly as written is one of them."""
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def test_quick_start_names_make_demo_and_make_test() -> None:
     lines = readme_block("## Quick start")
     assert [line.split()[:2] for line in lines] == [["make", "demo"], ["make", "test"]]
     makefile = (ROOT / "Makefile").read_text()
     assert "$(BIN)/woow dev" in makefile  # make demo runs woow dev
     # CI runs the README's test command, then its benchmark command, both exactly as written
-    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    ci = [line for line in ci if line and not line.startswith("#")]
+    ci = ci_commands()
     assert ci[-2:] == ["make test", "make bench BENCH_ARGS=--quick"]
     assert "make bench BENCH_ARGS=--quick" in readme_block("## Development")
 
