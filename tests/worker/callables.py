@@ -34,3 +34,13 @@ def catastrophic_regex(length: int) -> bool:
     import re
 
     return re.match(r"(a+)+$", "a" * length + "b") is not None
+
+
+def ignore_term_and_sleep(seconds: float) -> None:
+    """Ignore SIGTERM, then sleep: a step that outlives billiard's polite SIGTERM at Celery's hard
+    time limit (it dies only at the SIGKILL 0.1 s later)."""
+    import signal
+    import time
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(seconds)

@@ -10,11 +10,14 @@ Registered on an app by :func:`register_tasks` (no global app, no decorator at i
 - Database or Redis unreachable before the run: the task retries with backoff (``db_retry_max``);
   nothing runs unrecorded.
 - An outcome whose commit answer was lost is read back, not mistaken for a takeover.
+- A run killed at Celery's hard time limit is recorded ``timed_out`` and its lock freed by the
+  worker's main process only once the killed pool child is gone (:func:`mark_killed`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -37,7 +40,7 @@ from . import backup
 from . import history as h
 from .claim import Claim, Delivery, Outcome, now, pinned_lock_key
 from .context import settings_of, worker_context
-from .lock import run_script
+from .lock import parse_value, run_script
 from .logfmt import RunLog, kv
 
 log = logging.getLogger("woow.worker")
@@ -223,7 +226,7 @@ class ExecuteWorkflowTask(Task):  # type: ignore[misc]
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         if isinstance(exc, TimeLimitExceeded):
             try:
-                mark_killed(settings_of(self.app), kwargs or {}, task_id, str(exc))
+                mark_killed(settings_of(self.app), kwargs or {}, task_id, str(exc))  # returns at once
             except Exception:  # never take the worker's main process down
                 log.exception("could not record the hard time limit of task %s", task_id)
 
@@ -246,47 +249,113 @@ def execute_workflow(task: Task, kwargs: dict[str, Any]) -> dict[str, Any]:
     return FireRun(task, worker_context(settings), payload).execute()
 
 
-def mark_killed(settings: Settings, kwargs: dict[str, Any], task_id: str, error: str) -> None:
-    """A run killed at Celery's hard time limit: record it ``timed_out`` and free its lock."""
-    ctx = worker_context(settings)
+KILLED_POLL = 0.01  # seconds between looks at whether a killed run's process is gone
+
+
+def mark_killed(settings: Settings, kwargs: dict[str, Any], task_id: str, error: str) -> threading.Thread | None:
+    """A run killed at Celery's hard time limit: record it ``timed_out`` and free its lock, both only
+    once the process that holds the lock is gone.
+
+    Celery calls this in the worker's main process *before* billiard terminates the pool child
+    (SIGTERM, up to 0.1 s, then SIGKILL; longer while the child is in uninterruptible sleep), so
+    the child may still be in its step.  Freeing the lock now would let the next fire run beside
+    it, and so would recording the row final now: a fire that finds a lock naming a finished
+    execution takes it over as stale (:meth:`.claim.Delivery.acquire_held`).  So a daemon thread
+    (the main process's event loop must not wait) does the work: :func:`settle_killed`.  Returns
+    that thread (tests join it), or ``None`` for a payload that names no run.
+    """
     try:
         payload = FirePayload.model_validate(kwargs)
     except ValidationError:
-        return
+        return None
+    if payload.execution_id is None and (payload.trigger_id is None or payload.scheduled_for is None):
+        return None
+    thread = threading.Thread(
+        target=_settle_logged, args=(settings, payload, task_id, error), name="woow-killed-run", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _settle_logged(settings: Settings, payload: FirePayload, task_id: str, error: str) -> None:
+    try:
+        settle_killed(settings, payload, task_id, error)
+    except Exception:  # never take the worker's main process down
+        log.exception("could not record the hard time limit of task %s", task_id)
+
+
+def settle_killed(settings: Settings, payload: FirePayload, task_id: str, error: str) -> bool:
+    """Wait until the killed run's lock holder is gone, then record the row and free the lock.
+
+    The holder is the process named in the lock value (``<pid>@<node>``, read through
+    :func:`.lock.parse_value`); it is gone when :meth:`.lock.LockValue.holder_dead` says so (its pid
+    in this node gone, or a zombie), looked at every ``KILLED_POLL``.  Then the row becomes
+    ``timed_out`` (guarded by status and token: an outcome the child recorded first stands) and the
+    lock is deleted only if it still holds exactly the value read (``lua/release.lua``).
+
+    Not seen gone within ``lock_ttl`` -- or never visible: a value naming no pid or another node --
+    nothing is touched and one warning is logged: the lock runs out at its TTL once nobody renews
+    it, and the reaper records the row ``failed``.  A run that no longer holds its lock (expired,
+    taken) is recorded at once: there is no lock left to protect.  ``True`` when the row was recorded.
+    """
+    ctx = worker_context(settings)
     with ctx.engine.connect() as conn:
         if payload.execution_id is not None:
             row = h.get_execution(conn, payload.execution_id)
         elif payload.trigger_id is not None and payload.scheduled_for is not None:
             row = h.get_fire(conn, payload.trigger_id, payload.scheduled_for)
         else:
-            return
+            return False
         if row is None or row.status is not ExecutionStatus.RUNNING or row.workflow_id != payload.workflow_id:
-            return
+            return False
         wf = h.load_workflow(conn, row.workflow_id)
-        ok = h.transition(
-            conn,
-            row.id,
-            from_status=ExecutionStatus.RUNNING,
-            lock_token=row.lock_token,
-            values={
-                "status": ExecutionStatus.TIMED_OUT,
-                "finished_at": now(),
-                "error": f"killed at the hard time limit ({error})",
-            },
-        )
-    key = pinned_lock_key(ctx.keys, row, wf.concurrency if wf is not None else None)
-    if ok and row.lock_token and key is not None:
-        # the value ends with the fence and holder: delete only a lock that still names this run
-        value = ctx.redis.get(key)
-        if isinstance(value, str) and value.startswith(f"{row.lock_token}:{row.id}"):
-            run_script(ctx.redis, "release", [key], [value])
-    RunLog(
+    rlog = RunLog(
         workflow=wf.name if wf else None,
         workflow_id=row.workflow_id,
         trigger_id=row.trigger_id,
         execution_id=row.id,
         scheduled_for=row.scheduled_for,
-    ).warning("execution timed_out (hard limit)", task_id=task_id)
+    )
+    key = pinned_lock_key(ctx.keys, row, wf.concurrency if wf is not None else None)
+    raw = ctx.redis.get(key) if key is not None and row.lock_token else None
+    value = raw.decode() if isinstance(raw, bytes) else raw
+    held = parse_value(value)
+    release: tuple[str, str] | None = None  # (key, value) to delete once its holder is gone
+    if key is not None and value is not None and held is not None and held.token == row.lock_token:
+        release = (key, value)
+    if release is not None and held is not None:
+        deadline = time.monotonic() + settings.lock_ttl
+        while not held.holder_dead():
+            if time.monotonic() >= deadline:
+                rlog.warning(
+                    "killed run's process still holds its lock; lock left to its TTL, row to the reaper",
+                    task_id=task_id,
+                    key=key,
+                    holder=value,
+                    waited=settings.lock_ttl,
+                )
+                return False
+            time.sleep(KILLED_POLL)
+    try:
+        with ctx.engine.connect() as conn:
+            ok = h.transition(
+                conn,
+                row.id,
+                from_status=ExecutionStatus.RUNNING,
+                lock_token=row.lock_token,
+                values={
+                    "status": ExecutionStatus.TIMED_OUT,
+                    "finished_at": now(),
+                    "error": f"killed at the hard time limit ({error})",
+                },
+            )
+    finally:
+        if release is not None:
+            # its holder is gone: nobody can still need this exact value (compare-and-delete)
+            run_script(ctx.redis, "release", [release[0]], [release[1]])
+    if ok:
+        rlog.warning("execution timed_out (hard limit)", task_id=task_id)
+    return ok
 
 
 def register_tasks(app: Celery) -> None:
