@@ -37,27 +37,6 @@ COLLECT = HERE + "test_chaos_command_selects_the_scenarios_the_doc_describes"
 CI = "run by .ci/run"
 NOT_RUN = "not executed: "
 
-#: docs/performance.md's full-size benchmark commands, each timed alone under /tmp/woow-bench.lock on the
-#: 2-core CI machine (2026-12-05 20:47-21:01 UTC, load average 0.4-1.3).  Together about 10 minutes: over
-#: the 8 minutes CI may spend on them after `make bench BENCH_ARGS=--quick`, so neither CI nor this module
-#: runs them.
-FULL_SIZE_SECONDS: dict[str, int] = {
-    "python -m bench.burst_bench --cold": 93,
-    "python -m bench.lateness_bench": 190,
-    "python -m bench.idle_bench": 86,
-    "python -m bench.sync_bench": 108,
-    "python -m bench.exec_bench --rounds 5": 127,
-}
-
-
-def _full_size(command: str) -> str:
-    total = sum(FULL_SIZE_SECONDS.values())
-    return (
-        NOT_RUN + f"full size, {FULL_SIZE_SECONDS[command]} s alone; the full-size benchmark commands together "
-        f"take {total} s, over the 8 minutes CI may give them"
-    )
-
-
 #: exact command string (comment stripped, as doc_commands() gives it) -> the test that executes it,
 #: CI, or why nothing does.  One entry per command that no doc's own test module executes.
 REGISTRY: dict[str, str] = {
@@ -78,18 +57,17 @@ REGISTRY: dict[str, str] = {
     "make chaos": COLLECT,
     "make bench BENCH_ARGS=--quick": CI,
     # docs/performance.md
-    "make bench": NOT_RUN + "every benchmark at full size: its sync, lateness and idle parts and a full burst "
-    "(90 s alone) take 474 s without the execution, dispatch and cron ones; over the 8 minutes CI may give it",
-    "python -m bench --quick": NOT_RUN + "as written, 147 s alone (over this module's minute); "
-    "`make bench BENCH_ARGS=--quick`, which .ci/run runs, is this same run through scripts/testenv.py "
-    "with the venv's python",
-    "python -m bench.exec_bench --rounds 5": _full_size("python -m bench.exec_bench --rounds 5"),
+    "make bench": NOT_RUN + "every benchmark at full size in one run (about 15 minutes); .ci/run runs each "
+    "of its parts as docs/performance.md lists them (`python -m bench.lateness_bench`, ...) and "
+    "`make bench BENCH_ARGS=--quick`",
+    "python -m bench --quick": CI,
+    "python -m bench.exec_bench --rounds 5": CI,
     "PYTHONPATH=. python bench/exec_profile.py": CHEAP,
     "python -m bench.burst_bench --quick": CHEAP,
-    "python -m bench.burst_bench --cold": _full_size("python -m bench.burst_bench --cold"),
-    "python -m bench.lateness_bench": _full_size("python -m bench.lateness_bench"),
-    "python -m bench.idle_bench": _full_size("python -m bench.idle_bench"),
-    "python -m bench.sync_bench": _full_size("python -m bench.sync_bench"),
+    "python -m bench.burst_bench --cold": CI,
+    "python -m bench.lateness_bench": CI,
+    "python -m bench.idle_bench": CI,
+    "python -m bench.sync_bench": CI,
     # docs/reliability.md ("make chaos" and "make test" above)
     "PYTHONPATH=. pytest -m chaos tests/chaos": COLLECT,
     'PYTHONPATH=. pytest -m "slow and not chaos" tests/chaos': COLLECT,
@@ -168,7 +146,6 @@ def test_registry_entries_are_what_they_say() -> None:
     # each command this module executes has the check of what the docs say it prints
     assert {c for c, how in REGISTRY.items() if how == CHEAP} == set(OUTPUT_CHECKS)
     assert {c for c, how in REGISTRY.items() if how == COLLECT} == set(SELECTION_CHECKS)
-    assert all(REGISTRY[c] == _full_size(c) for c in FULL_SIZE_SECONDS)
 
 
 def _env() -> dict[str, str]:
