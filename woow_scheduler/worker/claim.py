@@ -46,7 +46,7 @@ from ..keys import Keys, split_lock_value
 from ..messaging.payload import FirePayload
 from . import history as h
 from .context import WorkerContext
-from .lock import WorkflowLock, lock_holder, parse_value
+from .lock import WorkflowLock, lock_holder, pinned_lock
 from .logfmt import RunLog
 
 log = logging.getLogger("woow.worker")
@@ -637,13 +637,12 @@ class Delivery:
         over.  ``None``: the run's lock is gone (expired, or another run's), so the ordinary
         acquire decides.
         """
-        key = pinned_lock_key(self.ctx.keys, row, wf.concurrency)
-        raw = self.ctx.redis.get(key) if key else None
-        value = parse_value(raw)
-        if value is None or row.lock_token is None or value.token != row.lock_token:
+        pinned = pinned_lock(self.ctx.redis, pinned_lock_key(self.ctx.keys, row, wf.concurrency), row.lock_token)
+        if pinned is None:
             return None
-        if value.holder_dead():
-            return raw.decode() if isinstance(raw, bytes) else str(raw)
+        value, held = pinned
+        if held.holder_dead():
+            return value
         countdown = min(30.0, max(0.5, self.settings.lock_ttl / 2))
         rlog.info("execution is running elsewhere; delivery checked again later", retry_in=countdown)
         raise self.retry(countdown=countdown, reason="running", execution_id=row.id)

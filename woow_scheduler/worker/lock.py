@@ -396,6 +396,18 @@ def _floor() -> int:
 
 
 
+def pinned_lock(client: redis.Redis, key: str | None, token: str | None) -> tuple[str, LockValue] | None:
+    """The value at ``key`` and its parts while it still carries ``token`` (the lock an execution row
+    pinned at claim time), else ``None``: the run's lock is gone (expired, released, another run's)."""
+    if key is None or token is None:
+        return None
+    value = _str(client.get(key))
+    held = parse_value(value)
+    if value is None or held is None or held.token != token:
+        return None
+    return value, held
+
+
 def lock_holder(client: redis.Redis, keys: Keys, workflow_id: uuid.UUID | str) -> str | None:
     """Execution id holding the workflow's lock (the raw token when it names none), or ``None``."""
     value = _str(client.get(keys.workflow_lock(workflow_id)))

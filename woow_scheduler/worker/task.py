@@ -40,7 +40,7 @@ from . import backup
 from . import history as h
 from .claim import Claim, Delivery, Outcome, now, pinned_lock_key
 from .context import settings_of, worker_context
-from .lock import parse_value, run_script
+from .lock import pinned_lock, run_script
 from .logfmt import RunLog, kv
 
 log = logging.getLogger("woow.worker")
@@ -288,7 +288,7 @@ def settle_killed(settings: Settings, payload: FirePayload, task_id: str, error:
     """Wait until the killed run's lock holder is gone, then record the row and free the lock.
 
     The holder is the process named in the lock value (``<pid>@<node>``, read through
-    :func:`.lock.parse_value`); it is gone when :meth:`.lock.LockValue.holder_dead` says so (its pid
+    :func:`.lock.pinned_lock`); it is gone when :meth:`.lock.LockValue.holder_dead` says so (its pid
     in this node gone, or a zombie), looked at every ``KILLED_POLL``.  Then the row becomes
     ``timed_out`` (guarded by status and token: an outcome the child recorded first stands) and the
     lock is deleted only if it still holds exactly the value read (``lua/release.lua``).
@@ -317,13 +317,11 @@ def settle_killed(settings: Settings, payload: FirePayload, task_id: str, error:
         scheduled_for=row.scheduled_for,
     )
     key = pinned_lock_key(ctx.keys, row, wf.concurrency if wf is not None else None)
-    raw = ctx.redis.get(key) if key is not None and row.lock_token else None
-    value = raw.decode() if isinstance(raw, bytes) else raw
-    held = parse_value(value)
+    pinned = pinned_lock(ctx.redis, key, row.lock_token)
     release: tuple[str, str] | None = None  # (key, value) to delete once its holder is gone
-    if key is not None and value is not None and held is not None and held.token == row.lock_token:
+    if key is not None and pinned is not None:
+        value, held = pinned
         release = (key, value)
-    if release is not None and held is not None:
         deadline = time.monotonic() + settings.lock_ttl
         while not held.holder_dead():
             if time.monotonic() >= deadline:
