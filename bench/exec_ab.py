@@ -37,20 +37,22 @@ def run(before: Path, after: Path, rounds: int, n: int, concurrency: int = eb.DE
     with scratch_stores("woow_bench", queue="bench", log_level="WARNING") as (settings, db, client):
         pairs = eb.seed_workflows(db)
         app = get_app(settings)
-        fired = 0
+        published = fired = 0
         try:
             for r in range(rounds):
                 order = ["bare", "before", "after"] if r % 2 == 0 else ["after", "before", "bare"]
                 for kind in order:
                     if kind == "bare":
                         eb._publish_noops(app, settings, n)
-                        rates[kind].append(eb._drain_rate(client, settings, n, log_dir, f"bare{r}"))
+                        rates[kind].append(eb._drain_rate(client, settings, n, log_dir, f"bare{r}")[0])
                         continue
-                    eb._publish_fires(app, settings, pairs, n, fired)
-                    fired += n
-                    rates[kind].append(
-                        eb._drain_rate(client, settings, n, log_dir, f"{kind}{r}", dirs[kind], concurrency=concurrency)
+                    eb._publish_fires(app, settings, pairs, n, published)
+                    published += n
+                    per_s, done_now = eb._drain_rate(
+                        client, settings, n, log_dir, f"{kind}{r}", dirs[kind], concurrency=concurrency
                     )
+                    rates[kind].append(per_s)
+                    fired += done_now  # a fire given back at the worker's shutdown and removed never ran
                     done = eb._finished(db)
                     require(done == fired, f"{kind}{r}: {done} of {fired} fires left a finished execution row")
                 b = rates["bare"][-1]

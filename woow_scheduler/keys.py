@@ -53,6 +53,11 @@ class Keys:
         return f"{self.broker_prefix}unacked"
 
     @property
+    def broker_unacked_index(self) -> str:
+        """The sorted set of delivery tags by delivery time that goes with :attr:`broker_unacked`."""
+        return f"{self.broker_prefix}unacked_index"
+
+    @property
     def results_prefix(self) -> str:
         return f"{self.prefix}results:"
 
