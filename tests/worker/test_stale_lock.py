@@ -228,11 +228,11 @@ def test_a_queue_fire_meeting_a_stale_lock_runs_without_waiting(
 Seen = tuple[Execution, str]  # the retrying row and the lock value its attempt left behind
 
 
-def _flaky(db: Database, url: str) -> Any:
-    """A ``forbid`` workflow whose one step fails on a 5xx, retried once at once.  A retry that finds
-    the lock held waits at most 0.3 s (``apply()`` runs its polls eagerly), then ends ``skipped``."""
+def _flaky(db: Database, url: str, concurrency: ConcurrencyPolicy = ConcurrencyPolicy.FORBID) -> Any:
+    """A workflow whose one step fails on a 5xx, retried once at once.  A retry that finds the lock
+    held waits at most 0.3 s (``apply()`` runs its polls eagerly), then ends ``skipped``."""
     steps = [{"name": "call", "type": "http", "config": {"url": url + "/flaky"}}]
-    return make_workflow(db, steps, max_retries=1, retry_delay=0.0, max_queue_wait=0.3)
+    return make_workflow(db, steps, max_retries=1, retry_delay=0.0, max_queue_wait=0.3, concurrency=concurrency)
 
 
 def _first_attempt_fails_and_its_release_is_lost(
@@ -240,7 +240,6 @@ def _first_attempt_fails_and_its_release_is_lost(
     app: Celery,
     db: Database,
     redis_client: redis.Redis,
-    key: str,
     wf: Any,
     tr: Any,
     during: Any = None,
@@ -259,8 +258,8 @@ def _first_attempt_fails_and_its_release_is_lost(
         (row,) = executions(db, wf.id)
         # what the staleness test relies on: the retrying row keeps the ended attempt's token
         assert row.status == ExecutionStatus.RETRYING and row.lock_token == lock.token
-        assert redis_client.get(key) == lock.value
-        redis_client.pexpire(key, 60_000)
+        assert redis_client.get(lock.key) == lock.value
+        redis_client.pexpire(lock.key, 60_000)
         seen.append((row, lock.value))
         if during is not None:
             during(row, lock.value)
@@ -292,7 +291,7 @@ def test_a_lock_left_by_a_failed_attempt_awaiting_its_retry_is_taken_over_by_the
 
         with caplog.at_level(logging.WARNING, logger="woow.worker"):
             result, (first, stale) = _first_attempt_fails_and_its_release_is_lost(
-                monkeypatch, app, db, redis_client, key(wf.id), wf, tr, next_fire
+                monkeypatch, app, db, redis_client, wf, tr, next_fire
             )
     assert nexts[0]["outcome"] == "succeeded", nexts
     assert result["outcome"] == "succeeded" and result["attempt"] == 2, result  # the retry, after it
@@ -331,7 +330,7 @@ def test_a_lock_a_retry_of_that_execution_took_is_not_taken_over(
             assert retry.release()
 
         result, (first, _) = _first_attempt_fails_and_its_release_is_lost(
-            monkeypatch, app, db, redis_client, key(wf.id), wf, tr, retry_claims_then_next_fire
+            monkeypatch, app, db, redis_client, wf, tr, retry_claims_then_next_fire
         )
     ((next_result, held, value),) = nexts
     assert next_result["outcome"] == "skipped", next_result
@@ -358,7 +357,7 @@ def test_the_retry_takes_its_own_executions_stale_lock_over_instead_of_waiting(
         tr = make_trigger(db, wf)
         with caplog.at_level(logging.WARNING, logger="woow.worker"):
             result, (first, stale) = _first_attempt_fails_and_its_release_is_lost(
-                monkeypatch, app, db, redis_client, key(wf.id), wf, tr
+                monkeypatch, app, db, redis_client, wf, tr
             )
     assert result["outcome"] == "succeeded" and result["attempt"] == 2, result
     assert len(srv.requests) == 2
@@ -369,3 +368,67 @@ def test_the_retry_takes_its_own_executions_stale_lock_over_instead_of_waiting(
     assert redis_client.get(key(wf.id)) is None
     taken = [r.getMessage() for r in caplog.records if "stale lock taken over" in r.getMessage()]
     assert len(taken) == 1 and stale in taken[0]
+
+
+def test_an_allow_retry_takes_its_own_stale_lease_over_instead_of_being_dropped(
+    app: Celery,
+    db: Database,
+    wsettings: Settings,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An ``allow`` run holds a lease of its own execution.  Before: the retry met the lease its
+    failed attempt left, was dropped as a duplicate ("claimed concurrently") and the row stayed
+    ``retrying`` until the reaper re-sent it, visibility_timeout + fire_journal_grace after it was due
+    (2 h with the defaults)."""
+    lease = Keys(wsettings.key_prefix).execution_lease
+    with scripted_server([500, 200]) as srv:
+        wf = _flaky(db, srv.url, ConcurrencyPolicy.ALLOW)
+        tr = make_trigger(db, wf)
+        with caplog.at_level(logging.WARNING, logger="woow.worker"):
+            result, (first, stale) = _first_attempt_fails_and_its_release_is_lost(
+                monkeypatch, app, db, redis_client, wf, tr
+            )
+    assert result["outcome"] == "succeeded" and result["attempt"] == 2, result
+    (row,) = executions(db, wf.id)
+    assert row.id == first.id and row.status == ExecutionStatus.SUCCEEDED and row.attempt == 2
+    assert first.fence is not None and row.fence is not None and row.fence > first.fence
+    assert redis_client.get(lease(row.id)) is None
+    taken = [r.getMessage() for r in caplog.records if "stale lock taken over" in r.getMessage()]
+    assert len(taken) == 1 and stale in taken[0]
+
+
+def test_a_duplicate_retry_meeting_the_lease_a_retry_took_is_a_duplicate(
+    app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry's claim of an ``allow`` row took its lease (new token) and has not moved the row
+    ``retrying`` -> ``running`` yet: another delivery of that retry is a duplicate, the lease is left."""
+    keys = Keys(wsettings.key_prefix)
+    seen: list[tuple[dict[str, Any], Any, str]] = []
+    with scripted_server([500, 200]) as srv:
+        wf = _flaky(db, srv.url, ConcurrencyPolicy.ALLOW)
+        tr = make_trigger(db, wf)
+
+        def retry_claims_then_its_duplicate(row: Execution, value: str) -> None:
+            key = keys.execution_lease(row.id)
+            retry = WorkflowLock(redis_client, key, 30, owner=str(row.id), fence=keys.lease_fence)
+            assert retry.acquire(expected=value)  # what the retry's claim does to the stale lease
+            again = FirePayload(
+                workflow_id=wf.id,
+                trigger_id=tr.id,
+                user_id="u",
+                scheduled_for=FIRE,
+                execution_id=row.id,
+                enqueued_at=datetime.now(UTC),
+            )
+            seen.append((_apply(app, again), redis_client.get(key), retry.value))
+            assert retry.release()
+
+        result, _ = _first_attempt_fails_and_its_release_is_lost(
+            monkeypatch, app, db, redis_client, wf, tr, retry_claims_then_its_duplicate
+        )
+    ((duplicate, held, value),) = seen
+    assert duplicate["outcome"] == "duplicate", duplicate
+    assert held == value  # untouched
+    assert result["outcome"] == "succeeded" and result["attempt"] == 2, result

@@ -19,7 +19,8 @@ Every write is conditional, so concurrent deliveries of one fire cannot both win
   lock's own token still on the row (the attempt that took it recorded its failure; a retry's claim
   takes the lock with a new token), its release was lost (or undone by a Redis failover that
   promoted a replica which had not seen it) and the lock is stale: it is taken over in one
-  compare-and-set (:meth:`Delivery.acquire_held`; workflow locks only).
+  compare-and-set (:meth:`Delivery.acquire_held`; an ``allow`` lease names its own execution, so
+  there only the retry's own claim meets it).
   Otherwise the policy object decides (:class:`Forbid`, :class:`Queue`, :class:`Allow`).
 - a message naming an execution of another workflow or user is refused: nothing is written.
 """
@@ -105,10 +106,6 @@ class Policy:
     """A concurrency policy: the lock key it takes and what a fire does when that lock is held."""
 
     kind: ClassVar[ConcurrencyPolicy]
-    #: the lock is the workflow's, held by one run at a time: a lock whose holder's run has ended (its
-    #: execution finished, or retrying under that lock's token) is stale and is taken over
-    #: (:meth:`Delivery.acquire_held`)
-    frees_stale: ClassVar[bool] = True
 
     def lock_key(self, keys: Keys, workflow_id: uuid.UUID, execution_id: uuid.UUID) -> str:
         return keys.workflow_lock(workflow_id)
@@ -196,8 +193,6 @@ class Allow(Policy):
     """No workflow lock: a per-execution lease (with its own fence) proves the run is alive."""
 
     kind = ConcurrencyPolicy.ALLOW
-    # a lease names its own execution only, and a finished row is never claimed: nothing to free
-    frees_stale = False
 
     def lock_key(self, keys: Keys, workflow_id: uuid.UUID, execution_id: uuid.UUID) -> str:
         return keys.execution_lease(execution_id)
@@ -452,7 +447,7 @@ class Delivery:
         new_id = uuid.uuid4()
         lock = policy.new_lock(self, wf.id, new_id)
         if not lock.acquire():
-            holder = self.acquire_held(policy, wf, lock)
+            holder = self.acquire_held(wf, lock)
             if holder is not None:
                 return policy.new_fire_held(self, wf, new_id, holder)
         self.held = lock
@@ -465,7 +460,7 @@ class Delivery:
             return Claim(Outcome.RUN, new_id, 1, lock, scheduled_for=p.scheduled_for, user_id=p.user_id)
         return self.existing_fire(wf)
 
-    def acquire_held(self, policy: Policy, wf: h.WorkflowDef, lock: WorkflowLock) -> str | None:
+    def acquire_held(self, wf: h.WorkflowDef, lock: WorkflowLock) -> str | None:
         """The acquire of ``lock`` found it held: ``None`` when it is ours after all, else who holds it.
 
         A lock whose holder's run has ended is stale (:meth:`stale_holder`): its run recorded its
@@ -479,7 +474,7 @@ class Delivery:
         missing, a value naming no execution -- holds it, as before.
         """
         value = lock.holder()
-        if policy.frees_stale and value is not None:
+        if value is not None:
             status = self.stale_holder(wf, value)
             if status is not None:
                 if lock.acquire(expected=value):
@@ -625,7 +620,7 @@ class Delivery:
             expected = self.running_holder(wf, row, rlog)
         lock = policy.new_lock(self, wf.id, row.id)
         if not lock.acquire(expected=expected):
-            holder = self.acquire_held(policy, wf, lock)
+            holder = self.acquire_held(wf, lock)
             if holder is not None:
                 return policy.existing_held(self, wf, row, holder, rlog)
         self.held = lock
