@@ -5,6 +5,7 @@ front of the due instant's check), and loaded again when the server has lost the
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -16,12 +17,16 @@ from typing import Any
 import pytest
 import redis
 
+from woow_scheduler.db import Database
 from woow_scheduler.keys import Keys
+from woow_scheduler.lua import lua_source
+from woow_scheduler.messaging.app import create_app
+from woow_scheduler.scheduler.beat import WoowSchedulerEntry
 from woow_scheduler.scheduler.codec import decode_meta
 from woow_scheduler.scheduler.sync import Reconciler
 from woow_scheduler.settings import Settings
 
-from .conftest import MakeTrigger, published
+from .conftest import MakeTrigger, published, update_trigger
 from .test_beat import MakeScheduler
 from .test_prepared import _at, _sleep_into, _tick_until_prepared
 
@@ -124,3 +129,48 @@ def test_a_script_flush_before_every_pass_loses_and_doubles_no_fire(
         assert redis_client.zscore(keys.redbeat_schedule, key) == seconds[-1] + 1
         last, _ = decode_meta(redis_client.hget(key, "meta"))
         assert last is not None and last.timestamp() == seconds[-1]
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def test_the_sync_writes_each_definition_with_its_sha1_and_keeps_it_in_step(
+    settings: Settings,
+    db: Database,
+    redis_client: redis.Redis,
+    make_trigger: MakeTrigger,
+    reconciler: Reconciler,
+) -> None:
+    """``sha`` (what ``entries_unchanged.lua`` compares at the due instant instead of hashing each
+    definition) is the sha1 of the stored definition: written with it by the sync, renewed with
+    every new definition, and dropped by RedBeat's own ``save`` of a definition."""
+    key = Keys(settings.key_prefix).redbeat_entry((t := make_trigger(EVERY_SECOND)).id)
+    reconciler.triggers([t.id])
+    first = redis_client.hget(key, "definition")
+    assert first is not None and redis_client.hget(key, "sha") == _sha1(first)
+    update_trigger(db, t.id, spec={"type": "cron", "expression": "*/2 * * * * ?"})
+    reconciler.triggers([t.id])
+    second = redis_client.hget(key, "definition")
+    assert second is not None and second != first and redis_client.hget(key, "sha") == _sha1(second)
+    app = create_app(settings)
+    entry = WoowSchedulerEntry.from_key(key, app=app)
+    entry.save()  # (RedBeat's API: a definition not written by the sync)
+    assert redis_client.hget(key, "sha") is None
+
+
+def test_the_unchanged_check_uses_the_stored_sha1_and_hashes_an_entry_without_one(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    check = redis_client.register_script(lua_source("entries_unchanged"))
+    old, new = '{"name": "t"}', '{"name": "t2"}'
+    with_sha, without_sha, changed, changed_without, gone = (f"{key_prefix}redbeat:e{i}" for i in range(5))
+    redis_client.hset(with_sha, mapping={"definition": old, "sha": _sha1(old), "meta": "M"})
+    redis_client.hset(without_sha, mapping={"definition": old, "meta": "M"})  # written by an older version
+    redis_client.hset(changed, mapping={"definition": new, "sha": _sha1(new), "meta": "M"})
+    redis_client.hset(changed_without, mapping={"definition": new, "meta": "M"})
+    stale = f"{key_prefix}redbeat:e5"  # (a 'sha' not of its definition: the definition decides)
+    redis_client.hset(stale, mapping={"definition": old, "sha": _sha1(new), "meta": "M"})
+    keys = [with_sha, without_sha, changed, changed_without, gone, stale]
+    assert check(keys=keys, args=[_sha1(old), "M"] * len(keys)) == [1, 1, 0, 0, 0, 1]
+    assert check(keys=keys[:2], args=[_sha1(old), "M-other"] * 2) == [0, 0]  # meta moved on

@@ -139,6 +139,7 @@ class WoowSchedulerEntry(RedBeatSchedulerEntry):  # type: ignore[misc]
         client = get_redis(self.app)
         with client.pipeline() as pipe:
             pipe.hset(self.key, "definition", dumps(definition))
+            pipe.hdel(self.key, "sha")  # (the sync's sha1 of its own definition: not this one's)
             pipe.hsetnx(self.key, "meta", encode_meta(self.last_run_at, self.total_run_count or 0))
             pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
             pipe.execute()
