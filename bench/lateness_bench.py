@@ -10,7 +10,9 @@ Two runs of ours, then the baseline:
 - plain RedBeat with N interval entries (every 10 s, N/10 due at every second at the start), same
   duration: ``redbeat_lateness_big_*``, its lateness being publish time - the entry's own due time
   (its last run + 10 s; RedBeat re-anchors every entry at its publish time, so its fires drift
-  instead of piling up, which only flatters it).
+  instead of piling up, which only flatters it); ``redbeat_lateness_big_fires`` of about
+  ``redbeat_lateness_big_due`` went out in the window (at 10,000 it keeps up or falls behind with
+  the machine's speed: a fire it never published counts nowhere, which flatters it too).
 
 Half the triggers are Quartz cron (``s/10 * * * * ?``), half anchored intervals (every 10 s),
 spread over the ten seconds.  Our scheduler runs in this process as under ``celery beat``
@@ -54,13 +56,23 @@ def specs(base: datetime, n: int = TRIGGERS) -> list[dict[str, Any]]:
     return out
 
 
-def _summary(late: list[float], n: int, duration: float, first_full: int, what: str) -> dict[str, Any]:
+def _summary(
+    late: list[float], n: int, duration: float, first_full: int, what: str, *, min_share: float = 0.5
+) -> dict[str, Any]:
+    """p50 / p99 / max of ``late`` (ms), with how many fires went out of about how many were due.
+
+    Refused when nothing went out, or less than ``min_share`` of what was due: the figures would
+    describe a stalled run."""
     require(bool(late), f"lateness ({what}): no fire due after {first_full} was published in {duration:.0f} s")
-    # at least half of what was due must have gone out, or the figures describe a stalled run
     expected = n / EVERY * max(1.0, time.time() - first_full - 1)
-    require(len(late) >= expected / 2, f"lateness ({what}): {len(late)} fires published, about {expected:.0f} due")
+    require(
+        len(late) >= expected * min_share,
+        f"lateness ({what}): {len(late)} fires published, about {expected:.0f} due "
+        f"(under {min_share:.0%}: a stalled run)",
+    )
     return {
         "fires": len(late),
+        "due": round(expected),
         "p50_ms": round(percentile(late, 50), 1),
         "p99_ms": round(percentile(late, 99), 1),
         "max_ms": round(max(late), 1),
@@ -138,7 +150,13 @@ def _redbeat(n: int, duration: float) -> dict[str, Any]:
             sch.close()
         first_full = base + 2
         late = [(t - due) * 1000 for t, due in sent if due >= first_full]
-        return _summary(late, n, duration, first_full, f"plain RedBeat, {n} entries")
+        # plain RedBeat publishes about 1,000 fires a second on this machine kind: at 10,000 entries
+        # (1,000 due a second) it keeps up or falls behind with the machine's speed of the moment
+        # (45,195 and 27,123 of about 59,000 in two runs of the same code).  Falling behind is
+        # what is being measured, not a broken run: its fires not yet published count nowhere,
+        # which only flatters it, and ``redbeat_lateness_big_fires`` / ``_due`` say how many.
+        # A tenth still refuses a baseline that stalled.
+        return _summary(late, n, duration, first_full, f"plain RedBeat, {n} entries", min_share=0.1)
 
 
 def run(quick: bool = False, n: int | None = None) -> dict[str, Any]:
@@ -159,7 +177,7 @@ def run(quick: bool = False, n: int | None = None) -> dict[str, Any]:
     base = _redbeat(big, duration)
     result.update({"lateness_big_triggers": big, "lateness_big_fires": ours["fires"]})
     result.update({f"lateness_big_{k}": ours[k] for k in ("prepared", "p50_ms", "p99_ms", "max_ms")})
-    result.update({f"redbeat_lateness_big_{k}": base[k] for k in ("fires", "p50_ms", "p99_ms", "max_ms")})
+    result.update({f"redbeat_lateness_big_{k}": base[k] for k in ("fires", "due", "p50_ms", "p99_ms", "max_ms")})
     aliases = {
         "lateness_big_p50_ms": "lateness_10k_p50_ms",
         "lateness_big_p99_ms": "lateness_10k_p99_ms",
