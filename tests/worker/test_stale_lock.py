@@ -1,6 +1,5 @@
-"""A workflow lock left naming a finished execution, or a ``retrying`` one under the lock's own token
-(docs/reliability.md, "A lock can come back after a Redis failover"): a release lost, or undone when
-Sentinel promoted a replica that had not seen it.
+"""A workflow lock left naming a finished execution (docs/reliability.md, "A lock can come back after
+a Redis failover"): a release lost, or undone when Sentinel promoted a replica that had not seen it.
 
 The next fire takes such a lock over (compare-and-set, new fence) instead of being recorded
 ``skipped`` until the key's TTL runs out; a lock naming an active execution still makes it skip,
@@ -22,7 +21,6 @@ from sqlalchemy import update
 
 from tests.support.factories import make_trigger, make_workflow
 from tests.worker.conftest import executions
-from tests.worker.httpserver import scripted_server
 from woow_scheduler.db import Database
 from woow_scheduler.db.models import Execution
 from woow_scheduler.enums import ConcurrencyPolicy, ExecutionStatus
@@ -36,8 +34,7 @@ from woow_scheduler.worker.lock import WorkflowLock, holder_id
 FIRE = datetime(2030, 9, 1, 6, 0, tzinfo=UTC)
 STEPS = [{"name": "hi", "type": "log", "config": {"message": "x"}}]
 FINAL = [s for s in ExecutionStatus if s.is_final]
-# a retrying row under the lock's own token is stale too: the retrying tests below
-ACTIVE = [s for s in ExecutionStatus if not s.is_final and s is not ExecutionStatus.RETRYING]
+ACTIVE = [s for s in ExecutionStatus if not s.is_final]
 
 
 def _apply(app: Celery, payload: FirePayload) -> dict[str, Any]:
@@ -221,214 +218,3 @@ def test_a_queue_fire_meeting_a_stale_lock_runs_without_waiting(
     rows = executions(db, wf.id)
     assert [r.status for r in rows] == [ExecutionStatus.SUCCEEDED, ExecutionStatus.SUCCEEDED]
     assert rows[1].fence is not None and first.fence is not None and rows[1].fence > first.fence
-
-
-# -- a lock left by an attempt that failed and scheduled a retry ------------------------------------------
-
-Seen = tuple[Execution, str]  # the retrying row and the lock value its attempt left behind
-
-
-def _flaky(db: Database, url: str, concurrency: ConcurrencyPolicy = ConcurrencyPolicy.FORBID) -> Any:
-    """A workflow whose one step fails on a 5xx, retried once at once.  A retry that finds the lock
-    held waits at most 0.3 s (``apply()`` runs its polls eagerly), then ends ``skipped``."""
-    steps = [{"name": "call", "type": "http", "config": {"url": url + "/flaky"}}]
-    return make_workflow(db, steps, max_retries=1, retry_delay=0.0, max_queue_wait=0.3, concurrency=concurrency)
-
-
-def _first_attempt_fails_and_its_release_is_lost(
-    monkeypatch: pytest.MonkeyPatch,
-    app: Celery,
-    db: Database,
-    redis_client: redis.Redis,
-    wf: Any,
-    tr: Any,
-    during: Any = None,
-) -> tuple[dict[str, Any], Seen]:
-    """The fire's first attempt fails and its own outcome write makes the row ``retrying``; the
-    release it then sends unanswered is dropped, so its lock stays (kept 60 s: only a take-over
-    frees it within the test).  ``during(row, value)`` runs at that moment, before the retry --
-    which ``apply()`` runs eagerly, at once -- claims the row.  Returns the last attempt's result."""
-    real = WorkflowLock.release_nowait
-    seen: list[Seen] = []
-
-    def dropped(lock: WorkflowLock) -> None:
-        if seen:
-            real(lock)
-            return
-        (row,) = executions(db, wf.id)
-        # what the staleness test relies on: the retrying row keeps the ended attempt's token
-        assert row.status == ExecutionStatus.RETRYING and row.lock_token == lock.token
-        assert redis_client.get(lock.key) == lock.value
-        redis_client.pexpire(lock.key, 60_000)
-        seen.append((row, lock.value))
-        if during is not None:
-            during(row, lock.value)
-
-    monkeypatch.setattr(WorkflowLock, "release_nowait", dropped)
-    result = _apply(app, _fire(wf, tr, FIRE))
-    assert len(seen) == 1
-    return result, seen[0]
-
-
-def test_a_lock_left_by_a_failed_attempt_awaiting_its_retry_is_taken_over_by_the_next_fire(
-    app: Celery,
-    db: Database,
-    wsettings: Settings,
-    redis_client: redis.Redis,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Before: every fire of the workflow was recorded ``skipped`` (lock held by the retrying
-    execution) until the key's TTL ran out."""
-    key = Keys(wsettings.key_prefix).workflow_lock
-    nexts: list[dict[str, Any]] = []
-    with scripted_server([500, 200]) as srv:
-        wf = _flaky(db, srv.url)
-        tr = make_trigger(db, wf)
-
-        def next_fire(row: Execution, value: str) -> None:
-            nexts.append(_apply(app, _fire(wf, tr, FIRE + timedelta(seconds=1))))
-
-        with caplog.at_level(logging.WARNING, logger="woow.worker"):
-            result, (first, stale) = _first_attempt_fails_and_its_release_is_lost(
-                monkeypatch, app, db, redis_client, wf, tr, next_fire
-            )
-    assert nexts[0]["outcome"] == "succeeded", nexts
-    assert result["outcome"] == "succeeded" and result["attempt"] == 2, result  # the retry, after it
-    rows = executions(db, wf.id)
-    assert [(r.id, r.status, r.attempt) for r in rows] == [
-        (first.id, ExecutionStatus.SUCCEEDED, 2),
-        (rows[1].id, ExecutionStatus.SUCCEEDED, 1),
-    ]
-    assert first.fence is not None and rows[1].fence is not None and rows[1].fence > first.fence
-    assert redis_client.get(key(wf.id)) is None
-    taken = [r for r in caplog.records if "stale lock taken over" in r.getMessage()]
-    assert len(taken) == 1 and taken[0].levelno == logging.WARNING
-    assert key(wf.id) in taken[0].getMessage() and stale in taken[0].getMessage()
-    assert "holder_status=retrying" in taken[0].getMessage()
-
-
-def test_a_lock_a_retry_of_that_execution_took_is_not_taken_over(
-    app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A retry's claim takes the lock (naming the same execution, with a new token) before it moves
-    the row ``retrying`` -> ``running``: in that window the row is ``retrying`` and the lock is
-    live.  The next fire meets it and is ``skipped``; the lock is left as it is."""
-    keys = Keys(wsettings.key_prefix)
-    key = keys.workflow_lock
-    nexts: list[tuple[dict[str, Any], Any, str]] = []
-    with scripted_server([500, 200]) as srv:
-        wf = _flaky(db, srv.url)
-        tr = make_trigger(db, wf)
-
-        def retry_claims_then_next_fire(row: Execution, value: str) -> None:
-            retry = WorkflowLock(redis_client, key(wf.id), 30, owner=str(row.id), fence=keys.workflow_fence(wf.id))
-            assert retry.acquire(expected=value)  # what the retry's claim does to the stale lock
-            assert retry.token != row.lock_token
-            skipped = _apply(app, _fire(wf, tr, FIRE + timedelta(seconds=1)))
-            nexts.append((skipped, redis_client.get(key(wf.id)), retry.value))
-            assert retry.release()
-
-        result, (first, _) = _first_attempt_fails_and_its_release_is_lost(
-            monkeypatch, app, db, redis_client, wf, tr, retry_claims_then_next_fire
-        )
-    ((next_result, held, value),) = nexts
-    assert next_result["outcome"] == "skipped", next_result
-    assert held == value  # untouched
-    assert result["outcome"] == "succeeded" and result["attempt"] == 2, result
-    rows = executions(db, wf.id)
-    assert [r.status for r in rows] == [ExecutionStatus.SUCCEEDED, ExecutionStatus.SKIPPED]
-    assert str(first.id) in (rows[1].error or "")
-
-
-def test_the_retry_takes_its_own_executions_stale_lock_over_instead_of_waiting(
-    app: Celery,
-    db: Database,
-    wsettings: Settings,
-    redis_client: redis.Redis,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Before: the retry waited for the lock its own failed attempt left until the key's TTL ran
-    out (here, with a max_queue_wait below it, it ended ``skipped`` after 0.3 s, never run again)."""
-    key = Keys(wsettings.key_prefix).workflow_lock
-    with scripted_server([500, 200]) as srv:
-        wf = _flaky(db, srv.url)
-        tr = make_trigger(db, wf)
-        with caplog.at_level(logging.WARNING, logger="woow.worker"):
-            result, (first, stale) = _first_attempt_fails_and_its_release_is_lost(
-                monkeypatch, app, db, redis_client, wf, tr
-            )
-    assert result["outcome"] == "succeeded" and result["attempt"] == 2, result
-    assert len(srv.requests) == 2
-    (row,) = executions(db, wf.id)
-    assert row.id == first.id and row.status == ExecutionStatus.SUCCEEDED and row.attempt == 2
-    assert row.lock_token != first.lock_token
-    assert first.fence is not None and row.fence is not None and row.fence > first.fence
-    assert redis_client.get(key(wf.id)) is None
-    taken = [r.getMessage() for r in caplog.records if "stale lock taken over" in r.getMessage()]
-    assert len(taken) == 1 and stale in taken[0]
-
-
-def test_an_allow_retry_takes_its_own_stale_lease_over_instead_of_being_dropped(
-    app: Celery,
-    db: Database,
-    wsettings: Settings,
-    redis_client: redis.Redis,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """An ``allow`` run holds a lease of its own execution.  Before: the retry met the lease its
-    failed attempt left, was dropped as a duplicate ("claimed concurrently") and the row stayed
-    ``retrying`` until the reaper re-sent it, visibility_timeout + fire_journal_grace after it was due
-    (2 h with the defaults)."""
-    lease = Keys(wsettings.key_prefix).execution_lease
-    with scripted_server([500, 200]) as srv:
-        wf = _flaky(db, srv.url, ConcurrencyPolicy.ALLOW)
-        tr = make_trigger(db, wf)
-        with caplog.at_level(logging.WARNING, logger="woow.worker"):
-            result, (first, stale) = _first_attempt_fails_and_its_release_is_lost(
-                monkeypatch, app, db, redis_client, wf, tr
-            )
-    assert result["outcome"] == "succeeded" and result["attempt"] == 2, result
-    (row,) = executions(db, wf.id)
-    assert row.id == first.id and row.status == ExecutionStatus.SUCCEEDED and row.attempt == 2
-    assert first.fence is not None and row.fence is not None and row.fence > first.fence
-    assert redis_client.get(lease(row.id)) is None
-    taken = [r.getMessage() for r in caplog.records if "stale lock taken over" in r.getMessage()]
-    assert len(taken) == 1 and stale in taken[0]
-
-
-def test_a_duplicate_retry_meeting_the_lease_a_retry_took_is_a_duplicate(
-    app: Celery, db: Database, wsettings: Settings, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The retry's claim of an ``allow`` row took its lease (new token) and has not moved the row
-    ``retrying`` -> ``running`` yet: another delivery of that retry is a duplicate, the lease is left."""
-    keys = Keys(wsettings.key_prefix)
-    seen: list[tuple[dict[str, Any], Any, str]] = []
-    with scripted_server([500, 200]) as srv:
-        wf = _flaky(db, srv.url, ConcurrencyPolicy.ALLOW)
-        tr = make_trigger(db, wf)
-
-        def retry_claims_then_its_duplicate(row: Execution, value: str) -> None:
-            key = keys.execution_lease(row.id)
-            retry = WorkflowLock(redis_client, key, 30, owner=str(row.id), fence=keys.lease_fence)
-            assert retry.acquire(expected=value)  # what the retry's claim does to the stale lease
-            again = FirePayload(
-                workflow_id=wf.id,
-                trigger_id=tr.id,
-                user_id="u",
-                scheduled_for=FIRE,
-                execution_id=row.id,
-                enqueued_at=datetime.now(UTC),
-            )
-            seen.append((_apply(app, again), redis_client.get(key), retry.value))
-            assert retry.release()
-
-        result, _ = _first_attempt_fails_and_its_release_is_lost(
-            monkeypatch, app, db, redis_client, wf, tr, retry_claims_then_its_duplicate
-        )
-    ((duplicate, held, value),) = seen
-    assert duplicate["outcome"] == "duplicate", duplicate
-    assert held == value  # untouched
-    assert result["outcome"] == "succeeded" and result["attempt"] == 2, result

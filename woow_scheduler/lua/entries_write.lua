@@ -1,7 +1,6 @@
 -- Write a batch of RedBeat entries in one round trip (the reconciler's write phase).
 -- KEYS: entry hashes; ARGV[1]: RedBeat schedule zset; then four values per key:
---   op ('w' write, 'd' delete), definition ('' = keep the stored one; a new one is written with
---   its sha1 in the field 'sha'),
+--   op ('w' write, 'd' delete), definition ('' = keep the stored one),
 --   meta ('' = none; written only when the entry has none: never overwrites a fire), score.
 -- Returns the number of keys touched.
 local zset = ARGV[1]
@@ -13,9 +12,7 @@ for i = 1, #KEYS do
     redis.call('DEL', key)
   else
     if ARGV[base + 1] ~= '' then
-      -- 'sha': the definition's sha1, written with it and only here (beat's entries_unchanged.lua
-      -- compares it instead of hashing the definition at the due instant)
-      redis.call('HSET', key, 'definition', ARGV[base + 1], 'sha', redis.sha1hex(ARGV[base + 1]))
+      redis.call('HSET', key, 'definition', ARGV[base + 1])
     end
     if ARGV[base + 2] ~= '' then
       redis.call('HSETNX', key, 'meta', ARGV[base + 2])

@@ -139,7 +139,6 @@ class WoowSchedulerEntry(RedBeatSchedulerEntry):  # type: ignore[misc]
         client = get_redis(self.app)
         with client.pipeline() as pipe:
             pipe.hset(self.key, "definition", dumps(definition))
-            pipe.hdel(self.key, "sha")  # (the sync's sha1 of its own definition: not this one's)
             pipe.hsetnx(self.key, "meta", encode_meta(self.last_run_at, self.total_run_count or 0))
             pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
             pipe.execute()
@@ -491,10 +490,9 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             # check of the prepared entries in one round trip instead of two
             script = self._unchanged(client)
             with client.pipeline(transaction=False) as pipe:
-                scripts = _Scripts(pipe)
                 pipe.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts)
-                scripts.add(script, [k for k, _ in pre], _unchanged_args(pre))
-                due, flags = scripts.execute()
+                script(keys=[k for k, _ in pre], args=_unchanged_args(pre), client=pipe)
+                due, flags = pipe.execute()
             self._prechecked = {k: int(ok) == 1 for (k, _), ok in zip(pre, flags, strict=True)}
         else:
             due = cast(list[str], client.zrangebyscore(self.keys.redbeat_schedule, 0, now_ts))
@@ -643,23 +641,22 @@ class WoowScheduler(RedBeatScheduler):  # type: ignore[misc]
             fired_keys: list[str] = [schedule_key, fired_key]
             fired_args: list[Any] = [FIRED_STREAM_MAXLEN]
             with client.pipeline(transaction=False) as pipe:
-                scripts = _Scripts(pipe)
                 for key, args in writes:
                     if len(args) == 6:  # fired: every such entry of the chunk in one script call
                         sha, new_meta, score, record, _, seen = args
                         fired_keys.append(key)
                         fired_args += (sha, new_meta, score, record, seen)
                     elif args:  # parked
-                        scripts.add(self._fired_script(client), [key, schedule_key, fired_key], args)
+                        self._fired_script(client)(keys=[key, schedule_key, fired_key], args=args, client=pipe)
                     else:
                         pipe.zrem(schedule_key, key)
                 if len(fired_keys) > 2:
                     if inflight is not None:  # (its reply is read by the next take, at the latest on close)
                         inflight.send("EVAL", _lua("entries_fired"), len(fired_keys), *fired_keys, *fired_args)
                     else:
-                        scripts.add(self._fired_many_script(client), fired_keys, fired_args)
+                        self._fired_many_script(client)(keys=fired_keys, args=fired_args, client=pipe)
                 if len(pipe):
-                    scripts.execute()
+                    pipe.execute()
         if misfired > 20:
             log.info("beat: %d triggers misfired in this pass (policies applied; details at DEBUG)", misfired)
         for key, decoded, meta in generic:
@@ -1349,37 +1346,6 @@ def _unchanged_args(entries: list[tuple[str, _PreparedEntry]]) -> list[str]:
     for _, entry in entries:
         args += (entry.decoded.sha, entry.meta)
     return args
-
-
-class _Scripts:
-    """Lua scripts in a pipeline as bare ``EVALSHA`` commands.  Through redis-py's ``Script`` itself,
-    the pipeline would first ask the server ``SCRIPT EXISTS`` of its scripts: one more round trip
-    on every pass, in front of the due instant's check of the prepared entries."""
-
-    def __init__(self, pipe: Any) -> None:
-        self.pipe = pipe
-        self._queued: list[tuple[int, Any, list[str], list[Any]]] = []
-
-    def add(self, script: Any, keys: list[str], args: list[Any]) -> None:
-        """Queue ``script`` (a redis-py ``Script``) on the pipeline after what is queued so far."""
-        self.pipe.evalsha(script.sha, len(keys), *keys, *args)
-        self._queued.append((len(self.pipe) - 1, script, keys, args))
-
-    def execute(self) -> list[Any]:
-        """The pipeline's replies, as ``execute`` gives them.  A script the server answered
-        ``NOSCRIPT`` (restarted, or ``SCRIPT FLUSH``: it ran nothing) runs again on its own through
-        its ``Script``, which loads it and runs it once more; then the first error, if any, is
-        raised.  (The commands of one pipeline touch distinct entries: one that runs after the
-        others changes no outcome.)"""
-        replies = self.pipe.execute(raise_on_error=False)
-        for n, script, keys, args in self._queued:
-            if isinstance(replies[n], redis.exceptions.NoScriptError):
-                replies[n] = script(keys=keys, args=args)
-        self._queued = []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return cast(list[Any], replies)
 
 
 def _jitter_of(definition: dict[str, Any]) -> float:

@@ -2,10 +2,8 @@
 
 Every pass is idempotent and safe to run concurrently with beat and with other passes:
 
-- Entries are written with three commands (``HSET definition`` with its sha1 in ``sha``, ``HSETNX
-  meta``, ``ZADD``; ``lua/entries_write.lua``) in batches, never through
-  ``RedBeatSchedulerEntry.save()``.  ``sha`` is written only there (beat compares it at the due
-  instant instead of hashing the definition; an entry without it is hashed).
+- Entries are written with three commands (``HSET definition``, ``HSETNX meta``, ``ZADD``) in
+  pipelined batches, never through ``RedBeatSchedulerEntry.save()``.
 - An existing entry's ``meta`` (its last fire) is never overwritten by a reconcile; a missing one is
   rebuilt from ``triggers.previous_fire_time``.
 - Scores written here come from a position at or before the true one, so they can only be early,

@@ -15,12 +15,9 @@ Every write is conditional, so concurrent deliveries of one fire cannot both win
   the delivery is retried later until the run ends (never dropped: the run may die); held but its
   holder process is known dead (same node, pid gone) -> taken over at once; free -> taken over;
   ``queued``/``retrying`` -> claimed.
-- **lock held**: when the lock names an execution whose row is finished, or ``retrying`` with the
-  lock's own token still on the row (the attempt that took it recorded its failure; a retry's claim
-  takes the lock with a new token), its release was lost (or undone by a Redis failover that
-  promoted a replica which had not seen it) and the lock is stale: it is taken over in one
-  compare-and-set (:meth:`Delivery.acquire_held`; an ``allow`` lease names its own execution, so
-  there only the retry's own claim meets it).
+- **lock held**: when the lock names an execution whose row is finished (a release lost, or undone
+  by a Redis failover that promoted a replica which had not seen it), the lock is stale: it is
+  taken over in one compare-and-set (:meth:`Delivery.acquire_held`; workflow locks only).
   Otherwise the policy object decides (:class:`Forbid`, :class:`Queue`, :class:`Allow`).
 - a message naming an execution of another workflow or user is refused: nothing is written.
 """
@@ -106,6 +103,9 @@ class Policy:
     """A concurrency policy: the lock key it takes and what a fire does when that lock is held."""
 
     kind: ClassVar[ConcurrencyPolicy]
+    #: the lock is the workflow's, held by one run at a time: a lock naming a finished execution is
+    #: stale and is taken over (:meth:`Delivery.acquire_held`)
+    frees_stale: ClassVar[bool] = True
 
     def lock_key(self, keys: Keys, workflow_id: uuid.UUID, execution_id: uuid.UUID) -> str:
         return keys.workflow_lock(workflow_id)
@@ -193,6 +193,8 @@ class Allow(Policy):
     """No workflow lock: a per-execution lease (with its own fence) proves the run is alive."""
 
     kind = ConcurrencyPolicy.ALLOW
+    # a lease names its own execution only, and a finished row is never claimed: nothing to free
+    frees_stale = False
 
     def lock_key(self, keys: Keys, workflow_id: uuid.UUID, execution_id: uuid.UUID) -> str:
         return keys.execution_lease(execution_id)
@@ -447,7 +449,7 @@ class Delivery:
         new_id = uuid.uuid4()
         lock = policy.new_lock(self, wf.id, new_id)
         if not lock.acquire():
-            holder = self.acquire_held(wf, lock)
+            holder = self.acquire_held(policy, wf, lock)
             if holder is not None:
                 return policy.new_fire_held(self, wf, new_id, holder)
         self.held = lock
@@ -460,64 +462,44 @@ class Delivery:
             return Claim(Outcome.RUN, new_id, 1, lock, scheduled_for=p.scheduled_for, user_id=p.user_id)
         return self.existing_fire(wf)
 
-    def acquire_held(self, wf: h.WorkflowDef, lock: WorkflowLock) -> str | None:
+    def acquire_held(self, policy: Policy, wf: h.WorkflowDef, lock: WorkflowLock) -> str | None:
         """The acquire of ``lock`` found it held: ``None`` when it is ours after all, else who holds it.
 
-        A lock whose holder's run has ended is stale (:meth:`stale_holder`): its run recorded its
-        outcome and its release was lost (sent unanswered and dropped, or undone by a Redis failover
-        to a replica that had not seen it).  It is taken over only while the key still holds exactly
-        the value read (``lua/acquire.lua`` with ``expected``: compare and take in one step, with a
-        new fence).  A delete followed by a second acquire would leave a moment with the key gone
-        and the fence counter still at the stale holder's fence, in which a frozen holder that
-        resumes re-takes the key with ``lua/renew.lua``.  See docs/reliability.md for every way a
-        row ends while its lock stays.  Any other holder -- an active run, a retry's claim, a row
-        missing, a value naming no execution -- holds it, as before.
+        A lock naming an execution whose row is finished (not queued, running or retrying) is
+        stale: its run recorded its outcome and its release was lost (sent unanswered and dropped,
+        or undone by a Redis failover to a replica that had not seen it).  It is taken over only
+        while the key still holds exactly the value read (``lua/acquire.lua`` with ``expected``:
+        compare and take in one step, with a new fence).  A delete followed by a second acquire
+        would leave a moment with the key gone and the fence counter still at the stale holder's
+        fence, in which a frozen holder that resumes re-takes the key with ``lua/renew.lua``.
+        Finished is final: no claim ever moves such a row again, so no run of that execution can
+        still need the lock (see docs/reliability.md for every way a row ends while its lock stays).
+        A holder whose row is active or missing, or a value naming no execution: held, as before.
         """
         value = lock.holder()
-        if value is not None:
-            status = self.stale_holder(wf, value)
-            if status is not None:
-                if lock.acquire(expected=value):
-                    self.rlog.warning(
-                        "stale lock taken over: its holder's run has ended",
-                        key=lock.key,
-                        holder=value,
-                        holder_status=status.value,
-                        fence=lock.fence,
-                    )
-                    return None
-                value = lock.holder()  # changed since it was read: held by whoever holds it now
+        if policy.frees_stale and value is not None and self.finished_holder(wf, value):
+            if lock.acquire(expected=value):
+                self.rlog.warning(
+                    "stale lock taken over: its holder's execution is finished",
+                    key=lock.key,
+                    holder=value,
+                    fence=lock.fence,
+                )
+                return None
+            value = lock.holder()  # changed since it was read: held by whoever holds it now
         return _owner(value)
 
-    def stale_holder(self, wf: h.WorkflowDef, value: str) -> ExecutionStatus | None:
-        """The status of the execution of ``wf`` the lock value ``value`` names when that value is
-        stale (its run ended, nothing can still need it), else ``None``.
-
-        - finished: final, no claim ever moves such a row again.
-        - ``retrying`` *and* the row still carries the value's token: the token is the lock handle
-          of the attempt that ended (``record`` moves the row ``running`` -> ``retrying`` under that
-          token, after the attempt's last step, and leaves ``lock_token`` as it was).  A retry's
-          claim takes the lock with a new token *before* it moves the row ``retrying`` ->
-          ``running``: in that window the row is ``retrying`` with the old token and the lock
-          carries the new one, so it is held.  Nothing else makes a row ``retrying``, a
-          ``retrying`` row's token changes only by such a claim, and every lock handle draws its
-          own random token (:class:`.lock.WorkflowLock`).
-        """
-        token, owner = split_lock_value(value)
+    def finished_holder(self, wf: h.WorkflowDef, value: str) -> bool:
+        """True when the lock value ``value`` names an execution of ``wf`` whose row is finished."""
+        _, owner = split_lock_value(value)
         if owner is None:
-            return None
+            return False
         try:
             holder_id = uuid.UUID(owner)
         except ValueError:
-            return None
+            return False
         row: h.ExecRow | None = self.sql(h.get_execution, holder_id)
-        if row is None or row.workflow_id != wf.id:
-            return None
-        if row.status.is_final:
-            return row.status
-        if row.status is ExecutionStatus.RETRYING and token is not None and row.lock_token == token:
-            return row.status
-        return None
+        return row is not None and row.workflow_id == wf.id and row.status.is_final
 
     def insert_new(self, wf: h.WorkflowDef, values: dict[str, Any], *, any_state: bool = False) -> bool:
         """Insert the fire's row against the definition ``wf`` (and, unless ``any_state``, a trigger
@@ -620,7 +602,7 @@ class Delivery:
             expected = self.running_holder(wf, row, rlog)
         lock = policy.new_lock(self, wf.id, row.id)
         if not lock.acquire(expected=expected):
-            holder = self.acquire_held(wf, lock)
+            holder = self.acquire_held(policy, wf, lock)
             if holder is not None:
                 return policy.existing_held(self, wf, row, holder, rlog)
         self.held = lock
